@@ -1,0 +1,2 @@
+// Placeholder until the BLAS library lands.
+#include "axle/axle.hpp"

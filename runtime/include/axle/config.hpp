@@ -1,0 +1,52 @@
+// axle/config.hpp: the configuration file and environment.
+//
+// The config file is TOML. It is the file named by AXLE_CONFIG, else ./axle.toml,
+// else $XDG_CONFIG_HOME/axle/axle.toml (~/.config/axle/axle.toml). Keys (all optional):
+//
+//   device    = "opencl:0"                 # as AXLE_DEVICE
+//   fallback  = ["opencl:gpu", "opencl:cpu"]  # tried in order if `device` cannot serve
+//   log       = "info"                     # as AXLE_LOG
+//   cache_dir = "/path/to/cache"           # as AXLE_CACHE_DIR
+//   tuning_file = "/path/to/tuning.json"   # user tuning database (as AXLE_TUNING_FILE)
+//
+// An unknown key, a wrong type or malformed TOML is a ConfigError naming the file,
+// the line and the key. Environment variables win over the file.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace axle {
+
+struct Config {
+  std::string path;  ///< the file it was read from ("" when none was found)
+  std::string device;
+  std::vector<std::string> fallback;
+  std::string log;
+  std::string cache_dir;
+  std::string tuning_file;
+};
+
+/// Parse one config file. Throws ConfigError.
+Config load_config(const std::string& path);
+
+/// Parse config text (`path` is used in messages only). Throws ConfigError.
+Config parse_config(const std::string& text, const std::string& path);
+
+/// The config in effect for this process (read once, on first use; see above).
+/// A malformed file throws ConfigError on every call.
+const Config& active_config();
+
+/// Where compiled kernels are cached: AXLE_CACHE_DIR, else the config's cache_dir,
+/// else $XDG_CACHE_HOME/axle, else ~/.cache/axle.
+std::string cache_dir();
+
+/// Where user tuning results go: AXLE_TUNING_FILE, else the config's tuning_file,
+/// else <cache_dir>/tuning.json.
+std::string tuning_file();
+
+/// Forget the cached active config (for tests that change the environment).
+void reset_config_for_testing();
+
+}  // namespace axle

@@ -1,0 +1,128 @@
+// axle/device.hpp: backends, devices and choosing one.
+//
+// A Device is a cheap, copyable handle to a device that stays alive as long as any
+// handle, buffer, stream or program made from it does. All functions here are
+// thread-safe.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "axle/types.hpp"
+
+namespace axle {
+
+namespace detail {
+class DeviceImpl;
+}
+
+class Buffer;
+template <typename T>
+class PinnedBuffer;
+class Stream;
+class Event;
+class Program;
+struct Source;
+struct BuildOptions;
+
+/// Properties that mean the same on every backend.
+struct DeviceInfo {
+  std::string backend;         ///< "opencl" or "cuda"
+  int index = 0;               ///< index within the backend (as in "opencl:1")
+  std::string name;            ///< e.g. "NVIDIA H100 80GB HBM3"
+  std::string vendor;          ///< e.g. "NVIDIA Corporation", "The pocl project"
+  std::string driver_version;  ///< driver version string
+  std::string version;         ///< OpenCL device version, or "CUDA 12.4" style
+  std::string architecture;    ///< "sm_90" on CUDA; device name / PoCL target on OpenCL
+  std::string platform;        ///< OpenCL platform name, "" on CUDA
+  DeviceType type = DeviceType::Other;
+  unsigned compute_units = 0;  ///< SMs on CUDA, compute units on OpenCL
+  unsigned max_clock_mhz = 0;
+  std::uint64_t global_mem_bytes = 0;
+  std::uint64_t max_alloc_bytes = 0;  ///< largest single allocation
+  std::uint64_t local_mem_bytes = 0;  ///< local (shared) memory per work-group
+  std::size_t max_work_group_size = 0;
+  std::size_t max_work_item_sizes[3] = {0, 0, 0};
+  unsigned sub_group_size = 0;  ///< warp size on CUDA, 0 when unknown
+  unsigned preferred_vector_width_float = 1;
+  bool fp16 = false;  ///< native half arithmetic
+  bool fp64 = false;
+  bool unified_memory = false;  ///< host and device share memory
+};
+
+/// One compiled-in backend and whether it can serve here.
+struct BackendStatus {
+  std::string name;    ///< "opencl", "cuda"
+  bool available = false;
+  std::string reason;  ///< why not, when !available ("libcuda.so.1: cannot open shared object file ...")
+  int device_count = 0;
+};
+
+class Device {
+ public:
+  Device() = default;  ///< an empty handle; every call but valid() throws
+  explicit Device(std::shared_ptr<detail::DeviceImpl> impl);
+
+  bool valid() const noexcept { return impl_ != nullptr; }
+  const DeviceInfo& info() const;
+  const std::string& backend() const { return info().backend; }
+  const std::string& name() const { return info().name; }
+  /// "opencl:0" style identifier that AXLE_DEVICE accepts.
+  std::string id() const;
+
+  /// Allocate `bytes` of device memory (uninitialised). Throws InvalidArgument for 0
+  /// or more than max_alloc_bytes, OutOfMemory when the device has no room.
+  Buffer alloc_bytes(std::size_t bytes) const;
+  template <typename T>
+  Buffer alloc(std::size_t count) const;
+
+  /// Page-locked host memory usable for fast, truly asynchronous copies.
+  template <typename T>
+  PinnedBuffer<T> alloc_pinned(std::size_t count) const;
+
+  Stream create_stream() const;
+  Event create_event() const;
+
+  /// Build a program (from the in-memory or disk cache when possible).
+  Program build(const Source& source) const;
+  Program build(const Source& source, const BuildOptions& options) const;
+
+  /// Wait for all work on every stream of this device.
+  void synchronize() const;
+
+  bool operator==(const Device& o) const noexcept { return impl_ == o.impl_; }
+  bool operator!=(const Device& o) const noexcept { return impl_ != o.impl_; }
+
+  detail::DeviceImpl& impl() const;
+  const std::shared_ptr<detail::DeviceImpl>& shared_impl() const noexcept { return impl_; }
+
+ private:
+  std::shared_ptr<detail::DeviceImpl> impl_;
+};
+
+/// Every backend compiled into this build, available or not, with the reason.
+std::vector<BackendStatus> backends();
+
+/// Every device of every available backend, in default-preference order
+/// (CUDA GPUs, OpenCL GPUs, other OpenCL devices).
+std::vector<Device> devices();
+
+/// Devices of one backend ("opencl" / "cuda"); empty when it is unavailable.
+std::vector<Device> devices(std::string_view backend);
+
+/// Pick a device from a spec: "cuda", "cuda:0", "opencl:1", "opencl:cpu", "opencl:gpu",
+/// "gpu", "cpu", or a substring of a device name (case-insensitive). Throws
+/// DeviceUnavailable listing every backend and why it was rejected.
+Device select_device(std::string_view spec);
+
+/// The default device. Precedence: `spec` when non-empty; AXLE_DEVICE; the config
+/// file's `device` (then its `fallback` list); the default order. A device asked for
+/// explicitly that cannot serve throws DeviceUnavailable; there is no silent fallback
+/// unless the config names one.
+Device default_device(std::string_view spec = {});
+
+}  // namespace axle

@@ -1,0 +1,52 @@
+// axle/event.hpp: markers in a stream's work, for ordering and timing.
+//
+// An Event is recorded on a stream (Stream::record); another stream can wait on it
+// (Stream::wait), the host can wait on it, and two events give the elapsed device
+// time between them. Move-only; thread-safe to query from any thread.
+#pragma once
+
+#include <memory>
+
+#include "axle/device.hpp"
+
+namespace axle {
+
+namespace detail {
+class EventImpl;
+}
+
+class Event {
+ public:
+  Event() noexcept;
+  Event(Event&&) noexcept;
+  Event& operator=(Event&&) noexcept;
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+  ~Event();
+
+  bool valid() const noexcept { return impl_ != nullptr; }
+  /// True once it has been recorded on some stream.
+  bool recorded() const noexcept;
+  /// Block the host until the work before the record point has finished.
+  void synchronize() const;
+  /// True when the work before the record point has finished (never blocks).
+  bool query() const;
+  /// Device time in milliseconds from `start` to this event. Both must be recorded
+  /// on the same device and complete (this call waits for them).
+  float elapsed_ms(const Event& start) const;
+  const Device& device() const noexcept { return device_; }
+  /// cl_event of the last record on OpenCL, CUevent on CUDA.
+  void* native_handle() const;
+
+  detail::EventImpl& impl() const;
+  Event(Device device, std::unique_ptr<detail::EventImpl> impl) noexcept;
+
+ private:
+  Device device_;
+  std::unique_ptr<detail::EventImpl> impl_;
+};
+
+/// Milliseconds between two recorded events (end.elapsed_ms(start)).
+inline float elapsed_ms(const Event& start, const Event& end) { return end.elapsed_ms(start); }
+
+}  // namespace axle

@@ -1,0 +1,16 @@
+// axle/log.hpp: logging control.
+//
+// Axle logs through spdlog, one named logger per subsystem ("axle.rt", "axle.jit",
+// "axle.mem", "axle.opencl", "axle.cuda", "axle.blas", "axle.config"), all off by
+// default. AXLE_LOG=debug turns every subsystem to debug; AXLE_LOG=jit=debug,mem=trace
+// sets them one by one (levels: trace, debug, info, warn, error, off).
+#pragma once
+
+#include <string>
+
+namespace axle {
+
+/// Apply a level spec like the AXLE_LOG variable. Throws ConfigError when malformed.
+void set_log_levels(const std::string& spec);
+
+}  // namespace axle

@@ -1,0 +1,197 @@
+// axle/stream.hpp: in-order queues of copies, fills and kernel launches.
+//
+// Work on one Stream runs in the order it was enqueued; work on different streams
+// may overlap unless ordered with events. Every enqueue is asynchronous: host memory
+// handed to a copy must stay valid (and, for a device-to-host copy, unread) until the
+// stream is synchronized or an event recorded after the copy has completed.
+//
+// A Stream is move-only and owns its native queue unless made by Stream::adopt.
+// One Stream must not be used by two threads at once; distinct streams may.
+#pragma once
+
+#include <cstddef>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "axle/buffer.hpp"
+#include "axle/event.hpp"
+#include "axle/program.hpp"
+
+namespace axle {
+
+namespace detail {
+class StreamImpl;
+}
+
+/// A work-group local (CUDA: shared) memory argument of `bytes` bytes.
+struct LocalMem {
+  std::size_t bytes = 0;
+};
+template <typename T>
+LocalMem local(std::size_t count) {
+  return LocalMem{count * sizeof(T)};
+}
+
+/// One bound kernel argument (by value).
+struct KernelArg {
+  enum class Kind { Scalar, Buffer, Local };
+  static constexpr std::size_t kMaxScalarBytes = 64;
+
+  Kind kind = Kind::Scalar;
+  std::size_t size = 0;  ///< scalar: bytes; local: bytes requested
+  unsigned char value[kMaxScalarBytes] = {};
+  const Buffer* buffer = nullptr;  ///< Kind::Buffer
+  std::size_t offset_bytes = 0;    ///< Kind::Buffer: view offset
+
+  template <typename T>
+  static KernelArg scalar(const T& v) {
+    static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= kMaxScalarBytes,
+                  "kernel scalar arguments must be trivially copyable and at most 64 bytes");
+    KernelArg a;
+    a.kind = Kind::Scalar;
+    a.size = sizeof(T);
+    std::memcpy(a.value, &v, sizeof(T));
+    return a;
+  }
+  static KernelArg buffer_arg(const Buffer& b, std::size_t offset_bytes) {
+    KernelArg a;
+    a.kind = Kind::Buffer;
+    a.buffer = &b;
+    a.offset_bytes = offset_bytes;
+    return a;
+  }
+  static KernelArg local_arg(std::size_t bytes) {
+    KernelArg a;
+    a.kind = Kind::Local;
+    a.size = bytes;
+    return a;
+  }
+};
+
+namespace detail {
+inline KernelArg to_arg(const Buffer& b) { return KernelArg::buffer_arg(b, 0); }
+inline KernelArg to_arg(Buffer& b) { return KernelArg::buffer_arg(b, 0); }
+template <typename T>
+KernelArg to_arg(const BufferView<T>& v) {
+  return KernelArg::buffer_arg(v.buffer(), v.offset_bytes());
+}
+inline KernelArg to_arg(const LocalMem& l) { return KernelArg::local_arg(l.bytes); }
+inline KernelArg to_arg(const KernelArg& a) { return a; }
+template <typename T, typename = std::enable_if_t<std::is_arithmetic_v<T> || std::is_enum_v<T> ||
+                                                  (std::is_trivially_copyable_v<T> && std::is_class_v<T>)>>
+KernelArg to_arg(const T& v) {
+  return KernelArg::scalar(v);
+}
+}  // namespace detail
+
+class Stream {
+ public:
+  Stream() noexcept;
+  Stream(Stream&&) noexcept;
+  Stream& operator=(Stream&&) noexcept;
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+  ~Stream();  ///< waits for outstanding work, never throws
+
+  bool valid() const noexcept { return impl_ != nullptr; }
+  const Device& device() const noexcept { return device_; }
+
+  // ---- copies (sizes must match exactly; both sides are range-checked) ----
+  template <typename T>
+  void copy(const T* host, std::size_t count, const BufferView<T>& dst) {
+    check_host_count(count, dst.size(), "host -> device");
+    copy_h2d_bytes(host, dst.buffer(), dst.offset_bytes(), count * sizeof(T));
+  }
+  template <typename T>
+  void copy(const BufferView<T>& src, T* host, std::size_t count) {
+    check_host_count(count, src.size(), "device -> host");
+    copy_d2h_bytes(src.buffer(), src.offset_bytes(), host, count * sizeof(T));
+  }
+  template <typename T>
+  void copy(const std::vector<T>& host, const BufferView<T>& dst) {
+    copy(host.data(), host.size(), dst);
+  }
+  template <typename T>
+  void copy(const BufferView<T>& src, std::vector<T>& host) {
+    copy(src, host.data(), host.size());
+  }
+  template <typename T>
+  void copy(const PinnedBuffer<T>& host, const BufferView<T>& dst) {
+    copy(host.data(), host.size(), dst);
+  }
+  template <typename T>
+  void copy(const BufferView<T>& src, const PinnedBuffer<T>& host) {
+    copy(src, host.data(), host.size());
+  }
+  template <typename T>
+  void copy(const BufferView<T>& src, const BufferView<T>& dst) {
+    check_host_count(src.size(), dst.size(), "device -> device");
+    copy_d2d_bytes(src.buffer(), src.offset_bytes(), dst.buffer(), dst.offset_bytes(), src.size_bytes());
+  }
+  /// Whole-buffer forms.
+  template <typename T>
+  void copy(const std::vector<T>& host, const Buffer& dst) {
+    copy(host, dst.view<T>());
+  }
+  template <typename T>
+  void copy(const Buffer& src, std::vector<T>& host) {
+    copy(src.view<T>(), host);
+  }
+
+  /// Set every element of `dst` to `value` (sizeof(T) in 1, 2, 4, 8, 16).
+  template <typename T>
+  void fill(const BufferView<T>& dst, const T& value) {
+    fill_bytes(dst.buffer(), dst.offset_bytes(), dst.size_bytes(), &value, sizeof(T));
+  }
+
+  // ---- kernels ----
+  /// Launch `kernel` over `global` work-items in groups of `local` (Range{} lets the
+  /// backend choose). `global` must be a multiple of `local` in every dimension (see
+  /// axle::round_up). Arguments bind by value: scalars, BufferView<T>/Buffer, LocalMem.
+  template <typename... Args>
+  void launch(const Kernel& kernel, const Range& global, const Range& local, const Args&... args) {
+    std::vector<KernelArg> bound;
+    bound.reserve(sizeof...(Args));
+    (bound.push_back(detail::to_arg(args)), ...);
+    launch_args(kernel, global, local, bound);
+  }
+  void launch_args(const Kernel& kernel, const Range& global, const Range& local,
+                   const std::vector<KernelArg>& args);
+
+  // ---- ordering ----
+  /// Record a new event at this point of the stream.
+  Event record();
+  /// Re-record `event` at this point of the stream.
+  void record(Event& event);
+  /// Work enqueued after this call waits for `event`.
+  void wait(const Event& event);
+  /// Block the host until everything enqueued so far has finished. Errors of
+  /// asynchronous work surface here as axle::Error.
+  void synchronize();
+
+  /// cl_command_queue on OpenCL, CUstream on CUDA.
+  void* native_handle() const;
+  /// Wrap a native queue/stream without taking ownership.
+  static Stream adopt(const Device& device, void* native_queue);
+
+  // ---- untyped forms ----
+  void copy_h2d_bytes(const void* host, const Buffer& dst, std::size_t dst_offset, std::size_t bytes);
+  void copy_d2h_bytes(const Buffer& src, std::size_t src_offset, void* host, std::size_t bytes);
+  void copy_d2d_bytes(const Buffer& src, std::size_t src_offset, const Buffer& dst, std::size_t dst_offset,
+                      std::size_t bytes);
+  void fill_bytes(const Buffer& dst, std::size_t offset, std::size_t bytes, const void* pattern,
+                  std::size_t pattern_size);
+
+  detail::StreamImpl& impl() const;
+  Stream(Device device, std::unique_ptr<detail::StreamImpl> impl) noexcept;
+
+ private:
+  static void check_host_count(std::size_t a, std::size_t b, const char* what);
+  Device device_;
+  std::unique_ptr<detail::StreamImpl> impl_;
+};
+
+}  // namespace axle

@@ -1,0 +1,174 @@
+// Internal backend interface. Each backend (backends/<name>/) implements these
+// classes; the runtime front end (runtime/src/*.cpp) validates every argument before
+// calling them, so implementations may assume: sizes non-zero and in range, offsets
+// in range, buffers/streams/events on this device, Range dims consistent.
+//
+// Implementations report failures by throwing axle::Error subclasses with
+// Details{backend, status, status_name, call}. Destructors must never throw.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <string>
+#include <vector>
+
+#include "axle/device.hpp"
+#include "axle/error.hpp"
+#include "axle/program.hpp"
+#include "axle/stream.hpp"
+#include "axle/types.hpp"
+
+namespace axle::detail {
+
+class DeviceImpl;
+
+class BufferImpl {
+ public:
+  virtual ~BufferImpl() = default;
+  virtual std::size_t size_bytes() const = 0;
+  /// cl_mem / CUdeviceptr (cast to void*).
+  virtual void* native() const = 0;
+};
+
+class PinnedImpl {
+ public:
+  virtual ~PinnedImpl() = default;
+  virtual void* data() const = 0;
+  virtual std::size_t size_bytes() const = 0;
+};
+
+class EventImpl {
+ public:
+  virtual ~EventImpl() = default;
+  virtual bool recorded() const = 0;
+  virtual void synchronize() = 0;
+  virtual bool query() = 0;
+  /// Milliseconds from `start` to this event; both recorded and on this device.
+  virtual float elapsed_ms(EventImpl& start) = 0;
+  virtual void* native() const = 0;
+};
+
+class KernelImpl {
+ public:
+  virtual ~KernelImpl() = default;
+  virtual const std::string& name() const = 0;
+  virtual unsigned num_args() const = 0;
+  /// Size in bytes of parameter i when the backend knows it (0 when unknown).
+  virtual std::size_t arg_size(unsigned i) const = 0;
+  virtual std::size_t max_work_group_size() const = 0;
+  virtual void* native() const = 0;
+  virtual const Device& device() const = 0;
+};
+
+class ProgramImpl {
+ public:
+  virtual ~ProgramImpl() = default;
+  /// Throws KernelNotFound (listing the kernels it has) when absent.
+  virtual std::shared_ptr<KernelImpl> kernel(const std::string& name) = 0;
+  virtual std::vector<std::string> kernel_names() const = 0;
+  /// The compiled binary, suitable for DeviceImpl::load_binary (cubin / program binary).
+  virtual std::vector<std::uint8_t> binary() const = 0;
+  virtual void* native() const = 0;
+  virtual const Device& device() const = 0;
+
+  // Set by the front end.
+  std::string cache_key;
+  bool from_disk_cache = false;
+};
+
+class StreamImpl {
+ public:
+  virtual ~StreamImpl() = default;  ///< must wait for outstanding work and never throw
+  virtual void copy_h2d(const void* host, BufferImpl& dst, std::size_t dst_offset, std::size_t bytes) = 0;
+  virtual void copy_d2h(BufferImpl& src, std::size_t src_offset, void* host, std::size_t bytes) = 0;
+  virtual void copy_d2d(BufferImpl& src, std::size_t src_offset, BufferImpl& dst, std::size_t dst_offset,
+                        std::size_t bytes) = 0;
+  /// pattern_size in {1,2,4,8,16,...}; offset and bytes are multiples of it.
+  virtual void fill(BufferImpl& dst, std::size_t offset, std::size_t bytes, const void* pattern,
+                    std::size_t pattern_size) = 0;
+  /// global[i] is a multiple of local[i] when local is not empty; args.size() ==
+  /// kernel.num_args(); buffer args belong to this device.
+  virtual void launch(KernelImpl& kernel, const Range& global, const Range& local,
+                      const std::vector<KernelArg>& args) = 0;
+  virtual void record(EventImpl& event) = 0;
+  virtual void wait(EventImpl& event) = 0;
+  virtual void synchronize() = 0;
+  virtual void* native() const = 0;
+};
+
+/// What a compile needs. `text` is the complete source (prelude + includes expanded).
+struct CompileRequest {
+  SourceKind kind = SourceKind::Portable;
+  std::string name;
+  std::string text;
+  std::string options;    ///< complete native option string (defines included)
+  std::string cuda_arch;  ///< CUDA only; "" = the device's own
+};
+
+class DeviceImpl : public std::enable_shared_from_this<DeviceImpl> {
+ public:
+  virtual ~DeviceImpl() = default;
+  virtual const DeviceInfo& info() const = 0;
+  /// The public handle of this device. DeviceImpl objects are always owned by a
+  /// shared_ptr (Backend::device).
+  Device handle() { return Device(shared_from_this()); }
+
+  virtual std::unique_ptr<BufferImpl> alloc(std::size_t bytes) = 0;
+  virtual std::unique_ptr<BufferImpl> adopt_buffer(void* native, std::size_t bytes) = 0;
+  virtual std::unique_ptr<PinnedImpl> alloc_pinned(std::size_t bytes) = 0;
+  virtual std::unique_ptr<StreamImpl> create_stream() = 0;
+  virtual std::unique_ptr<StreamImpl> adopt_stream(void* native) = 0;
+  virtual std::unique_ptr<EventImpl> create_event() = 0;
+  virtual void synchronize() = 0;
+
+  /// The native option string for a request's defines and flags (e.g. "-DX=1 -cl-std=CL1.2"
+  /// or NVRTC flags joined by '\n'). Part of the cache key.
+  virtual std::string native_options(const BuildOptions& options) const = 0;
+  /// Compiler/driver identity for the cache key (driver version, NVRTC version, ...).
+  virtual std::string compiler_id() const = 0;
+  /// Architecture string for the cache key for a request (e.g. "sm_90a").
+  virtual std::string target_arch(const CompileRequest& req) const = 0;
+  /// Compile. Throws BuildError with the full log; Unsupported for a source kind the
+  /// backend cannot build.
+  virtual std::shared_ptr<ProgramImpl> compile(const CompileRequest& req) = 0;
+  /// Load a binary produced by ProgramImpl::binary(). Returns nullptr when the binary
+  /// is rejected (the caller then rebuilds from source).
+  virtual std::shared_ptr<ProgramImpl> load_binary(const CompileRequest& req,
+                                                   const std::vector<std::uint8_t>& binary) = 0;
+
+  /// Backend-specific native handles (context, device id) for interop.
+  virtual void* native_context() const = 0;
+  virtual void* native_device() const = 0;
+
+  /// Front-end state: programs built on this device, by cache key. Programs hold
+  /// their device, so the registry clears this at process exit to break the cycle.
+  std::mutex program_cache_mutex;
+  std::unordered_map<std::string, std::shared_ptr<ProgramImpl>> program_cache;
+};
+
+/// A backend: enumerates its devices. Created once per process by the registry.
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const std::string& name() const = 0;
+  virtual bool available() const = 0;
+  virtual const std::string& reason() const = 0;  ///< why not available
+  virtual int device_count() const = 0;
+  /// The device object for index i (created once, then shared).
+  virtual std::shared_ptr<DeviceImpl> device(int index) = 0;
+};
+
+/// Registration: the registry calls register_backends() once (defined in
+/// backends/registry.cpp), which calls add() for each compiled-in backend.
+class BackendRegistry {
+ public:
+  using Factory = std::unique_ptr<Backend> (*)();
+  virtual ~BackendRegistry() = default;
+  virtual void add(const std::string& name, Factory factory) = 0;
+};
+void register_backends(BackendRegistry& registry);
+
+}  // namespace axle::detail
