@@ -96,6 +96,9 @@ class KernelNotFound : public InvalidArgument {
 class ConfigError : public Error {
  public:
   ConfigError(const std::string& message, std::string file, int line, std::string key);
+  struct Preformatted {};
+  /// Rethrow form: `what` is a complete message from an earlier ConfigError.
+  ConfigError(const std::string& what, std::string file, int line, std::string key, Preformatted);
   const std::string& file() const noexcept { return file_; }
   int line() const noexcept { return line_; }  ///< 0 when unknown
   const std::string& key() const noexcept { return key_; }

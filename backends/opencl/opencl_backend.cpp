@@ -1,0 +1,656 @@
+// The OpenCL backend: one context per device, profiling-enabled in-order queues,
+// programs from Axle portable source, OpenCL C or cached binaries.
+//
+// Thread-safety: device objects are shared and immutable after creation; a kernel's
+// arguments are bound and enqueued under that kernel's mutex; streams are used by
+// one thread at a time (front-end contract).
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <mutex>
+
+#include "backend/backend.hpp"
+#include "cl_loader.hpp"
+#include "log.hpp"
+
+namespace axle {
+namespace embedded {
+std::string_view runtime_resource(std::string_view name);
+}
+
+namespace detail {
+namespace {
+
+const cl::Api* g_api = nullptr;  // set once by the backend constructor, before any device exists
+const cl::Api& api() { return *g_api; }
+
+Error::Details details(cl_int status, const char* call) {
+  return Error::Details{"opencl", status, cl::error_name(status), call};
+}
+
+[[noreturn]] void fail(cl_int status, const char* call, const std::string& what) {
+  if (status == CL_MEM_OBJECT_ALLOCATION_FAILURE || status == CL_OUT_OF_RESOURCES ||
+      status == CL_OUT_OF_HOST_MEMORY)
+    throw OutOfMemory(what, details(status, call));
+  if (status == CL_INVALID_VALUE || status == CL_INVALID_ARG_SIZE || status == CL_INVALID_ARG_VALUE ||
+      status == CL_INVALID_WORK_GROUP_SIZE || status == CL_INVALID_WORK_ITEM_SIZE ||
+      status == CL_INVALID_KERNEL_ARGS || status == CL_INVALID_BUFFER_SIZE || status == CL_INVALID_MEM_OBJECT ||
+      status == CL_MISALIGNED_SUB_BUFFER_OFFSET)
+    throw InvalidArgument(what, details(status, call));
+  throw BackendError(what, details(status, call));
+}
+
+#define AXLE_CL_CHECK(call_expr, name, what)     \
+  do {                                          \
+    cl_int axle_st_ = (call_expr);              \
+    if (axle_st_ != CL_SUCCESS) fail(axle_st_, name, what); \
+  } while (0)
+
+void log_release(cl_int st, const char* call) {
+  if (st != CL_SUCCESS) logger("opencl")->warn("{} failed in a destructor: {} ({})", call, cl::error_name(st), st);
+}
+
+std::string device_string(cl_device_id d, cl_device_info what) {
+  std::size_t n = 0;
+  if (api().clGetDeviceInfo(d, what, 0, nullptr, &n) != CL_SUCCESS || n == 0) return {};
+  std::string s(n, '\0');
+  api().clGetDeviceInfo(d, what, n, s.data(), nullptr);
+  while (!s.empty() && (s.back() == '\0' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+template <typename T>
+T device_value(cl_device_id d, cl_device_info what, T fallback = T{}) {
+  T v{};
+  return api().clGetDeviceInfo(d, what, sizeof(T), &v, nullptr) == CL_SUCCESS ? v : fallback;
+}
+std::string platform_string(cl_platform_id p, cl_platform_info what) {
+  std::size_t n = 0;
+  if (api().clGetPlatformInfo(p, what, 0, nullptr, &n) != CL_SUCCESS || n == 0) return {};
+  std::string s(n, '\0');
+  api().clGetPlatformInfo(p, what, n, s.data(), nullptr);
+  while (!s.empty() && s.back() == '\0') s.pop_back();
+  return s;
+}
+
+// ------------------------------------------------------------------ buffers
+
+class ClBuffer final : public BufferImpl {
+ public:
+  ClBuffer(cl_mem mem, std::size_t bytes, bool owned) : mem_(mem), bytes_(bytes), owned_(owned) {}
+  ~ClBuffer() override {
+    if (owned_) log_release(api().clReleaseMemObject(mem_), "clReleaseMemObject");
+  }
+  std::size_t size_bytes() const override { return bytes_; }
+  void* native() const override { return mem_; }
+  cl_mem mem() const { return mem_; }
+
+ private:
+  cl_mem mem_;
+  std::size_t bytes_;
+  bool owned_;
+};
+
+cl_mem mem_of(BufferImpl& b) { return static_cast<ClBuffer&>(b).mem(); }
+
+class ClPinned final : public PinnedImpl {
+ public:
+  ClPinned(cl_mem mem, cl_command_queue q, void* ptr, std::size_t bytes) : mem_(mem), q_(q), ptr_(ptr), bytes_(bytes) {}
+  ~ClPinned() override {
+    log_release(api().clEnqueueUnmapMemObject(q_, mem_, ptr_, 0, nullptr, nullptr), "clEnqueueUnmapMemObject");
+    log_release(api().clFinish(q_), "clFinish");
+    log_release(api().clReleaseMemObject(mem_), "clReleaseMemObject");
+  }
+  void* data() const override { return ptr_; }
+  std::size_t size_bytes() const override { return bytes_; }
+
+ private:
+  cl_mem mem_;
+  cl_command_queue q_;
+  void* ptr_;
+  std::size_t bytes_;
+};
+
+// ------------------------------------------------------------------ events
+
+class ClEvent final : public EventImpl {
+ public:
+  ~ClEvent() override { reset(); }
+  bool recorded() const override { return ev_ != nullptr; }
+  void synchronize() override { AXLE_CL_CHECK(api().clWaitForEvents(1, &ev_), "clWaitForEvents", "waiting for an event"); }
+  bool query() override {
+    cl_int status = 0;
+    AXLE_CL_CHECK(api().clGetEventInfo(ev_, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof(status), &status, nullptr),
+                  "clGetEventInfo", "querying an event");
+    if (status < 0) fail(status, "clGetEventInfo", "the work before this event failed");
+    return status == CL_COMPLETE;
+  }
+  float elapsed_ms(EventImpl& start_impl) override {
+    auto& start = static_cast<ClEvent&>(start_impl);
+    start.synchronize();
+    synchronize();
+    cl_ulong t0 = 0, t1 = 0;
+    AXLE_CL_CHECK(api().clGetEventProfilingInfo(start.ev_, CL_PROFILING_COMMAND_END, sizeof(t0), &t0, nullptr),
+                  "clGetEventProfilingInfo", "reading the start event's time (was it recorded on an Axle stream?)");
+    AXLE_CL_CHECK(api().clGetEventProfilingInfo(ev_, CL_PROFILING_COMMAND_END, sizeof(t1), &t1, nullptr),
+                  "clGetEventProfilingInfo", "reading the end event's time (was it recorded on an Axle stream?)");
+    return static_cast<float>((static_cast<double>(t1) - static_cast<double>(t0)) * 1e-6);
+  }
+  void* native() const override { return ev_; }
+  void set(cl_event e) {
+    reset();
+    ev_ = e;
+  }
+  cl_event get() const { return ev_; }
+
+ private:
+  void reset() {
+    if (ev_) log_release(api().clReleaseEvent(ev_), "clReleaseEvent");
+    ev_ = nullptr;
+  }
+  cl_event ev_ = nullptr;
+};
+
+// ------------------------------------------------------------------ programs and kernels
+
+enum class ArgClass { Unknown, Global, Local, Value };
+
+class ClDevice;
+
+class ClKernel final : public KernelImpl {
+ public:
+  ClKernel(cl_kernel k, std::string name, Device dev, cl_device_id did) : k_(k), name_(std::move(name)), dev_(std::move(dev)) {
+    cl_uint n = 0;
+    api().clGetKernelInfo(k_, CL_KERNEL_NUM_ARGS, sizeof(n), &n, nullptr);
+    num_args_ = n;
+    api().clGetKernelWorkGroupInfo(k_, did, CL_KERNEL_WORK_GROUP_SIZE, sizeof(max_wg_), &max_wg_, nullptr);
+    classes_.assign(n, ArgClass::Unknown);
+    sizes_.assign(n, 0);
+    types_.assign(n, "");
+    for (cl_uint i = 0; i < n; ++i) {
+      cl_kernel_arg_address_qualifier aq = 0;
+      if (api().clGetKernelArgInfo(k_, i, CL_KERNEL_ARG_ADDRESS_QUALIFIER, sizeof(aq), &aq, nullptr) != CL_SUCCESS)
+        continue;
+      std::size_t len = 0;
+      std::string type;
+      if (api().clGetKernelArgInfo(k_, i, CL_KERNEL_ARG_TYPE_NAME, 0, nullptr, &len) == CL_SUCCESS && len) {
+        type.resize(len);
+        api().clGetKernelArgInfo(k_, i, CL_KERNEL_ARG_TYPE_NAME, len, type.data(), nullptr);
+        while (!type.empty() && type.back() == '\0') type.pop_back();
+      }
+      types_[i] = type;
+      const bool pointer = type.find('*') != std::string::npos;
+      if (aq == CL_KERNEL_ARG_ADDRESS_LOCAL) classes_[i] = ArgClass::Local;
+      else if (pointer) classes_[i] = ArgClass::Global;
+      else {
+        classes_[i] = ArgClass::Value;
+        sizes_[i] = scalar_size(type);
+      }
+    }
+  }
+  ~ClKernel() override { log_release(api().clReleaseKernel(k_), "clReleaseKernel"); }
+  const std::string& name() const override { return name_; }
+  unsigned num_args() const override { return num_args_; }
+  std::size_t arg_size(unsigned i) const override { return i < sizes_.size() ? sizes_[i] : 0; }
+  std::size_t max_work_group_size() const override { return max_wg_; }
+  void* native() const override { return k_; }
+  const Device& device() const override { return dev_; }
+
+  cl_kernel handle() const { return k_; }
+  ArgClass arg_class(unsigned i) const { return classes_[i]; }
+  const std::string& arg_type(unsigned i) const { return types_[i]; }
+  std::mutex mu;
+
+ private:
+  static std::size_t scalar_size(const std::string& t) {
+    static const std::map<std::string, std::size_t> kBase = {
+        {"char", 1}, {"uchar", 1}, {"bool", 1}, {"short", 2}, {"ushort", 2}, {"half", 2}, {"int", 4},
+        {"uint", 4}, {"float", 4}, {"long", 8}, {"ulong", 8}, {"double", 8}, {"size_t", 0}, {"ptrdiff_t", 0}};
+    std::size_t digits = t.find_first_of("0123456789");
+    std::string base = t.substr(0, digits);
+    auto it = kBase.find(base);
+    if (it == kBase.end() || it->second == 0) return 0;  // struct types and size_t: unknown here
+    if (digits == std::string::npos) return it->second;
+    int n = std::atoi(t.c_str() + digits);
+    return it->second * (n == 3 ? 4 : static_cast<std::size_t>(n));
+  }
+  cl_kernel k_;
+  std::string name_;
+  Device dev_;
+  unsigned num_args_ = 0;
+  std::size_t max_wg_ = 0;
+  std::vector<ArgClass> classes_;
+  std::vector<std::size_t> sizes_;
+  std::vector<std::string> types_;
+};
+
+class ClProgram final : public ProgramImpl {
+ public:
+  ClProgram(cl_program p, Device dev, cl_device_id did) : p_(p), dev_(std::move(dev)), did_(did) {
+    std::size_t n = 0;
+    if (api().clGetProgramInfo(p_, CL_PROGRAM_KERNEL_NAMES, 0, nullptr, &n) == CL_SUCCESS && n) {
+      std::string s(n, '\0');
+      api().clGetProgramInfo(p_, CL_PROGRAM_KERNEL_NAMES, n, s.data(), nullptr);
+      while (!s.empty() && s.back() == '\0') s.pop_back();
+      std::size_t pos = 0;
+      while (pos < s.size()) {
+        auto semi = s.find(';', pos);
+        if (semi == std::string::npos) semi = s.size();
+        if (semi > pos) names_.push_back(s.substr(pos, semi - pos));
+        pos = semi + 1;
+      }
+    }
+  }
+  ~ClProgram() override {
+    kernels_.clear();
+    log_release(api().clReleaseProgram(p_), "clReleaseProgram");
+  }
+  std::shared_ptr<KernelImpl> kernel(const std::string& name) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = kernels_.find(name);
+    if (it != kernels_.end()) return it->second;
+    cl_int st = CL_SUCCESS;
+    cl_kernel k = api().clCreateKernel(p_, name.c_str(), &st);
+    if (st == CL_INVALID_KERNEL_NAME || !k) {
+      std::string have;
+      for (auto& n : names_) have += (have.empty() ? "" : ", ") + n;
+      throw KernelNotFound("no kernel named '" + name + "' in the program (it has: " + (have.empty() ? "none" : have) + ")",
+                           details(st, "clCreateKernel"));
+    }
+    if (st != CL_SUCCESS) fail(st, "clCreateKernel", "creating kernel '" + name + "'");
+    auto kp = std::make_shared<ClKernel>(k, name, dev_, did_);
+    kernels_.emplace(name, kp);
+    return kp;
+  }
+  std::vector<std::string> kernel_names() const override { return names_; }
+  std::vector<std::uint8_t> binary() const override {
+    std::size_t size = 0;
+    if (api().clGetProgramInfo(p_, CL_PROGRAM_BINARY_SIZES, sizeof(size), &size, nullptr) != CL_SUCCESS || size == 0)
+      return {};
+    std::vector<std::uint8_t> bin(size);
+    unsigned char* ptr = bin.data();
+    if (api().clGetProgramInfo(p_, CL_PROGRAM_BINARIES, sizeof(ptr), &ptr, nullptr) != CL_SUCCESS) return {};
+    return bin;
+  }
+  void* native() const override { return p_; }
+  const Device& device() const override { return dev_; }
+
+ private:
+  cl_program p_;
+  Device dev_;
+  cl_device_id did_;
+  std::vector<std::string> names_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<ClKernel>> kernels_;
+};
+
+// ------------------------------------------------------------------ streams
+
+// Queues alive on a device, so that Device::synchronize can wait for all of them.
+struct QueueSet {
+  std::mutex mu;
+  std::vector<cl_command_queue> queues;
+  void add(cl_command_queue q) {
+    std::lock_guard<std::mutex> lock(mu);
+    queues.push_back(q);
+  }
+  void remove(cl_command_queue q) {
+    std::lock_guard<std::mutex> lock(mu);
+    queues.erase(std::find(queues.begin(), queues.end(), q));
+  }
+};
+
+class ClStream final : public StreamImpl {
+ public:
+  ClStream(cl_command_queue q, bool owned, std::shared_ptr<QueueSet> set, unsigned addr_align)
+      : q_(q), owned_(owned), set_(std::move(set)), addr_align_(addr_align) {
+    set_->add(q_);
+  }
+  ~ClStream() override {
+    set_->remove(q_);
+    log_release(api().clFinish(q_), "clFinish");
+    if (owned_) log_release(api().clReleaseCommandQueue(q_), "clReleaseCommandQueue");
+  }
+  void copy_h2d(const void* host, BufferImpl& dst, std::size_t off, std::size_t bytes) override {
+    AXLE_CL_CHECK(api().clEnqueueWriteBuffer(q_, mem_of(dst), CL_FALSE, off, bytes, host, 0, nullptr, nullptr),
+                  "clEnqueueWriteBuffer", "host -> device copy of " + std::to_string(bytes) + " bytes");
+  }
+  void copy_d2h(BufferImpl& src, std::size_t off, void* host, std::size_t bytes) override {
+    AXLE_CL_CHECK(api().clEnqueueReadBuffer(q_, mem_of(src), CL_FALSE, off, bytes, host, 0, nullptr, nullptr),
+                  "clEnqueueReadBuffer", "device -> host copy of " + std::to_string(bytes) + " bytes");
+  }
+  void copy_d2d(BufferImpl& src, std::size_t so, BufferImpl& dst, std::size_t doff, std::size_t bytes) override {
+    AXLE_CL_CHECK(api().clEnqueueCopyBuffer(q_, mem_of(src), mem_of(dst), so, doff, bytes, 0, nullptr, nullptr),
+                  "clEnqueueCopyBuffer", "device -> device copy of " + std::to_string(bytes) + " bytes");
+  }
+  void fill(BufferImpl& dst, std::size_t off, std::size_t bytes, const void* pattern, std::size_t psize) override {
+    AXLE_CL_CHECK(api().clEnqueueFillBuffer(q_, mem_of(dst), pattern, psize, off, bytes, 0, nullptr, nullptr),
+                  "clEnqueueFillBuffer", "fill of " + std::to_string(bytes) + " bytes");
+  }
+  void launch(KernelImpl& kimpl, const Range& global, const Range& local, const std::vector<KernelArg>& args) override {
+    auto& k = static_cast<ClKernel&>(kimpl);
+    std::vector<cl_mem> subs;  // released after the enqueue; OpenCL keeps them alive while needed
+    struct Release {
+      std::vector<cl_mem>& v;
+      ~Release() {
+        for (cl_mem m : v) log_release(api().clReleaseMemObject(m), "clReleaseMemObject");
+      }
+    } release{subs};
+    std::lock_guard<std::mutex> lock(k.mu);
+    for (cl_uint i = 0; i < args.size(); ++i) {
+      const KernelArg& a = args[i];
+      const ArgClass want = k.arg_class(i);
+      const std::string arg = "kernel '" + k.name() + "' argument " + std::to_string(i);
+      const char* given = a.kind == KernelArg::Kind::Buffer ? "a buffer"
+                          : a.kind == KernelArg::Kind::Local ? "local memory" : "a scalar";
+      if ((want == ArgClass::Global && a.kind != KernelArg::Kind::Buffer) ||
+          (want == ArgClass::Local && a.kind != KernelArg::Kind::Local) ||
+          (want == ArgClass::Value && a.kind != KernelArg::Kind::Scalar))
+        throw InvalidArgument(arg + " is declared '" + k.arg_type(i) + "'" +
+                              (want == ArgClass::Local ? " (local memory)" : "") + " but " + given + " was given");
+      cl_int st = CL_SUCCESS;
+      switch (a.kind) {
+        case KernelArg::Kind::Buffer: {
+          cl_mem m = mem_of(a.buffer->impl());
+          if (a.offset_bytes != 0) {
+            if (addr_align_ && a.offset_bytes % addr_align_ != 0)
+              throw InvalidArgument(arg + ": a view at byte offset " + std::to_string(a.offset_bytes) +
+                                    " is not aligned to this device's " + std::to_string(addr_align_) +
+                                    "-byte sub-buffer alignment; pass the whole buffer and the offset as a scalar");
+            cl_buffer_region region{a.offset_bytes, a.buffer->size_bytes() - a.offset_bytes};
+            cl_mem sub = api().clCreateSubBuffer(m, 0, CL_BUFFER_CREATE_TYPE_REGION, &region, &st);
+            if (st != CL_SUCCESS) fail(st, "clCreateSubBuffer", arg + ": sub-buffer for a view");
+            subs.push_back(sub);
+            m = sub;
+          }
+          st = api().clSetKernelArg(k.handle(), i, sizeof(cl_mem), &m);
+          break;
+        }
+        case KernelArg::Kind::Local:
+          st = api().clSetKernelArg(k.handle(), i, a.size, nullptr);
+          break;
+        case KernelArg::Kind::Scalar:
+          st = api().clSetKernelArg(k.handle(), i, a.size, a.value);
+          break;
+      }
+      if (st != CL_SUCCESS) fail(st, "clSetKernelArg", arg);
+    }
+    std::size_t g[3] = {global[0], global[1], global[2]};
+    std::size_t l[3] = {local[0], local[1], local[2]};
+    AXLE_CL_CHECK(api().clEnqueueNDRangeKernel(q_, k.handle(), global.dims(), nullptr, g, local.empty() ? nullptr : l,
+                                               0, nullptr, nullptr),
+                  "clEnqueueNDRangeKernel", "launching kernel '" + k.name() + "' over " + global.str() +
+                                                 (local.empty() ? "" : " in groups of " + local.str()));
+  }
+  void record(EventImpl& e) override {
+    cl_event ev = nullptr;
+    AXLE_CL_CHECK(api().clEnqueueMarkerWithWaitList(q_, 0, nullptr, &ev), "clEnqueueMarkerWithWaitList", "recording an event");
+    static_cast<ClEvent&>(e).set(ev);
+  }
+  void wait(EventImpl& e) override {
+    cl_event ev = static_cast<ClEvent&>(e).get();
+    AXLE_CL_CHECK(api().clEnqueueBarrierWithWaitList(q_, 1, &ev, nullptr), "clEnqueueBarrierWithWaitList",
+                  "making a stream wait for an event");
+  }
+  void synchronize() override { AXLE_CL_CHECK(api().clFinish(q_), "clFinish", "synchronizing a stream"); }
+  void* native() const override { return q_; }
+
+ private:
+  cl_command_queue q_;
+  bool owned_;
+  std::shared_ptr<QueueSet> set_;
+  unsigned addr_align_;
+};
+
+// ------------------------------------------------------------------ device
+
+class ClDevice final : public DeviceImpl {
+ public:
+  ClDevice(cl_platform_id platform, cl_device_id dev, int index) : platform_(platform), dev_(dev) {
+    cl_int st = CL_SUCCESS;
+    ctx_ = api().clCreateContext(nullptr, 1, &dev_, nullptr, nullptr, &st);
+    if (st != CL_SUCCESS) fail(st, "clCreateContext", "creating a context for OpenCL device " + std::to_string(index));
+    helper_q_ = api().clCreateCommandQueue(ctx_, dev_, 0, &st);
+    if (st != CL_SUCCESS) {
+      api().clReleaseContext(ctx_);
+      fail(st, "clCreateCommandQueue", "creating a queue for OpenCL device " + std::to_string(index));
+    }
+    fill_info(index);
+  }
+  ~ClDevice() override {
+    std::lock_guard<std::mutex> lock(program_cache_mutex);
+    program_cache.clear();
+    log_release(api().clReleaseCommandQueue(helper_q_), "clReleaseCommandQueue");
+    log_release(api().clReleaseContext(ctx_), "clReleaseContext");
+  }
+
+  const DeviceInfo& info() const override { return info_; }
+
+  std::unique_ptr<BufferImpl> alloc(std::size_t bytes) override {
+    cl_int st = CL_SUCCESS;
+    cl_mem m = api().clCreateBuffer(ctx_, CL_MEM_READ_WRITE, bytes, nullptr, &st);
+    if (st != CL_SUCCESS)
+      fail(st, "clCreateBuffer", "allocating " + std::to_string(bytes) + " bytes on " + info_.backend + ":" +
+                                     std::to_string(info_.index));
+    return std::make_unique<ClBuffer>(m, bytes, true);
+  }
+  std::unique_ptr<BufferImpl> adopt_buffer(void* native, std::size_t) override {
+    cl_mem m = static_cast<cl_mem>(native);
+    cl_context c = nullptr;
+    std::size_t size = 0;
+    AXLE_CL_CHECK(api().clGetMemObjectInfo(m, CL_MEM_CONTEXT, sizeof(c), &c, nullptr), "clGetMemObjectInfo",
+                  "adopting a cl_mem");
+    if (c != ctx_)
+      throw InvalidArgument("adopting a cl_mem of another context: Axle's opencl:" + std::to_string(info_.index) +
+                            " has its own context (see axle::opencl::context)");
+    AXLE_CL_CHECK(api().clGetMemObjectInfo(m, CL_MEM_SIZE, sizeof(size), &size, nullptr), "clGetMemObjectInfo",
+                  "adopting a cl_mem");
+    return std::make_unique<ClBuffer>(m, size, false);
+  }
+  std::unique_ptr<PinnedImpl> alloc_pinned(std::size_t bytes) override {
+    cl_int st = CL_SUCCESS;
+    cl_mem m = api().clCreateBuffer(ctx_, CL_MEM_ALLOC_HOST_PTR | CL_MEM_READ_WRITE, bytes, nullptr, &st);
+    if (st != CL_SUCCESS) fail(st, "clCreateBuffer", "allocating " + std::to_string(bytes) + " bytes of pinned memory");
+    void* p = api().clEnqueueMapBuffer(helper_q_, m, CL_TRUE, CL_MAP_READ | CL_MAP_WRITE, 0, bytes, 0, nullptr,
+                                       nullptr, &st);
+    if (st != CL_SUCCESS) {
+      api().clReleaseMemObject(m);
+      fail(st, "clEnqueueMapBuffer", "mapping " + std::to_string(bytes) + " bytes of pinned memory");
+    }
+    return std::make_unique<ClPinned>(m, helper_q_, p, bytes);
+  }
+  std::unique_ptr<StreamImpl> create_stream() override {
+    cl_int st = CL_SUCCESS;
+    cl_command_queue q = api().clCreateCommandQueue(ctx_, dev_, CL_QUEUE_PROFILING_ENABLE, &st);
+    if (st != CL_SUCCESS) fail(st, "clCreateCommandQueue", "creating a stream");
+    return std::make_unique<ClStream>(q, true, queues_, addr_align_);
+  }
+  std::unique_ptr<StreamImpl> adopt_stream(void* native) override {
+    auto q = static_cast<cl_command_queue>(native);
+    cl_context c = nullptr;
+    AXLE_CL_CHECK(api().clGetCommandQueueInfo(q, CL_QUEUE_CONTEXT, sizeof(c), &c, nullptr), "clGetCommandQueueInfo",
+                  "adopting a cl_command_queue");
+    if (c != ctx_)
+      throw InvalidArgument("adopting a cl_command_queue of another context: create it on axle::opencl::context(device)");
+    return std::make_unique<ClStream>(q, false, queues_, addr_align_);
+  }
+  std::unique_ptr<EventImpl> create_event() override { return std::make_unique<ClEvent>(); }
+  void synchronize() override {
+    std::lock_guard<std::mutex> lock(queues_->mu);
+    for (cl_command_queue q : queues_->queues) AXLE_CL_CHECK(api().clFinish(q), "clFinish", "synchronizing the device");
+    AXLE_CL_CHECK(api().clFinish(helper_q_), "clFinish", "synchronizing the device");
+  }
+
+  std::string native_options(const BuildOptions& o) const override {
+    std::string s = "-cl-std=CL1.2 -cl-kernel-arg-info";
+    for (auto& [k, v] : o.defines) s += " -D" + k + (v.empty() ? "" : "=" + v);
+    if (!o.flags.empty()) s += " " + o.flags;
+    return s;
+  }
+  std::string compiler_id() const override { return platform_version_ + " | " + info_.driver_version + " | " + info_.version; }
+  std::string target_arch(const CompileRequest&) const override { return info_.architecture; }
+
+  std::shared_ptr<ProgramImpl> compile(const CompileRequest& req) override {
+    std::string text;
+    if (req.kind == SourceKind::CUDA)
+      throw Unsupported("'" + req.name + "' is native CUDA source; the OpenCL backend builds portable (Axle dialect) "
+                        "or OpenCL C sources only. Select a CUDA device or port the kernel to the Axle dialect.",
+                        Error::Details{"opencl", 0, "", "build"});
+    if (req.kind == SourceKind::Portable)
+      text = std::string(embedded::runtime_resource("axle_opencl.h")) + "\n#line 1 \"" + req.name + "\"\n" + req.text;
+    else
+      text = req.text;
+    const char* src = text.c_str();
+    std::size_t len = text.size();
+    cl_int st = CL_SUCCESS;
+    cl_program p = api().clCreateProgramWithSource(ctx_, 1, &src, &len, &st);
+    if (st != CL_SUCCESS) fail(st, "clCreateProgramWithSource", "creating program '" + req.name + "'");
+    st = api().clBuildProgram(p, 1, &dev_, req.options.c_str(), nullptr, nullptr);
+    if (st != CL_SUCCESS) {
+      std::string log = build_log(p);
+      api().clReleaseProgram(p);
+      throw BuildError("building '" + req.name + "' for opencl:" + std::to_string(info_.index) + " ('" + info_.name +
+                           "') failed",
+                       details(st, "clBuildProgram"), log);
+    }
+    return std::make_shared<ClProgram>(p, handle(), dev_);
+  }
+  std::shared_ptr<ProgramImpl> load_binary(const CompileRequest& req, const std::vector<std::uint8_t>& bin) override {
+    const unsigned char* ptr = bin.data();
+    std::size_t len = bin.size();
+    cl_int bin_status = CL_SUCCESS, st = CL_SUCCESS;
+    cl_program p = api().clCreateProgramWithBinary(ctx_, 1, &dev_, &len, &ptr, &bin_status, &st);
+    if (st != CL_SUCCESS || bin_status != CL_SUCCESS) {
+      if (p) api().clReleaseProgram(p);
+      return nullptr;
+    }
+    st = api().clBuildProgram(p, 1, &dev_, req.options.c_str(), nullptr, nullptr);
+    if (st != CL_SUCCESS) {
+      api().clReleaseProgram(p);
+      return nullptr;
+    }
+    return std::make_shared<ClProgram>(p, handle(), dev_);
+  }
+  void* native_context() const override { return ctx_; }
+  void* native_device() const override { return dev_; }
+
+ private:
+  std::string build_log(cl_program p) {
+    std::size_t n = 0;
+    api().clGetProgramBuildInfo(p, dev_, CL_PROGRAM_BUILD_LOG, 0, nullptr, &n);
+    std::string log(n, '\0');
+    if (n) api().clGetProgramBuildInfo(p, dev_, CL_PROGRAM_BUILD_LOG, n, log.data(), nullptr);
+    while (!log.empty() && log.back() == '\0') log.pop_back();
+    return log;
+  }
+
+  void fill_info(int index) {
+    DeviceInfo& i = info_;
+    i.backend = "opencl";
+    i.index = index;
+    i.name = device_string(dev_, CL_DEVICE_NAME);
+    i.vendor = device_string(dev_, CL_DEVICE_VENDOR);
+    i.driver_version = device_string(dev_, CL_DRIVER_VERSION);
+    i.version = device_string(dev_, CL_DEVICE_VERSION);
+    i.platform = platform_string(platform_, CL_PLATFORM_NAME);
+    platform_version_ = platform_string(platform_, CL_PLATFORM_VERSION);
+    const auto type = device_value<cl_device_type>(dev_, CL_DEVICE_TYPE);
+    i.type = (type & CL_DEVICE_TYPE_GPU) ? DeviceType::GPU
+             : (type & CL_DEVICE_TYPE_CPU) ? DeviceType::CPU
+             : (type & CL_DEVICE_TYPE_ACCELERATOR) ? DeviceType::Accelerator : DeviceType::Other;
+    i.compute_units = device_value<cl_uint>(dev_, CL_DEVICE_MAX_COMPUTE_UNITS);
+    i.max_clock_mhz = device_value<cl_uint>(dev_, CL_DEVICE_MAX_CLOCK_FREQUENCY);
+    i.global_mem_bytes = device_value<cl_ulong>(dev_, CL_DEVICE_GLOBAL_MEM_SIZE);
+    i.max_alloc_bytes = device_value<cl_ulong>(dev_, CL_DEVICE_MAX_MEM_ALLOC_SIZE);
+    i.local_mem_bytes = device_value<cl_ulong>(dev_, CL_DEVICE_LOCAL_MEM_SIZE);
+    i.max_work_group_size = device_value<std::size_t>(dev_, CL_DEVICE_MAX_WORK_GROUP_SIZE);
+    std::size_t sizes[3] = {0, 0, 0};
+    api().clGetDeviceInfo(dev_, CL_DEVICE_MAX_WORK_ITEM_SIZES, sizeof(sizes), sizes, nullptr);
+    std::copy(sizes, sizes + 3, i.max_work_item_sizes);
+    i.preferred_vector_width_float = device_value<cl_uint>(dev_, CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT, 1);
+    const std::string ext = device_string(dev_, CL_DEVICE_EXTENSIONS);
+    i.fp16 = ext.find("cl_khr_fp16") != std::string::npos;
+    i.fp64 = ext.find("cl_khr_fp64") != std::string::npos ||
+             device_value<cl_device_fp_config>(dev_, CL_DEVICE_DOUBLE_FP_CONFIG) != 0;
+    i.unified_memory = device_value<cl_bool>(dev_, CL_DEVICE_HOST_UNIFIED_MEMORY) == CL_TRUE;
+    addr_align_ = device_value<cl_uint>(dev_, CL_DEVICE_MEM_BASE_ADDR_ALIGN) / 8;
+    i.architecture = i.name;
+    if (ext.find("cl_nv_device_attribute_query") != std::string::npos) {
+      const cl_uint major = device_value<cl_uint>(dev_, 0x4000), minor = device_value<cl_uint>(dev_, 0x4001);
+      i.architecture = "sm_" + std::to_string(major) + std::to_string(minor);
+      i.sub_group_size = device_value<cl_uint>(dev_, 0x4003);  // CL_DEVICE_WARP_SIZE_NV
+    } else if (ext.find("cl_amd_device_attribute_query") != std::string::npos) {
+      i.sub_group_size = device_value<cl_uint>(dev_, 0x4043);  // CL_DEVICE_WAVEFRONT_WIDTH_AMD
+    } else if (auto h = i.version.find("HSTR: "); h != std::string::npos) {
+      i.architecture = i.version.substr(h + 6);  // PoCL: the LLVM target, e.g. pthread-x86_64-...-skylake-avx512
+    }
+  }
+
+  cl_platform_id platform_;
+  cl_device_id dev_;
+  cl_context ctx_ = nullptr;
+  cl_command_queue helper_q_ = nullptr;
+  unsigned addr_align_ = 0;
+  std::shared_ptr<QueueSet> queues_ = std::make_shared<QueueSet>();
+  std::string platform_version_;
+  DeviceInfo info_;
+};
+
+// ------------------------------------------------------------------ backend
+
+class ClBackend final : public Backend {
+ public:
+  ClBackend() {
+    g_api = cl::load(reason_);
+    if (!g_api) return;
+    cl_uint np = 0;
+    cl_int st = api().clGetPlatformIDs(0, nullptr, &np);
+    if (st == -1001 /* CL_PLATFORM_NOT_FOUND_KHR */ || np == 0) {
+      reason_ = "the OpenCL loader found no platform (no ICD installed; e.g. apt-get install pocl-opencl-icd)";
+      return;
+    }
+    if (st != CL_SUCCESS) {
+      reason_ = std::string("clGetPlatformIDs failed: ") + cl::error_name(st);
+      return;
+    }
+    std::vector<cl_platform_id> platforms(np);
+    api().clGetPlatformIDs(np, platforms.data(), nullptr);
+    for (cl_platform_id p : platforms) {
+      cl_uint nd = 0;
+      if (api().clGetDeviceIDs(p, CL_DEVICE_TYPE_ALL, 0, nullptr, &nd) != CL_SUCCESS || nd == 0) continue;
+      std::vector<cl_device_id> ds(nd);
+      api().clGetDeviceIDs(p, CL_DEVICE_TYPE_ALL, nd, ds.data(), nullptr);
+      for (cl_device_id d : ds) found_.push_back({p, d});
+    }
+    if (found_.empty()) {
+      reason_ = "no OpenCL device on any of " + std::to_string(np) + " platform(s)";
+      return;
+    }
+    devices_.resize(found_.size());
+    available_ = true;
+  }
+  const std::string& name() const override { return name_; }
+  bool available() const override { return available_; }
+  const std::string& reason() const override { return reason_; }
+  int device_count() const override { return static_cast<int>(found_.size()); }
+  std::shared_ptr<DeviceImpl> device(int index) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& d = devices_.at(static_cast<std::size_t>(index));
+    if (!d) d = std::make_shared<ClDevice>(found_[index].first, found_[index].second, index);
+    return d;
+  }
+
+ private:
+  std::string name_ = "opencl";
+  bool available_ = false;
+  std::string reason_;
+  std::vector<std::pair<cl_platform_id, cl_device_id>> found_;
+  std::mutex mu_;
+  std::vector<std::shared_ptr<DeviceImpl>> devices_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_opencl_backend() { return std::make_unique<ClBackend>(); }
+
+}  // namespace detail
+}  // namespace axle

@@ -1,0 +1,3 @@
+file(REMOVE_RECURSE
+  "libaxle_sample_kernels.a"
+)

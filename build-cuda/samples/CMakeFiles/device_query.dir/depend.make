@@ -1,0 +1,2 @@
+# Empty dependencies file for device_query.
+# This may be replaced when dependencies are built.

@@ -1,0 +1,2 @@
+# Empty dependencies file for vector_add.
+# This may be replaced when dependencies are built.

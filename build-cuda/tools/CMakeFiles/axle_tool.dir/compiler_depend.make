@@ -1,0 +1,2 @@
+# Empty compiler generated dependencies file for axle_tool.
+# This may be replaced when dependencies are built.

@@ -1,0 +1,1 @@
+set(  axle_runtime_tests_TESTS)

@@ -1,0 +1,461 @@
+// axle-variant: -DA_T=0 -DB_T=0 -DC_T=0 -DMR=6 -DVW=16 -DNV=2
+// axle-variant: -DA_T=1 -DB_T=1 -DC_T=1 -DMR=8 -DVW=16 -DNV=1
+// axle-variant: -DA_T=2 -DB_T=2 -DC_T=2 -DMR=4 -DVW=8 -DNV=2
+// axle-variant: -DA_T=0 -DB_T=0 -DC_T=0 -DBM=128 -DBN=128 -DBK=16 -DTM=8 -DTN=8 -DTRANS_A=0 -DTRANS_B=0
+// axle-variant: -DA_T=1 -DB_T=1 -DC_T=0 -DBM=64 -DBN=64 -DBK=8 -DTM=4 -DTN=4 -DTRANS_A=1 -DTRANS_B=1
+// axle-variant: -DA_T=3 -DB_T=3 -DC_T=3 -DBM=32 -DBN=32 -DBK=8 -DTM=4 -DTN=4 -DTRANS_A=0 -DTRANS_B=1
+//
+// Axle GEMM kernels (portable dialect: OpenCL C with the AXLE_ macros; also compiles
+// as CUDA under NVRTC). All matrices are row-major; a column-major call is mapped to
+// a row-major one on the host. op(A) is m x k, op(B) is k x n, C is m x n, and
+//
+//   C[b] = act(alpha * op(A[b]) * op(B[b]) + beta * C[b] + bias)
+//
+// with beta == 0 never reading C. Kernel families in this file:
+//
+//  * packed (CPU / PoCL): axle_gemm_pack_a / axle_gemm_pack_b copy the operands into
+//    contiguous panels (A: MR rows, k-major; B: NR = VW*NV columns, k-major) converting
+//    f16/bf16 storage to f32 and zero-padding edges; axle_gemm_packed then runs one
+//    work-item per MR x NR block of C (work-group size 1), holding the block in
+//    floatVW accumulators updated with explicit fma. It can read A unpacked (f32,
+//    PACK_A=0) and can split K (partial sums to a workspace, finished by
+//    axle_gemm_epilogue).
+//  * tiled (GPU): axle_gemm_tiled, the classic local-memory kernel: a work-group
+//    computes a BM x BN tile, each work-item TM x TN of it, staging BK-deep slices of
+//    A and B in local memory. Reads the operands directly (transposes and element
+//    types are compile-time defines). Also the f64 path.
+//  * axle_gemm_epilogue: C = act(alpha * sum(partials) + beta * C + bias); with zero
+//    partials it is the "alpha == 0 or k == 0" scaling of C.
+//
+// Element type codes (A_T, B_T, C_T): 0 f32, 1 f16, 2 bf16, 3 f64. The accumulator is
+// f64 when any of them is f64, else f32. bias is float (double for f64).
+// act: 0 none, 1 ReLU, 2 GELU (erf form). bias_kind: 0 none, 1 per row, 2 per column.
+
+#ifndef A_T
+#define A_T 0
+#endif
+#ifndef B_T
+#define B_T A_T
+#endif
+#ifndef C_T
+#define C_T A_T
+#endif
+
+#if A_T == 3 || B_T == 3 || C_T == 3
+#define ACC_F64 1
+#ifdef AXLE_OPENCL
+#pragma OPENCL EXTENSION cl_khr_fp64 : enable
+#endif
+typedef double real_t;
+#else
+#define ACC_F64 0
+typedef float real_t;
+#endif
+
+#define AX_CAT_(a, b) a##b
+#define AX_CAT(a, b) AX_CAT_(a, b)
+
+// ---- typed loads and stores -------------------------------------------------------
+#if A_T == 0
+#define A_ELEM float
+#define LOAD_A(p, i) ((real_t)(p)[i])
+#elif A_T == 1
+#define A_ELEM AXLE_HALF
+#define LOAD_A(p, i) ((real_t)AXLE_LOAD_HALF(i, p))
+#elif A_T == 2
+#define A_ELEM ushort
+#define LOAD_A(p, i) ((real_t)axle_bf16_to_float((p)[i]))
+#else
+#define A_ELEM double
+#define LOAD_A(p, i) ((real_t)(p)[i])
+#endif
+
+#if B_T == 0
+#define B_ELEM float
+#define LOAD_B(p, i) ((real_t)(p)[i])
+#elif B_T == 1
+#define B_ELEM AXLE_HALF
+#define LOAD_B(p, i) ((real_t)AXLE_LOAD_HALF(i, p))
+#elif B_T == 2
+#define B_ELEM ushort
+#define LOAD_B(p, i) ((real_t)axle_bf16_to_float((p)[i]))
+#else
+#define B_ELEM double
+#define LOAD_B(p, i) ((real_t)(p)[i])
+#endif
+
+#if C_T == 0
+#define C_ELEM float
+#define LOAD_C(p, i) ((real_t)(p)[i])
+#define STORE_C(p, i, v) ((p)[i] = (float)(v))
+#elif C_T == 1
+#define C_ELEM AXLE_HALF
+#define LOAD_C(p, i) ((real_t)AXLE_LOAD_HALF(i, p))
+#define STORE_C(p, i, v) AXLE_STORE_HALF((float)(v), i, p)
+#elif C_T == 2
+#define C_ELEM ushort
+#define LOAD_C(p, i) ((real_t)axle_bf16_to_float((p)[i]))
+#define STORE_C(p, i, v) ((p)[i] = axle_float_to_bf16((float)(v)))
+#else
+#define C_ELEM double
+#define LOAD_C(p, i) ((real_t)(p)[i])
+#define STORE_C(p, i, v) ((p)[i] = (double)(v))
+#endif
+
+// ---- the epilogue, shared by every path ------------------------------------------
+AXLE_FUNC real_t axle_gemm_act(real_t v, int act) {
+  if (act == 1) return v > (real_t)0 ? v : (real_t)0;
+  if (act == 2) return (real_t)0.5 * v * ((real_t)1 + erf(v * (real_t)0.70710678118654752440));
+  return v;
+}
+
+// acc already holds the finished sum of products (alpha not yet applied).
+AXLE_FUNC void axle_gemm_store(AXLE_GLOBAL C_ELEM* c, ulong idx, real_t acc, real_t alpha, real_t beta,
+                               AXLE_GLOBAL const real_t* bias, int bias_kind, int act, int i, int j) {
+  real_t v = alpha * acc;
+  if (beta != (real_t)0) v += beta * LOAD_C(c, idx);
+  if (bias_kind == 1) v += bias[i];
+  else if (bias_kind == 2) v += bias[j];
+  STORE_C(c, idx, axle_gemm_act(v, act));
+}
+
+// C = act(alpha * sum_s W[s] + beta * C + bias); splits == 0 means no partials (the
+// scale-only case). One work-item per element; dims (n, m, batch).
+AXLE_KERNEL void axle_gemm_epilogue(AXLE_GLOBAL const float* AXLE_RESTRICT w, int splits,
+                                    AXLE_GLOBAL C_ELEM* AXLE_RESTRICT c, ulong c_stride, int ldc,
+                                    AXLE_GLOBAL const real_t* AXLE_RESTRICT bias, int bias_kind, int act,
+                                    int m, int n, real_t alpha, real_t beta) {
+  const int j = (int)AXLE_GLOBAL_ID(0);
+  const int i = (int)AXLE_GLOBAL_ID(1);
+  const int b = (int)AXLE_GLOBAL_ID(2);
+  if (i >= m || j >= n) return;
+  real_t acc = (real_t)0;
+  const ulong mn = (ulong)m * (ulong)n;
+  for (int s = 0; s < splits; ++s) acc += (real_t)w[((ulong)b * (ulong)splits + (ulong)s) * mn + (ulong)i * n + j];
+  axle_gemm_store(c + (ulong)b * c_stride, (ulong)i * ldc + j, acc, alpha, beta, bias, bias_kind, act, i, j);
+}
+
+#if !ACC_F64 && defined(MR)
+// =================================================================================
+// Packed CPU family
+// =================================================================================
+#ifndef VW
+#define VW 16
+#endif
+#ifndef NV
+#define NV 1
+#endif
+#ifndef PACK_A
+#define PACK_A 1
+#endif
+#define NR (VW * NV)
+#define VT AX_CAT(float, VW)
+#define VLOADW AX_CAT(vload, VW)
+#define VSTOREW AX_CAT(vstore, VW)
+#ifndef MB
+#define MB 1  // m panels per work-item
+#endif
+#ifndef PACK_ROWS
+#define PACK_ROWS 64  // k rows packed per work-item
+#endif
+
+// op(A) (m x k) -> panels of MR rows: ap[(panel * k + p) * MR + r], zero rows past m.
+// dims (m panels, ceil(k / PACK_ROWS), batch).
+AXLE_KERNEL void axle_gemm_pack_a(AXLE_GLOBAL const A_ELEM* AXLE_RESTRICT a, ulong a_stride, int lda, int trans_a,
+                                  AXLE_GLOBAL float* AXLE_RESTRICT ap, ulong ap_stride, int m, int k) {
+  const int panel = (int)AXLE_GLOBAL_ID(0);
+  const int p0 = (int)AXLE_GLOBAL_ID(1) * PACK_ROWS;
+  const int b = (int)AXLE_GLOBAL_ID(2);
+  const int p1 = min(p0 + PACK_ROWS, k);
+  a += (ulong)b * a_stride;
+  AXLE_GLOBAL float* dst = ap + (ulong)b * ap_stride + (ulong)panel * (ulong)k * MR;
+  const int i0 = panel * MR;
+  for (int r = 0; r < MR; ++r) {
+    const int i = i0 + r;
+    if (i < m) {
+      if (trans_a) {
+        for (int p = p0; p < p1; ++p) dst[(ulong)p * MR + r] = (float)LOAD_A(a, (ulong)p * lda + i);
+      } else {
+        AXLE_GLOBAL const A_ELEM* row = a + (ulong)i * lda;
+        for (int p = p0; p < p1; ++p) dst[(ulong)p * MR + r] = (float)LOAD_A(row, p);
+      }
+    } else {
+      for (int p = p0; p < p1; ++p) dst[(ulong)p * MR + r] = 0.0f;
+    }
+  }
+}
+
+// op(B) (k x n) -> panels of NR columns: bp[(panel * k + p) * NR + c], zero columns
+// past n. dims (n panels, ceil(k / PACK_ROWS), batch).
+AXLE_KERNEL void axle_gemm_pack_b(AXLE_GLOBAL const B_ELEM* AXLE_RESTRICT bsrc, ulong b_stride, int ldb, int trans_b,
+                                  AXLE_GLOBAL float* AXLE_RESTRICT bp, ulong bp_stride, int n, int k) {
+  const int panel = (int)AXLE_GLOBAL_ID(0);
+  const int p0 = (int)AXLE_GLOBAL_ID(1) * PACK_ROWS;
+  const int b = (int)AXLE_GLOBAL_ID(2);
+  const int p1 = min(p0 + PACK_ROWS, k);
+  bsrc += (ulong)b * b_stride;
+  AXLE_GLOBAL float* dst = bp + (ulong)b * bp_stride + (ulong)panel * (ulong)k * NR;
+  const int j0 = panel * NR;
+  if (trans_b) {  // B stored n x k: column j of op(B) is row j of B, contiguous in p
+    for (int c = 0; c < NR; ++c) {
+      const int j = j0 + c;
+      if (j < n) {
+        AXLE_GLOBAL const B_ELEM* row = bsrc + (ulong)j * ldb;
+        for (int p = p0; p < p1; ++p) dst[(ulong)p * NR + c] = (float)LOAD_B(row, p);
+      } else {
+        for (int p = p0; p < p1; ++p) dst[(ulong)p * NR + c] = 0.0f;
+      }
+    }
+  } else if (j0 + NR <= n) {
+    for (int p = p0; p < p1; ++p) {
+      AXLE_GLOBAL const B_ELEM* row = bsrc + (ulong)p * ldb + j0;
+#if B_T == 0
+      for (int v = 0; v < NV; ++v) VSTOREW(VLOADW(v, row), v, dst + (ulong)p * NR);
+#else
+      for (int c = 0; c < NR; ++c) dst[(ulong)p * NR + c] = (float)LOAD_B(row, c);
+#endif
+    }
+  } else {
+    for (int p = p0; p < p1; ++p) {
+      AXLE_GLOBAL const B_ELEM* row = bsrc + (ulong)p * ldb;
+      for (int c = 0; c < NR; ++c) {
+        const int j = j0 + c;
+        dst[(ulong)p * NR + c] = j < n ? (float)LOAD_B(row, j) : 0.0f;
+      }
+    }
+  }
+}
+
+// One work-item (work-group size 1) per MR x NR block of C. dims (m panels, n panels,
+// batch * splits). With splits > 1 the k range is cut into `splits` pieces of kps
+// and raw partial sums go to w[(b * splits + s) * m * n + i * n + j].
+AXLE_KERNEL void axle_gemm_packed(AXLE_GLOBAL const float* AXLE_RESTRICT a, ulong a_stride, int lda, int trans_a,
+                                  AXLE_GLOBAL const float* AXLE_RESTRICT bp, ulong bp_stride,
+                                  AXLE_GLOBAL C_ELEM* AXLE_RESTRICT c, ulong c_stride, int ldc,
+                                  AXLE_GLOBAL const float* AXLE_RESTRICT bias, int bias_kind, int act,
+                                  int m, int n, int k, int kps, int splits, float alpha, float beta,
+                                  AXLE_GLOBAL float* AXLE_RESTRICT w) {
+  const int pb = (int)AXLE_GLOBAL_ID(1);
+  const int bs = (int)AXLE_GLOBAL_ID(2);
+  const int b = bs / splits;
+  const int s = bs - b * splits;
+  const int j0 = pb * NR;
+  const int kb = s * kps;
+  const int ke = min(k, kb + kps);
+  const int pa_end = min((int)((m + MR - 1) / MR), (int)(AXLE_GLOBAL_ID(0) + 1) * MB);
+  for (int pa = (int)AXLE_GLOBAL_ID(0) * MB; pa < pa_end; ++pa) {
+  const int i0 = pa * MR;
+
+  VT acc[MR][NV];
+#pragma unroll
+  for (int r = 0; r < MR; ++r)
+#pragma unroll
+    for (int v = 0; v < NV; ++v) acc[r][v] = AXLE_SPLAT(VT, 0.0f);
+
+  AXLE_GLOBAL const float* bq = bp + (ulong)b * bp_stride + ((ulong)pb * (ulong)k + (ulong)kb) * NR;
+#if PACK_A
+  AXLE_GLOBAL const float* aq = a + (ulong)b * a_stride + ((ulong)pa * (ulong)k + (ulong)kb) * MR;
+  for (int p = kb; p < ke; ++p) {
+    VT bv[NV];
+#pragma unroll
+    for (int v = 0; v < NV; ++v) bv[v] = VLOADW(v, bq);
+#pragma unroll
+    for (int r = 0; r < MR; ++r) {
+      const VT av = AXLE_SPLAT(VT, aq[r]);
+#pragma unroll
+      for (int v = 0; v < NV; ++v) acc[r][v] = fma(av, bv[v], acc[r][v]);
+    }
+    aq += MR;
+    bq += NR;
+  }
+#else
+  // A read in place (f32 only): element (i, p) at a[i * rs + p * ps]; rows past m
+  // are clamped to the last row and discarded at the store.
+  const ulong rs = trans_a ? 1 : (ulong)lda;
+  const ulong ps = trans_a ? (ulong)lda : 1;
+  AXLE_GLOBAL const float* ab = a + (ulong)b * a_stride + (ulong)kb * ps;
+  ulong ro[MR];
+#pragma unroll
+  for (int r = 0; r < MR; ++r) ro[r] = (ulong)min(i0 + r, m - 1) * rs;
+  for (int p = kb; p < ke; ++p) {
+    VT bv[NV];
+#pragma unroll
+    for (int v = 0; v < NV; ++v) bv[v] = VLOADW(v, bq);
+#pragma unroll
+    for (int r = 0; r < MR; ++r) {
+      const VT av = AXLE_SPLAT(VT, ab[ro[r]]);
+#pragma unroll
+      for (int v = 0; v < NV; ++v) acc[r][v] = fma(av, bv[v], acc[r][v]);
+    }
+    ab += ps;
+    bq += NR;
+  }
+#endif
+
+  AXLE_GLOBAL C_ELEM* cb = c + (ulong)b * c_stride;
+  AXLE_GLOBAL float* wb = w + (ulong)bs * (ulong)m * (ulong)n;
+#pragma unroll
+  for (int r = 0; r < MR; ++r) {
+    const int i = i0 + r;
+    if (i < m) {
+#pragma unroll
+      for (int v = 0; v < NV; ++v) {
+        float tmp[VW];
+        VSTOREW(acc[r][v], 0, tmp);
+        const int jv = j0 + v * VW;
+        const int cnt = min(VW, n - jv);
+        if (splits == 1 && cnt == VW && beta == 0.0f && bias_kind == 0 && act == 0) {
+#if C_T == 0
+          VSTOREW(acc[r][v] * alpha, 0, cb + (ulong)i * ldc + jv);
+#else
+          for (int q = 0; q < VW; ++q) STORE_C(cb, (ulong)i * ldc + jv + q, alpha * tmp[q]);
+#endif
+        } else if (splits > 1) {
+          for (int q = 0; q < cnt; ++q) wb[(ulong)i * n + jv + q] = tmp[q];
+        } else if (beta == 0.0f && bias_kind == 0 && act == 0) {
+          for (int q = 0; q < cnt; ++q) STORE_C(cb, (ulong)i * ldc + jv + q, alpha * tmp[q]);
+        } else {
+          for (int q = 0; q < cnt; ++q)
+            axle_gemm_store(cb, (ulong)i * ldc + jv + q, tmp[q], alpha, beta, bias, bias_kind, act, i, jv + q);
+        }
+      }
+    }
+  }
+  }  // m panels of this work-item
+}
+#endif  // packed family
+
+#if defined(BM)
+// =================================================================================
+// Local-memory tiled family (GPU; also the f64 path)
+// =================================================================================
+#ifndef BN
+#define BN BM
+#endif
+#ifndef BK
+#define BK 16
+#endif
+#ifndef TM
+#define TM 8
+#endif
+#ifndef TN
+#define TN 8
+#endif
+#ifndef TRANS_A
+#define TRANS_A 0
+#endif
+#ifndef TRANS_B
+#define TRANS_B 0
+#endif
+#define LX (BN / TN)
+#define LY (BM / TM)
+#define NT (LX * LY)
+#define APAD 4
+
+// Work-group (LX, LY) computes the BM x BN tile at group (x, y); dims (n, m, batch)
+// in work-items, i.e. (ceil(n / BN) * LX, ceil(m / BM) * LY, batch). Work-item (tx, ty)
+// owns rows ty + t * LY and columns tx + u * LX of the tile (conflict-free local reads,
+// coalesced stores). The next BK slice is loaded into registers while the current one
+// is multiplied (register double buffering).
+AXLE_KERNEL AXLE_REQD_WG(LX, LY, 1) void axle_gemm_tiled(
+    AXLE_GLOBAL const A_ELEM* AXLE_RESTRICT a, ulong a_stride, int lda,
+    AXLE_GLOBAL const B_ELEM* AXLE_RESTRICT bsrc, ulong b_stride, int ldb,
+    AXLE_GLOBAL C_ELEM* AXLE_RESTRICT c, ulong c_stride, int ldc,
+    AXLE_GLOBAL const real_t* AXLE_RESTRICT bias, int bias_kind, int act,
+    int m, int n, int k, real_t alpha, real_t beta) {
+  AXLE_LOCAL real_t as[BK * (BM + APAD)];
+  AXLE_LOCAL real_t bs[BK * (BN + APAD)];
+  const int tx = (int)AXLE_LOCAL_ID(0);
+  const int ty = (int)AXLE_LOCAL_ID(1);
+  const int tid = ty * LX + tx;
+  const int bm0 = (int)AXLE_GROUP_ID(1) * BM;
+  const int bn0 = (int)AXLE_GROUP_ID(0) * BN;
+  const int bb = (int)AXLE_GROUP_ID(2);
+  a += (ulong)bb * a_stride;
+  bsrc += (ulong)bb * b_stride;
+
+#define A_LOADS ((BM * BK + NT - 1) / NT)
+#define B_LOADS ((BN * BK + NT - 1) / NT)
+  real_t ra[A_LOADS];
+  real_t rb[B_LOADS];
+  real_t acc[TM][TN];
+#pragma unroll
+  for (int t = 0; t < TM; ++t)
+#pragma unroll
+    for (int u = 0; u < TN; ++u) acc[t][u] = (real_t)0;
+
+  // Element e of the A slice: !TRANS_A reads along k (contiguous), TRANS_A along m.
+#define FETCH(k0)                                                                        \
+  _Pragma("unroll") for (int l = 0; l < A_LOADS; ++l) {                                  \
+    const int e = tid + l * NT;                                                          \
+    const int row = TRANS_A ? e % BM : e / BK;                                           \
+    const int kk = TRANS_A ? e / BM : e % BK;                                            \
+    const int gi = bm0 + row, gp = (k0) + kk;                                            \
+    ra[l] = (e < BM * BK && gi < m && gp < k)                                            \
+                ? LOAD_A(a, TRANS_A ? (ulong)gp * lda + gi : (ulong)gi * lda + gp)       \
+                : (real_t)0;                                                             \
+  }                                                                                      \
+  _Pragma("unroll") for (int l = 0; l < B_LOADS; ++l) {                                  \
+    const int e = tid + l * NT;                                                          \
+    const int col = TRANS_B ? e / BK : e % BN;                                           \
+    const int kk = TRANS_B ? e % BK : e / BN;                                            \
+    const int gj = bn0 + col, gp = (k0) + kk;                                            \
+    rb[l] = (e < BN * BK && gj < n && gp < k)                                            \
+                ? LOAD_B(bsrc, TRANS_B ? (ulong)gj * ldb + gp : (ulong)gp * ldb + gj)    \
+                : (real_t)0;                                                             \
+  }
+
+  FETCH(0)
+  for (int k0 = 0; k0 < k; k0 += BK) {
+#pragma unroll
+    for (int l = 0; l < A_LOADS; ++l) {
+      const int e = tid + l * NT;
+      if (e < BM * BK) {
+        const int row = TRANS_A ? e % BM : e / BK;
+        const int kk = TRANS_A ? e / BM : e % BK;
+        as[kk * (BM + APAD) + row] = ra[l];
+      }
+    }
+#pragma unroll
+    for (int l = 0; l < B_LOADS; ++l) {
+      const int e = tid + l * NT;
+      if (e < BN * BK) {
+        const int col = TRANS_B ? e / BK : e % BN;
+        const int kk = TRANS_B ? e % BK : e / BN;
+        bs[kk * (BN + APAD) + col] = rb[l];
+      }
+    }
+    AXLE_BARRIER();
+    if (k0 + BK < k) {
+      FETCH(k0 + BK)
+    }
+#pragma unroll
+    for (int kk = 0; kk < BK; ++kk) {
+      real_t av[TM], bv[TN];
+#pragma unroll
+      for (int t = 0; t < TM; ++t) av[t] = as[kk * (BM + APAD) + ty + t * LY];
+#pragma unroll
+      for (int u = 0; u < TN; ++u) bv[u] = bs[kk * (BN + APAD) + tx + u * LX];
+#pragma unroll
+      for (int t = 0; t < TM; ++t)
+#pragma unroll
+        for (int u = 0; u < TN; ++u) acc[t][u] = fma(av[t], bv[u], acc[t][u]);
+    }
+    AXLE_BARRIER();
+  }
+#undef FETCH
+
+  AXLE_GLOBAL C_ELEM* cb = c + (ulong)bb * c_stride;
+#pragma unroll
+  for (int t = 0; t < TM; ++t) {
+    const int i = bm0 + ty + t * LY;
+    if (i < m) {
+#pragma unroll
+      for (int u = 0; u < TN; ++u) {
+        const int j = bn0 + tx + u * LX;
+        if (j < n) axle_gemm_store(cb, (ulong)i * ldc + j, acc[t][u], alpha, beta, bias, bias_kind, act, i, j);
+      }
+    }
+  }
+}
+#endif  // tiled family

@@ -1,0 +1,22 @@
+// Internal: the CUDA tensor-core GEMM paths, as seen by the GEMM dispatcher.
+//
+// The dispatcher (gemm_dispatch.cpp) calls try_gemm_tensorcore() first for every
+// validated call on a CUDA device. It returns true when it has enqueued the whole
+// GEMM (epilogue included) on `stream`, false when it has no path for this
+// descriptor (device, element types, shape, alignment or TF32 not allowed), in which
+// case the portable kernels run instead. It must not throw for an unsupported
+// descriptor; it may throw axle::Error for a real failure (build, launch).
+//
+// Until the tensor-core implementation is linked, a weak default that returns false
+// is used (see gemm_dispatch.cpp), so builds without it keep working.
+//
+// Thread-safety: may be called concurrently for distinct streams.
+#pragma once
+
+#include "gemm_desc.hpp"
+
+namespace axle::blas::detail {
+
+bool try_gemm_tensorcore(Stream& stream, const GemmDesc& desc);
+
+}  // namespace axle::blas::detail
