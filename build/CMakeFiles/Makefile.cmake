@@ -98,6 +98,7 @@ set(CMAKE_MAKEFILE_PRODUCTS
 
 # Dependency information for all targets:
 set(CMAKE_DEPEND_INFO_FILES
+  "CMakeFiles/demo.dir/DependInfo.cmake"
   "runtime/CMakeFiles/axle_runtime.dir/DependInfo.cmake"
   "kernels/CMakeFiles/axle_kernels.dir/DependInfo.cmake"
   "tools/CMakeFiles/axle_tool.dir/DependInfo.cmake"
