@@ -1,3 +1,0 @@
-file(REMOVE_RECURSE
-  "libaxle_sample_kernels.a"
-)

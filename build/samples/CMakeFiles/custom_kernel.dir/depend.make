@@ -1,2 +1,0 @@
-# Empty dependencies file for custom_kernel.
-# This may be replaced when dependencies are built.

@@ -1,2 +1,0 @@
-# Empty dependencies file for vector_add.
-# This may be replaced when dependencies are built.

@@ -1,5 +1,0 @@
-if(EXISTS "/work/main/build/tests/axle_runtime_tests[1]_tests.cmake")
-  include("/work/main/build/tests/axle_runtime_tests[1]_tests.cmake")
-else()
-  add_test(axle_runtime_tests_NOT_BUILT axle_runtime_tests_NOT_BUILT)
-endif()

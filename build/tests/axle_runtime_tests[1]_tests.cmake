@@ -1,1 +1,0 @@
-set(  axle_runtime_tests_TESTS)
