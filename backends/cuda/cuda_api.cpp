@@ -2,6 +2,7 @@
 #include "cuda_api.hpp"
 
 #include <dlfcn.h>
+#include <link.h>
 #include <glob.h>
 
 #include <algorithm>
@@ -131,6 +132,19 @@ void load_nvrtc(NvrtcApi& n) {
     n.error = "NVRTC (libnvrtc.so.13 / .12) not found; tried the loader path, $CUDA_PATH/lib64, "
               "$CUDA_HOME/lib64, /usr/local/cuda/lib64 and /usr/local/cuda-*/lib64:" + tried;
     return;
+  }
+  link_map* lm = nullptr;
+  if (dlinfo(lib, RTLD_DI_LINKMAP, &lm) == 0 && lm && lm->l_name && *lm->l_name) n.path = lm->l_name;
+  // NVRTC opens libnvrtc-builtins by its soname at compile time; when NVRTC came from a
+  // folder off the loader path, load the builtins from that folder first so the soname
+  // resolves to the copy beside it.
+  const auto slash = n.path.rfind('/');
+  if (slash != std::string::npos) {
+    glob_t g{};
+    const std::string pattern = n.path.substr(0, slash) + "/libnvrtc-builtins.so.*";
+    if (glob(pattern.c_str(), 0, nullptr, &g) == 0)
+      for (std::size_t i = 0; i < g.gl_pathc; ++i) dlopen(g.gl_pathv[i], RTLD_NOW | RTLD_GLOBAL);
+    globfree(&g);
   }
   std::string missing;
   auto need = [&](auto& slot, const char* name) {

@@ -339,13 +339,13 @@ class ClStream final : public StreamImpl {
     for (cl_uint i = 0; i < args.size(); ++i) {
       const KernelArg& a = args[i];
       const ArgClass want = k.arg_class(i);
-      const std::string arg = "kernel '" + k.name() + "' argument " + std::to_string(i);
+      auto arg = [&k, i] { return "kernel '" + k.name() + "' argument " + std::to_string(i); };  // on failure only
       const char* given = a.kind == KernelArg::Kind::Buffer ? "a buffer"
                           : a.kind == KernelArg::Kind::Local ? "local memory" : "a scalar";
       if ((want == ArgClass::Global && a.kind != KernelArg::Kind::Buffer) ||
           (want == ArgClass::Local && a.kind != KernelArg::Kind::Local) ||
           (want == ArgClass::Value && a.kind != KernelArg::Kind::Scalar))
-        throw InvalidArgument(arg + " is declared '" + k.arg_type(i) + "'" +
+        throw InvalidArgument(arg() + " is declared '" + k.arg_type(i) + "'" +
                               (want == ArgClass::Local ? " (local memory)" : "") + " but " + given + " was given");
       cl_int st = CL_SUCCESS;
       switch (a.kind) {
@@ -353,12 +353,14 @@ class ClStream final : public StreamImpl {
           cl_mem m = mem_of(a.buffer->impl());
           if (a.offset_bytes != 0) {
             if (addr_align_ && a.offset_bytes % addr_align_ != 0)
-              throw InvalidArgument(arg + ": a view at byte offset " + std::to_string(a.offset_bytes) +
+              throw InvalidArgument(arg() + ": a view at byte offset " + std::to_string(a.offset_bytes) +
                                     " is not aligned to this device's " + std::to_string(addr_align_) +
                                     "-byte sub-buffer alignment; pass the whole buffer and the offset as a scalar");
-            cl_buffer_region region{a.offset_bytes, a.buffer->size_bytes() - a.offset_bytes};
+            // The sub-buffer covers exactly the view, so the kernel cannot reach past it.
+            const std::size_t len = a.view_bytes ? a.view_bytes : a.buffer->size_bytes() - a.offset_bytes;
+            cl_buffer_region region{a.offset_bytes, len};
             cl_mem sub = api().clCreateSubBuffer(m, 0, CL_BUFFER_CREATE_TYPE_REGION, &region, &st);
-            if (st != CL_SUCCESS) fail(st, "clCreateSubBuffer", arg + ": sub-buffer for a view");
+            if (st != CL_SUCCESS) fail(st, "clCreateSubBuffer", arg() + ": sub-buffer for a view");
             subs.push_back(sub);
             m = sub;
           }
@@ -372,7 +374,7 @@ class ClStream final : public StreamImpl {
           st = api().clSetKernelArg(k.handle(), i, a.size, a.value);
           break;
       }
-      if (st != CL_SUCCESS) fail(st, "clSetKernelArg", arg);
+      if (st != CL_SUCCESS) fail(st, "clSetKernelArg", arg());
     }
     std::size_t g[3] = {global[0], global[1], global[2]};
     std::size_t l[3] = {local[0], local[1], local[2]};

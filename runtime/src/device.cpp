@@ -130,7 +130,8 @@ Device try_select(const std::string& spec_in, std::string& why) {
   if (colon != std::string::npos) {
     backend_name = spec.substr(0, colon);
     rest = spec.substr(colon + 1);
-  } else if (std::find(names.begin(), names.end(), spec) != names.end()) {
+  } else if (spec == "cuda" || spec == "opencl" || std::find(names.begin(), names.end(), spec) != names.end()) {
+    // A backend name, even one not compiled in: the error must say so, not search device names.
     backend_name = spec;
     rest.clear();
   }
@@ -269,9 +270,10 @@ Device default_device(std::string_view spec) {
                             "\nbackends in this build:" + detail::describe_backends());
   }
   const Config& cfg = active_config();
-  if (!cfg.device.empty()) {
+  if (!cfg.device.empty() || !cfg.fallback.empty()) {
     std::string attempts;
-    std::vector<std::string> tries{cfg.device};
+    std::vector<std::string> tries;
+    if (!cfg.device.empty()) tries.push_back(cfg.device);
     tries.insert(tries.end(), cfg.fallback.begin(), cfg.fallback.end());
     for (auto& t : tries) {
       std::string why;

@@ -89,9 +89,12 @@ void set_log_levels(const std::string& spec) {
   auto& st = state();
   std::lock_guard<std::mutex> lock(st.mu);
   init_locked(st);
-  st.default_level = spdlog::level::off;
-  st.levels.clear();
-  apply_spec(st, spec);
+  // Parse into a scratch state first, so that a malformed spec changes nothing.
+  LogState parsed;
+  apply_spec(parsed, spec);
+  st.default_level = parsed.default_level;
+  st.levels = parsed.levels;
+  apply_spec(st, "");
 }
 
 namespace detail {

@@ -74,7 +74,9 @@ void Stream::copy_d2d_bytes(const Buffer& src, std::size_t src_off, const Buffer
   check_range(src, src_off, bytes, "Stream::copy (device -> device)", "source");
   check_range(dst, dst_off, bytes, "Stream::copy (device -> device)", "destination");
   if (bytes == 0) return;
-  if (&src == &dst && src_off < dst_off + bytes && dst_off < src_off + bytes)
+  // Two Buffer objects may wrap the same memory (adopted native handles).
+  const bool same_memory = &src == &dst || src.impl().native() == dst.impl().native();
+  if (same_memory && src_off < dst_off + bytes && dst_off < src_off + bytes)
     throw InvalidArgument("Stream::copy (device -> device): source and destination ranges overlap");
   s.copy_d2d(src.impl(), src_off, dst.impl(), dst_off, bytes);
 }
@@ -99,70 +101,74 @@ void Stream::launch_args(const Kernel& kernel, const Range& global, const Range&
   auto& s = impl();
   if (!kernel.valid()) throw InvalidArgument("Stream::launch: empty Kernel handle");
   auto& k = kernel.impl();
-  const std::string who = "Stream::launch('" + k.name() + "')";
+  // Messages are built only on failure: this is the per-launch hot path.
+  auto who = [&k] { return "Stream::launch('" + k.name() + "')"; };
   if (k.device() != device_)
-    throw InvalidArgument(who + ": the kernel was built for " + k.device().id() + " but the stream is on " +
+    throw InvalidArgument(who() + ": the kernel was built for " + k.device().id() + " but the stream is on " +
                           device_.id());
-  if (global.dims() == 0) throw InvalidArgument(who + ": empty global range");
+  if (global.dims() == 0) throw InvalidArgument(who() + ": empty global range");
   for (unsigned d = 0; d < global.dims(); ++d)
-    if (global[d] == 0) throw InvalidArgument(who + ": global range " + global.str() + " has a zero dimension");
+    if (global[d] == 0) throw InvalidArgument(who() + ": global range " + global.str() + " has a zero dimension");
   if (!local.empty()) {
     if (local.dims() != global.dims())
-      throw InvalidArgument(who + ": local range " + local.str() + " and global range " + global.str() +
+      throw InvalidArgument(who() + ": local range " + local.str() + " and global range " + global.str() +
                             " have different dimensions");
     const auto& inf = device_.info();
     for (unsigned d = 0; d < local.dims(); ++d) {
-      if (local[d] == 0) throw InvalidArgument(who + ": local range " + local.str() + " has a zero dimension");
+      if (local[d] == 0) throw InvalidArgument(who() + ": local range " + local.str() + " has a zero dimension");
       if (global[d] % local[d] != 0)
-        throw InvalidArgument(who + ": global range " + global.str() + " is not a multiple of local range " +
+        throw InvalidArgument(who() + ": global range " + global.str() + " is not a multiple of local range " +
                               local.str() + " (use axle::round_up)");
       if (inf.max_work_item_sizes[d] && local[d] > inf.max_work_item_sizes[d])
-        throw InvalidArgument(who + ": local size " + std::to_string(local[d]) + " in dimension " +
+        throw InvalidArgument(who() + ": local size " + std::to_string(local[d]) + " in dimension " +
                               std::to_string(d) + " exceeds the device limit " +
                               std::to_string(inf.max_work_item_sizes[d]));
     }
     const std::size_t max_wg = k.max_work_group_size();
     if (max_wg && local.total() > max_wg)
-      throw InvalidArgument(who + ": work-group of " + std::to_string(local.total()) +
+      throw InvalidArgument(who() + ": work-group of " + std::to_string(local.total()) +
                             " items exceeds this kernel's limit of " + std::to_string(max_wg) + " on " +
                             device_.id());
   }
   if (args.size() != k.num_args())
-    throw InvalidArgument(who + ": " + std::to_string(args.size()) + " argument(s) given, the kernel takes " +
+    throw InvalidArgument(who() + ": " + std::to_string(args.size()) + " argument(s) given, the kernel takes " +
                           std::to_string(k.num_args()));
   std::size_t local_total = 0;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const auto& a = args[i];
-    const std::string arg = who + " argument " + std::to_string(i);
+    auto arg = [&who, i] { return who() + " argument " + std::to_string(i); };
     switch (a.kind) {
       case KernelArg::Kind::Buffer:
-        if (!a.buffer || !a.buffer->valid()) throw InvalidArgument(arg + ": empty Buffer");
+        if (!a.buffer || !a.buffer->valid()) throw InvalidArgument(arg() + ": empty Buffer");
         if (a.buffer->device() != device_)
-          throw InvalidArgument(arg + ": the buffer belongs to " + a.buffer->device().id() + " but the stream to " +
+          throw InvalidArgument(arg() + ": the buffer belongs to " + a.buffer->device().id() + " but the stream to " +
                                 device_.id());
-        if (a.offset_bytes > a.buffer->size_bytes()) throw OutOfRange(arg + ": view offset beyond the buffer");
+        if (a.offset_bytes > a.buffer->size_bytes() || a.view_bytes > a.buffer->size_bytes() - a.offset_bytes)
+          throw OutOfRange(arg() + ": view [" + std::to_string(a.offset_bytes) + ", +" + std::to_string(a.view_bytes) +
+                           ") reaches beyond the buffer of " + std::to_string(a.buffer->size_bytes()) + " bytes");
         break;
       case KernelArg::Kind::Scalar: {
         const std::size_t want = k.arg_size(static_cast<unsigned>(i));
         if (want && want != a.size)
-          throw InvalidArgument(arg + ": a scalar of " + std::to_string(a.size) + " bytes, the kernel expects " +
+          throw InvalidArgument(arg() + ": a scalar of " + std::to_string(a.size) + " bytes, the kernel expects " +
                                 std::to_string(want) + " bytes");
         break;
       }
       case KernelArg::Kind::Local:
-        if (a.size == 0) throw InvalidArgument(arg + ": zero-byte local memory");
+        if (a.size == 0) throw InvalidArgument(arg() + ": zero-byte local memory");
         local_total += a.size;
         break;
     }
   }
   const auto local_mem = device_.info().local_mem_bytes;
   if (local_mem && local_total > local_mem)
-    throw InvalidArgument(who + ": " + std::to_string(local_total) + " bytes of local memory requested, " +
+    throw InvalidArgument(who() + ": " + std::to_string(local_total) + " bytes of local memory requested, " +
                           device_.id() + " has " + std::to_string(local_mem));
   s.launch(k, global, local, args);
 }
 
 Event Stream::record() {
+  impl();  // a moved-from stream says so, rather than blaming its empty device
   Event e = device_.create_event();
   record(e);
   return e;

@@ -1,4 +1,5 @@
 // axle-variant: -DA_T=0 -DB_T=0 -DC_T=0 -DMR=6 -DVW=16 -DNV=2
+// axle-variant: -DA_T=0 -DB_T=0 -DC_T=1 -DMR=12 -DVW=16 -DNV=2 -DMB=4 -DKC=128 -DPACK_A=0
 // axle-variant: -DA_T=1 -DB_T=1 -DC_T=1 -DMR=8 -DVW=16 -DNV=1
 // axle-variant: -DA_T=2 -DB_T=2 -DC_T=2 -DMR=4 -DVW=8 -DNV=2
 // axle-variant: -DA_T=0 -DB_T=0 -DC_T=0 -DBM=128 -DBN=128 -DBK=16 -DTM=8 -DTN=8 -DTRANS_A=0 -DTRANS_B=0
@@ -121,14 +122,18 @@ AXLE_FUNC void axle_gemm_store(AXLE_GLOBAL C_ELEM* c, ulong idx, real_t acc, rea
 
 // C = act(alpha * sum_s W[s] + beta * C + bias); splits == 0 means no partials (the
 // scale-only case). One work-item per element; dims (n, m, batch).
-AXLE_KERNEL void axle_gemm_epilogue(AXLE_GLOBAL const float* AXLE_RESTRICT w, int splits,
-                                    AXLE_GLOBAL C_ELEM* AXLE_RESTRICT c, ulong c_stride, int ldc,
-                                    AXLE_GLOBAL const real_t* AXLE_RESTRICT bias, int bias_kind, int act,
+AXLE_KERNEL void axle_gemm_epilogue(AXLE_GLOBAL const float* AXLE_RESTRICT w, ulong w_off, int splits,
+                                    AXLE_GLOBAL C_ELEM* AXLE_RESTRICT c, ulong c_off, ulong c_stride, int ldc,
+                                    AXLE_GLOBAL const real_t* AXLE_RESTRICT bias, ulong bias_off, int bias_kind,
+                                    int act,
                                     int m, int n, real_t alpha, real_t beta) {
   const int j = (int)AXLE_GLOBAL_ID(0);
   const int i = (int)AXLE_GLOBAL_ID(1);
   const int b = (int)AXLE_GLOBAL_ID(2);
   if (i >= m || j >= n) return;
+  w += w_off;
+  c += c_off;
+  bias += bias_off;
   real_t acc = (real_t)0;
   const ulong mn = (ulong)m * (ulong)n;
   for (int s = 0; s < splits; ++s) acc += (real_t)w[((ulong)b * (ulong)splits + (ulong)s) * mn + (ulong)i * n + j];
@@ -155,20 +160,24 @@ AXLE_KERNEL void axle_gemm_epilogue(AXLE_GLOBAL const float* AXLE_RESTRICT w, in
 #ifndef MB
 #define MB 1  // m panels per work-item
 #endif
+#ifndef KC
+#define KC 0  // k slice depth (0: whole k range at once)
+#endif
 #ifndef PACK_ROWS
 #define PACK_ROWS 64  // k rows packed per work-item
 #endif
 
 // op(A) (m x k) -> panels of MR rows: ap[(panel * k + p) * MR + r], zero rows past m.
 // dims (m panels, ceil(k / PACK_ROWS), batch).
-AXLE_KERNEL void axle_gemm_pack_a(AXLE_GLOBAL const A_ELEM* AXLE_RESTRICT a, ulong a_stride, int lda, int trans_a,
-                                  AXLE_GLOBAL float* AXLE_RESTRICT ap, ulong ap_stride, int m, int k) {
+AXLE_KERNEL void axle_gemm_pack_a(AXLE_GLOBAL const A_ELEM* AXLE_RESTRICT a, ulong a_off, ulong a_stride, int lda,
+                                  int trans_a, AXLE_GLOBAL float* AXLE_RESTRICT ap, ulong ap_off, ulong ap_stride,
+                                  int m, int k) {
   const int panel = (int)AXLE_GLOBAL_ID(0);
   const int p0 = (int)AXLE_GLOBAL_ID(1) * PACK_ROWS;
   const int b = (int)AXLE_GLOBAL_ID(2);
   const int p1 = min(p0 + PACK_ROWS, k);
-  a += (ulong)b * a_stride;
-  AXLE_GLOBAL float* dst = ap + (ulong)b * ap_stride + (ulong)panel * (ulong)k * MR;
+  a += a_off + (ulong)b * a_stride;
+  AXLE_GLOBAL float* dst = ap + ap_off + (ulong)b * ap_stride + (ulong)panel * (ulong)k * MR;
   const int i0 = panel * MR;
   for (int r = 0; r < MR; ++r) {
     const int i = i0 + r;
@@ -187,14 +196,15 @@ AXLE_KERNEL void axle_gemm_pack_a(AXLE_GLOBAL const A_ELEM* AXLE_RESTRICT a, ulo
 
 // op(B) (k x n) -> panels of NR columns: bp[(panel * k + p) * NR + c], zero columns
 // past n. dims (n panels, ceil(k / PACK_ROWS), batch).
-AXLE_KERNEL void axle_gemm_pack_b(AXLE_GLOBAL const B_ELEM* AXLE_RESTRICT bsrc, ulong b_stride, int ldb, int trans_b,
-                                  AXLE_GLOBAL float* AXLE_RESTRICT bp, ulong bp_stride, int n, int k) {
+AXLE_KERNEL void axle_gemm_pack_b(AXLE_GLOBAL const B_ELEM* AXLE_RESTRICT bsrc, ulong b_off, ulong b_stride, int ldb,
+                                  int trans_b, AXLE_GLOBAL float* AXLE_RESTRICT bp, ulong bp_off, ulong bp_stride,
+                                  int n, int k) {
   const int panel = (int)AXLE_GLOBAL_ID(0);
   const int p0 = (int)AXLE_GLOBAL_ID(1) * PACK_ROWS;
   const int b = (int)AXLE_GLOBAL_ID(2);
   const int p1 = min(p0 + PACK_ROWS, k);
-  bsrc += (ulong)b * b_stride;
-  AXLE_GLOBAL float* dst = bp + (ulong)b * bp_stride + (ulong)panel * (ulong)k * NR;
+  bsrc += b_off + (ulong)b * b_stride;
+  AXLE_GLOBAL float* dst = bp + bp_off + (ulong)b * bp_stride + (ulong)panel * (ulong)k * NR;
   const int j0 = panel * NR;
   if (trans_b) {  // B stored n x k: column j of op(B) is row j of B, contiguous in p
     for (int c = 0; c < NR; ++c) {
@@ -226,15 +236,77 @@ AXLE_KERNEL void axle_gemm_pack_b(AXLE_GLOBAL const B_ELEM* AXLE_RESTRICT bsrc, 
   }
 }
 
-// One work-item (work-group size 1) per MR x NR block of C. dims (m panels, n panels,
-// batch * splits). With splits > 1 the k range is cut into `splits` pieces of kps
-// and raw partial sums go to w[(b * splits + s) * m * n + i * n + j].
-AXLE_KERNEL void axle_gemm_packed(AXLE_GLOBAL const float* AXLE_RESTRICT a, ulong a_stride, int lda, int trans_a,
-                                  AXLE_GLOBAL const float* AXLE_RESTRICT bp, ulong bp_stride,
-                                  AXLE_GLOBAL C_ELEM* AXLE_RESTRICT c, ulong c_stride, int ldc,
-                                  AXLE_GLOBAL const float* AXLE_RESTRICT bias, int bias_kind, int act,
-                                  int m, int n, int k, int kps, int splits, float alpha, float beta,
-                                  AXLE_GLOBAL float* AXLE_RESTRICT w) {
+// Store one finished MR x NR block (acc[r * NV + v]) of C at (i0, j0): the epilogue,
+// or raw partial sums to w when K is split.
+AXLE_FUNC void axle_gemm_packed_store(VT* acc, int i0, int j0, AXLE_GLOBAL C_ELEM* cb, int ldc,
+                                      AXLE_GLOBAL const float* bias, int bias_kind, int act, int m, int n,
+                                      int splits, float alpha, float beta, AXLE_GLOBAL float* wb) {
+#pragma unroll
+  for (int r = 0; r < MR; ++r) {
+    const int i = i0 + r;
+    if (i < m) {
+#pragma unroll
+      for (int v = 0; v < NV; ++v) {
+        const int jv = j0 + v * VW;
+        const int cnt = min(VW, n - jv);
+        if (splits == 1 && cnt == VW && beta == 0.0f && bias_kind == 0 && act == 0) {
+#if C_T == 0
+          VSTOREW(acc[r * NV + v] * alpha, 0, cb + (ulong)i * ldc + jv);
+#else
+          float tmp[VW];
+          VSTOREW(acc[r * NV + v], 0, tmp);
+          for (int q = 0; q < VW; ++q) STORE_C(cb, (ulong)i * ldc + jv + q, alpha * tmp[q]);
+#endif
+        } else {
+          float tmp[VW];
+          VSTOREW(acc[r * NV + v], 0, tmp);
+          if (splits > 1) {
+            for (int q = 0; q < cnt; ++q) wb[(ulong)i * n + jv + q] = tmp[q];
+          } else {
+            for (int q = 0; q < cnt; ++q)
+              axle_gemm_store(cb, (ulong)i * ldc + jv + q, tmp[q], alpha, beta, bias, bias_kind, act, i, jv + q);
+          }
+        }
+      }
+    }
+  }
+}
+
+// acc += A(i0.., p) * B(p, j0..) for p in [p0, p1). aq: packed A panel at p0
+// (PACK_A) or the A base (in place); bq: packed B panel at p0.
+#if PACK_A
+#define AXLE_A_AT(r) aq[r]
+#define AXLE_A_STEP aq += MR
+#else
+#define AXLE_A_AT(r) aq[ro[r]]
+#define AXLE_A_STEP aq += ps
+#endif
+#define AXLE_MICRO_LOOP(p0, p1)                                                   \
+  for (int p = (p0); p < (p1); ++p) {                                             \
+    VT bv[NV];                                                                    \
+    _Pragma("unroll") for (int v = 0; v < NV; ++v) bv[v] = VLOADW(v, bq);         \
+    _Pragma("unroll") for (int r = 0; r < MR; ++r) {                              \
+      const VT av = AXLE_SPLAT(VT, AXLE_A_AT(r));                                 \
+      _Pragma("unroll") for (int v = 0; v < NV; ++v) acc[r * NV + v] =            \
+          fma(av, bv[v], acc[r * NV + v]);                                        \
+    }                                                                             \
+    AXLE_A_STEP;                                                                  \
+    bq += NR;                                                                     \
+  }
+
+// One work-item (work-group size 1) per MB row panels x one column panel of C (each
+// panel block MR x NR). dims (ceil(m panels / MB), n panels, batch * splits). With
+// splits > 1 the k range is cut into `splits` pieces of kps and raw partial sums go to
+// w[(b * splits + s) * m * n + i * n + j]. With KC > 0 the k range is walked in KC-deep
+// slices, each slice's B block (KC x NR, L1-sized) reused by the MB row panels, whose
+// partial sums wait in private memory between slices.
+AXLE_KERNEL void axle_gemm_packed(AXLE_GLOBAL const float* AXLE_RESTRICT a, ulong a_off, ulong a_stride, int lda,
+                                  int trans_a, AXLE_GLOBAL const float* AXLE_RESTRICT bp, ulong bp_off,
+                                  ulong bp_stride, AXLE_GLOBAL C_ELEM* AXLE_RESTRICT c, ulong c_off,
+                                  ulong c_stride, int ldc, AXLE_GLOBAL const float* AXLE_RESTRICT bias,
+                                  ulong bias_off, int bias_kind, int act, int m, int n, int k, int kps,
+                                  int splits, float alpha, float beta, AXLE_GLOBAL float* AXLE_RESTRICT w,
+                                  ulong w_off) {
   const int pb = (int)AXLE_GLOBAL_ID(1);
   const int bs = (int)AXLE_GLOBAL_ID(2);
   const int b = bs / splits;
@@ -242,86 +314,68 @@ AXLE_KERNEL void axle_gemm_packed(AXLE_GLOBAL const float* AXLE_RESTRICT a, ulon
   const int j0 = pb * NR;
   const int kb = s * kps;
   const int ke = min(k, kb + kps);
-  const int pa_end = min((int)((m + MR - 1) / MR), (int)(AXLE_GLOBAL_ID(0) + 1) * MB);
-  for (int pa = (int)AXLE_GLOBAL_ID(0) * MB; pa < pa_end; ++pa) {
-  const int i0 = pa * MR;
-
-  VT acc[MR][NV];
-#pragma unroll
-  for (int r = 0; r < MR; ++r)
-#pragma unroll
-    for (int v = 0; v < NV; ++v) acc[r][v] = AXLE_SPLAT(VT, 0.0f);
-
-  AXLE_GLOBAL const float* bq = bp + (ulong)b * bp_stride + ((ulong)pb * (ulong)k + (ulong)kb) * NR;
-#if PACK_A
-  AXLE_GLOBAL const float* aq = a + (ulong)b * a_stride + ((ulong)pa * (ulong)k + (ulong)kb) * MR;
-  for (int p = kb; p < ke; ++p) {
-    VT bv[NV];
-#pragma unroll
-    for (int v = 0; v < NV; ++v) bv[v] = VLOADW(v, bq);
-#pragma unroll
-    for (int r = 0; r < MR; ++r) {
-      const VT av = AXLE_SPLAT(VT, aq[r]);
-#pragma unroll
-      for (int v = 0; v < NV; ++v) acc[r][v] = fma(av, bv[v], acc[r][v]);
-    }
-    aq += MR;
-    bq += NR;
-  }
-#else
+  const int pa0 = (int)AXLE_GLOBAL_ID(0) * MB;
+  const int pa1 = min((m + MR - 1) / MR, pa0 + MB);
+  AXLE_GLOBAL const float* ab = a + a_off + (ulong)b * a_stride;
+  AXLE_GLOBAL const float* bpb = bp + bp_off + (ulong)b * bp_stride + (ulong)pb * (ulong)k * NR;
+  AXLE_GLOBAL C_ELEM* cb = c + c_off + (ulong)b * c_stride;
+  AXLE_GLOBAL float* wb = w + w_off + (ulong)bs * (ulong)m * (ulong)n;
+  bias += bias_off;
+#if !PACK_A
   // A read in place (f32 only): element (i, p) at a[i * rs + p * ps]; rows past m
   // are clamped to the last row and discarded at the store.
   const ulong rs = trans_a ? 1 : (ulong)lda;
   const ulong ps = trans_a ? (ulong)lda : 1;
-  AXLE_GLOBAL const float* ab = a + (ulong)b * a_stride + (ulong)kb * ps;
-  ulong ro[MR];
-#pragma unroll
-  for (int r = 0; r < MR; ++r) ro[r] = (ulong)min(i0 + r, m - 1) * rs;
-  for (int p = kb; p < ke; ++p) {
-    VT bv[NV];
-#pragma unroll
-    for (int v = 0; v < NV; ++v) bv[v] = VLOADW(v, bq);
-#pragma unroll
-    for (int r = 0; r < MR; ++r) {
-      const VT av = AXLE_SPLAT(VT, ab[ro[r]]);
-#pragma unroll
-      for (int v = 0; v < NV; ++v) acc[r][v] = fma(av, bv[v], acc[r][v]);
-    }
-    ab += ps;
-    bq += NR;
-  }
 #endif
-
-  AXLE_GLOBAL C_ELEM* cb = c + (ulong)b * c_stride;
-  AXLE_GLOBAL float* wb = w + (ulong)bs * (ulong)m * (ulong)n;
+  VT acc[MR * NV];
+#if KC > 0
+  VT part[MB * MR * NV];
+  for (int kc0 = kb; kc0 < ke; kc0 += KC) {
+    const int kc1 = min(ke, kc0 + KC);
+    for (int pa = pa0; pa < pa1; ++pa) {
+      VT* pp = part + (pa - pa0) * (MR * NV);
+      if (kc0 == kb) {
 #pragma unroll
-  for (int r = 0; r < MR; ++r) {
-    const int i = i0 + r;
-    if (i < m) {
+        for (int q = 0; q < MR * NV; ++q) acc[q] = AXLE_SPLAT(VT, 0.0f);
+      } else {
 #pragma unroll
-      for (int v = 0; v < NV; ++v) {
-        float tmp[VW];
-        VSTOREW(acc[r][v], 0, tmp);
-        const int jv = j0 + v * VW;
-        const int cnt = min(VW, n - jv);
-        if (splits == 1 && cnt == VW && beta == 0.0f && bias_kind == 0 && act == 0) {
-#if C_T == 0
-          VSTOREW(acc[r][v] * alpha, 0, cb + (ulong)i * ldc + jv);
+        for (int q = 0; q < MR * NV; ++q) acc[q] = pp[q];
+      }
+      AXLE_GLOBAL const float* bq = bpb + (ulong)kc0 * NR;
+#if PACK_A
+      AXLE_GLOBAL const float* aq = ab + ((ulong)pa * (ulong)k + (ulong)kc0) * MR;
 #else
-          for (int q = 0; q < VW; ++q) STORE_C(cb, (ulong)i * ldc + jv + q, alpha * tmp[q]);
+      ulong ro[MR];
+#pragma unroll
+      for (int r = 0; r < MR; ++r) ro[r] = (ulong)min(pa * MR + r, m - 1) * rs;
+      AXLE_GLOBAL const float* aq = ab + (ulong)kc0 * ps;
 #endif
-        } else if (splits > 1) {
-          for (int q = 0; q < cnt; ++q) wb[(ulong)i * n + jv + q] = tmp[q];
-        } else if (beta == 0.0f && bias_kind == 0 && act == 0) {
-          for (int q = 0; q < cnt; ++q) STORE_C(cb, (ulong)i * ldc + jv + q, alpha * tmp[q]);
-        } else {
-          for (int q = 0; q < cnt; ++q)
-            axle_gemm_store(cb, (ulong)i * ldc + jv + q, tmp[q], alpha, beta, bias, bias_kind, act, i, jv + q);
-        }
+      AXLE_MICRO_LOOP(kc0, kc1)
+      if (kc1 == ke) {
+        axle_gemm_packed_store(acc, pa * MR, j0, cb, ldc, bias, bias_kind, act, m, n, splits, alpha, beta, wb);
+      } else {
+#pragma unroll
+        for (int q = 0; q < MR * NV; ++q) pp[q] = acc[q];
       }
     }
   }
-  }  // m panels of this work-item
+#else
+  for (int pa = pa0; pa < pa1; ++pa) {
+#pragma unroll
+    for (int q = 0; q < MR * NV; ++q) acc[q] = AXLE_SPLAT(VT, 0.0f);
+    AXLE_GLOBAL const float* bq = bpb + (ulong)kb * NR;
+#if PACK_A
+    AXLE_GLOBAL const float* aq = ab + ((ulong)pa * (ulong)k + (ulong)kb) * MR;
+#else
+    ulong ro[MR];
+#pragma unroll
+    for (int r = 0; r < MR; ++r) ro[r] = (ulong)min(pa * MR + r, m - 1) * rs;
+    AXLE_GLOBAL const float* aq = ab + (ulong)kb * ps;
+#endif
+    AXLE_MICRO_LOOP(kb, ke)
+    axle_gemm_packed_store(acc, pa * MR, j0, cb, ldc, bias, bias_kind, act, m, n, splits, alpha, beta, wb);
+  }
+#endif
 }
 #endif  // packed family
 
@@ -358,10 +412,10 @@ AXLE_KERNEL void axle_gemm_packed(AXLE_GLOBAL const float* AXLE_RESTRICT a, ulon
 // coalesced stores). The next BK slice is loaded into registers while the current one
 // is multiplied (register double buffering).
 AXLE_KERNEL AXLE_REQD_WG(LX, LY, 1) void axle_gemm_tiled(
-    AXLE_GLOBAL const A_ELEM* AXLE_RESTRICT a, ulong a_stride, int lda,
-    AXLE_GLOBAL const B_ELEM* AXLE_RESTRICT bsrc, ulong b_stride, int ldb,
-    AXLE_GLOBAL C_ELEM* AXLE_RESTRICT c, ulong c_stride, int ldc,
-    AXLE_GLOBAL const real_t* AXLE_RESTRICT bias, int bias_kind, int act,
+    AXLE_GLOBAL const A_ELEM* AXLE_RESTRICT a, ulong a_off, ulong a_stride, int lda,
+    AXLE_GLOBAL const B_ELEM* AXLE_RESTRICT bsrc, ulong b_off, ulong b_stride, int ldb,
+    AXLE_GLOBAL C_ELEM* AXLE_RESTRICT c, ulong c_off, ulong c_stride, int ldc,
+    AXLE_GLOBAL const real_t* AXLE_RESTRICT bias, ulong bias_off, int bias_kind, int act,
     int m, int n, int k, real_t alpha, real_t beta) {
   AXLE_LOCAL real_t as[BK * (BM + APAD)];
   AXLE_LOCAL real_t bs[BK * (BN + APAD)];
@@ -371,8 +425,10 @@ AXLE_KERNEL AXLE_REQD_WG(LX, LY, 1) void axle_gemm_tiled(
   const int bm0 = (int)AXLE_GROUP_ID(1) * BM;
   const int bn0 = (int)AXLE_GROUP_ID(0) * BN;
   const int bb = (int)AXLE_GROUP_ID(2);
-  a += (ulong)bb * a_stride;
-  bsrc += (ulong)bb * b_stride;
+  a += a_off + (ulong)bb * a_stride;
+  bsrc += b_off + (ulong)bb * b_stride;
+  c += c_off;
+  bias += bias_off;
 
 #define A_LOADS ((BM * BK + NT - 1) / NT)
 #define B_LOADS ((BN * BK + NT - 1) / NT)

@@ -211,7 +211,9 @@ __device__ __forceinline__ float activate(float v, int act) {
   }
   return v;
 }
-__device__ __forceinline__ void epilogue_one(void* c, const float* __restrict__ bias, int M, int N, i64 ldc, int row,
+// Out of line: keeps the fully unrolled epilogue small, so the accumulators stay in
+// registers (an inlined body this size makes the compiler index them through memory).
+__device__ __noinline__ void epilogue_one(void* c, const float* __restrict__ bias, int M, int N, i64 ldc, int row,
                                              int col, float acc, float alpha, float beta, int c_type, int bias_kind,
                                              int act) {
   if (row >= M || col >= N) return;
@@ -227,7 +229,14 @@ __device__ __forceinline__ void epilogue_one(void* c, const float* __restrict__ 
 
 using namespace axle_mma;
 
-extern "C" __global__ void __launch_bounds__(256, 2)
+// tf32 fragments are read with scalar loads and need more registers: one CTA per SM.
+#if AXLE_TC_ELEM == 2
+#define AXLE_TC_MIN_CTAS 1
+#else
+#define AXLE_TC_MIN_CTAS 2
+#endif
+
+extern "C" __global__ void __launch_bounds__(256, AXLE_TC_MIN_CTAS)
 axle_gemm_mma(const Elem* __restrict__ A, const Elem* __restrict__ B, void* C, const float* __restrict__ bias,
               int M, int N, int K, long long lda, long long ldb, long long ldc, long long stride_a,
               long long stride_b, long long stride_c, int batch, float alpha, float beta, int c_type,
@@ -297,17 +306,8 @@ axle_gemm_mma(const Elem* __restrict__ A, const Elem* __restrict__ B, void* C, c
       // tf32: m16n8k8, fragments read with 32-bit shared loads.
 #pragma unroll
       for (int ks = 0; ks < kBK / 8; ++ks) {
-        u32 af[4][4], bf[4][2];
-#pragma unroll
-        for (int mt = 0; mt < 4; ++mt) {
-#pragma unroll
-          for (int r = 0; r < 4; ++r) {
-            const int m = wm + mt * 16 + g + (r & 1) * 8;
-            const int k = ks * 8 + t + (r >> 1) * 4;
-            const u32 off = kAK ? off_kmajor(m, k >> 2) + (k & 3) * 4 : off_mnmajor(k, m >> 2) + (m & 3) * 4;
-            af[mt][r] = to_tf32(ld_shared_u32(sA + off));
-          }
-        }
+        // B fragments first, then A one m16 tile at a time (fewer live registers).
+        u32 bf[4][2];
 #pragma unroll
         for (int nt = 0; nt < 4; ++nt) {
 #pragma unroll
@@ -319,9 +319,18 @@ axle_gemm_mma(const Elem* __restrict__ A, const Elem* __restrict__ B, void* C, c
           }
         }
 #pragma unroll
-        for (int mt = 0; mt < 4; ++mt)
+        for (int mt = 0; mt < 4; ++mt) {
+          u32 af[4];
 #pragma unroll
-          for (int nt = 0; nt < 4; ++nt) mma_1688_tf32(acc[mt][nt], af[mt], bf[nt][0], bf[nt][1]);
+          for (int r = 0; r < 4; ++r) {
+            const int m = wm + mt * 16 + g + (r & 1) * 8;
+            const int k = ks * 8 + t + (r >> 1) * 4;
+            const u32 off = kAK ? off_kmajor(m, k >> 2) + (k & 3) * 4 : off_mnmajor(k, m >> 2) + (m & 3) * 4;
+            af[r] = to_tf32(ld_shared_u32(sA + off));
+          }
+#pragma unroll
+          for (int nt = 0; nt < 4; ++nt) mma_1688_tf32(acc[mt][nt], af, bf[nt][0], bf[nt][1]);
+        }
       }
 #else
       const int j = lane >> 3, i = lane & 7;

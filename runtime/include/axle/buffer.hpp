@@ -94,7 +94,8 @@ class BufferView {
 
   /// A sub-window, relative to this view. Throws OutOfRange when it does not fit.
   BufferView sub(std::size_t offset, std::size_t count = Buffer::npos) const {
-    if (offset > count_) detail::throw_view_out_of_range(offset_ + offset, count, sizeof(T), count_ * sizeof(T));
+    if (offset > count_)
+      detail::throw_view_out_of_range(offset, count == Buffer::npos ? 0 : count, sizeof(T), count_ * sizeof(T));
     if (count == Buffer::npos) count = count_ - offset;
     if (count > count_ - offset) detail::throw_view_out_of_range(offset, count, sizeof(T), count_ * sizeof(T));
     return BufferView(buffer(), offset_ + offset, count);

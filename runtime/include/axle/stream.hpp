@@ -45,6 +45,7 @@ struct KernelArg {
   unsigned char value[kMaxScalarBytes] = {};
   const Buffer* buffer = nullptr;  ///< Kind::Buffer
   std::size_t offset_bytes = 0;    ///< Kind::Buffer: view offset
+  std::size_t view_bytes = 0;      ///< Kind::Buffer: view size (0 = to the end of the buffer)
 
   template <typename T>
   static KernelArg scalar(const T& v) {
@@ -56,11 +57,12 @@ struct KernelArg {
     std::memcpy(a.value, &v, sizeof(T));
     return a;
   }
-  static KernelArg buffer_arg(const Buffer& b, std::size_t offset_bytes) {
+  static KernelArg buffer_arg(const Buffer& b, std::size_t offset_bytes, std::size_t view_bytes = 0) {
     KernelArg a;
     a.kind = Kind::Buffer;
     a.buffer = &b;
     a.offset_bytes = offset_bytes;
+    a.view_bytes = view_bytes;
     return a;
   }
   static KernelArg local_arg(std::size_t bytes) {
@@ -76,7 +78,7 @@ inline KernelArg to_arg(const Buffer& b) { return KernelArg::buffer_arg(b, 0); }
 inline KernelArg to_arg(Buffer& b) { return KernelArg::buffer_arg(b, 0); }
 template <typename T>
 KernelArg to_arg(const BufferView<T>& v) {
-  return KernelArg::buffer_arg(v.buffer(), v.offset_bytes());
+  return KernelArg::buffer_arg(v.buffer(), v.offset_bytes(), v.size_bytes());
 }
 inline KernelArg to_arg(const LocalMem& l) { return KernelArg::local_arg(l.bytes); }
 inline KernelArg to_arg(const KernelArg& a) { return a; }

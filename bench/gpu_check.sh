@@ -1,0 +1,260 @@
+#!/usr/bin/env bash
+# gpu_check.sh: check a build on a machine with an NVIDIA GPU, in under 8 minutes.
+#
+#   bench/gpu_check.sh --prepare [BUILD]   on the build machine: copy the shared libraries
+#                                          the binaries need (spdlog, fmt, toml++, the
+#                                          OpenCL ICD loader, libstdc++ ...) into BUILD/deps
+#   bench/gpu_check.sh [BUILD]             on the GPU machine (default BUILD: build)
+#
+# BUILD is a build folder made by CMake on the build machine (configure it with
+# -DAXLE_BUILD_BENCH=ON to get the benchmarks). Phases, each run even if the one before
+# failed, each under its own time limit:
+#   env        nvidia-smi, the libraries found, axle query
+#   ctest-cuda the whole ctest suite with AXLE_DEVICE=cuda:0
+#   samples    every sample with AXLE_DEVICE=cuda:0
+#   ctest-ocl  the ctest suite again with AXLE_DEVICE=opencl:gpu (when NVIDIA's OpenCL ICD is present)
+#   bench      launch_cuda_bench and the other benchmarks in BUILD/bench (with --quick when they take it)
+# Then a summary (pass/fail per phase). With $OUT set, logs and JSON go there
+# (at most 7 files: gpu_check.log, ctest_cuda.log, ctest_opencl_gpu.log, samples.log,
+# bench.log, launch_cuda_bench.json, summary.json).
+#
+# The build's absolute paths (CTest files, test data) are those of the build machine; when
+# they do not exist here the script links the original source folder to this checkout.
+set -u
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+prepare=0
+build=""
+for a in "$@"; do
+  case "$a" in
+    --prepare) prepare=1 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    *) build=$a ;;
+  esac
+done
+[ -n "$build" ] || build=build
+case "$build" in /*) ;; *) build="$root/$build" ;; esac
+if [ ! -f "$build/CMakeCache.txt" ]; then
+  echo "gpu_check: $build is not a CMake build folder" >&2
+  exit 2
+fi
+
+# ------------------------------------------------------------------ --prepare
+if [ $prepare -eq 1 ]; then
+  deps="$build/deps"
+  mkdir -p "$deps"
+  # Every ELF file of the build (executables and shared libraries), minus object files.
+  mapfile -t elfs < <(find "$build" -path "$deps" -prune -o -type f \( -perm -u+x -o -name '*.so*' \) -print |
+                      while read -r f; do head -c4 "$f" 2>/dev/null | grep -q 'ELF' && echo "$f"; done)
+  skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libpthread|libdl\.so|librt\.so|libresolv|libcuda\.so|libnvrtc|libaxle_)'
+  declare -A seen=()
+  for f in "${elfs[@]}"; do
+    while read -r name _ path _; do
+      [ -n "${path:-}" ] && [ -f "$path" ] || continue
+      [[ "$name" =~ $skip ]] && continue
+      seen["$path"]=1
+    done < <(ldd "$f" 2>/dev/null | grep '=>')
+  done
+  # The OpenCL ICD loader is opened at run time, so ldd does not show it.
+  ocl=$(ldconfig -p | awk '/libOpenCL\.so\.1 .*x86-64/ {print $NF; exit}')
+  [ -n "$ocl" ] && seen["$ocl"]=1
+  for p in "${!seen[@]}"; do
+    cp -L "$p" "$deps/$(basename "$p")"
+  done
+  echo "gpu_check --prepare: copied ${#seen[@]} libraries into $deps:"
+  ls -la "$deps"
+  du -sh "$build" | awk '{print "build folder size (carry it whole): " $1}'
+  echo "on the GPU machine run: bench/gpu_check.sh ${build#$root/}"
+  exit 0
+fi
+
+# ------------------------------------------------------------------ setup
+t_start=$(date +%s)
+deadline=$((t_start + 465))   # leave margin under 8 minutes
+out="${OUT:-}"
+logdir=${out:-$(mktemp -d /tmp/axle_gpu_check.XXXXXX)}
+mkdir -p "$logdir"
+mainlog="$logdir/gpu_check.log"
+: > "$mainlog"
+say() { echo "$@" | tee -a "$mainlog"; }
+left() { local l=$((deadline - $(date +%s))); [ $l -lt 5 ] && l=5; echo $l; }
+limit() { local want=$1 l; l=$(left); [ "$want" -lt "$l" ] && echo "$want" || echo "$l"; }
+
+declare -A pass=() fail=() note=()
+phases=(env ctest-cuda samples ctest-ocl bench)
+for p in "${phases[@]}"; do pass[$p]=0; fail[$p]=0; note[$p]=""; done
+
+# Original absolute paths of the build machine.
+src_orig=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$build/CMakeCache.txt")
+bin_orig=$(sed -n 's/^CMAKE_CACHEFILE_DIR:INTERNAL=//p' "$build/CMakeCache.txt")
+if [ -n "$src_orig" ] && [ ! -e "$src_orig" ]; then
+  mkdir -p "$(dirname "$src_orig")" 2>/dev/null && ln -s "$root" "$src_orig" 2>/dev/null &&
+    say "linked $src_orig -> $root (the build's source path)"
+fi
+if [ -n "$bin_orig" ] && [ ! -e "$bin_orig" ]; then
+  mkdir -p "$(dirname "$bin_orig")" 2>/dev/null && ln -s "$build" "$bin_orig" 2>/dev/null &&
+    say "linked $bin_orig -> $build (the build's binary path)"
+fi
+
+ldp="$build/deps:$build/runtime:$build/kernels"
+for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib /usr/lib/x86_64-linux-gnu; do
+  [ -e "$d/libcuda.so.1" ] && ldp="$ldp:$d"
+done
+# NVRTC: the backend searches the loader path, $CUDA_PATH/lib64, $CUDA_HOME/lib64,
+# /usr/local/cuda*/lib64; add a pip-installed copy to the loader path when that is all there is.
+if ! ls /usr/local/cuda*/lib64/libnvrtc.so.1[23]* >/dev/null 2>&1 && ! ldconfig -p | grep -q 'libnvrtc.so.1[23]'; then
+  nv=$(timeout 20 find / -xdev \( -name 'libnvrtc.so.13' -o -name 'libnvrtc.so.12' \) 2>/dev/null | head -1)
+  [ -n "$nv" ] && ldp="$ldp:$(dirname "$nv")"
+fi
+export LD_LIBRARY_PATH="$ldp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export AXLE_CACHE_DIR="${AXLE_CACHE_DIR:-$(mktemp -d /tmp/axle_cache.XXXXXX)}"
+
+run_phase_cmd() {  # run_phase_cmd <seconds> <log> cmd...: run with a time limit, log it
+  local secs=$1 log=$2
+  shift 2
+  echo "+ $* (limit ${secs}s)" >> "$log"
+  timeout --kill-after=10 "$secs" "$@" >> "$log" 2>&1
+}
+
+# Count ctest results from its log into the phase.
+count_ctest() {  # count_ctest <phase> <log> <rc>
+  local ph=$1 log=$2 rc=$3 line tot failed
+  line=$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' "$log" | tail -1)
+  if [ -n "$line" ]; then
+    failed=$(echo "$line" | sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/')
+    tot=$(echo "$line" | sed -E 's/.* tests failed out of ([0-9]+).*/\1/')
+    pass[$ph]=$((tot - failed))
+    fail[$ph]=$failed
+    grep -E '^\s+[0-9]+ - .*\((Failed|Timeout|SEGFAULT|Subprocess aborted|Not Run|Exception)' "$log" >> "$mainlog"
+  else
+    fail[$ph]=1
+    note[$ph]="ctest did not finish (rc $rc)"
+  fi
+  local skipped
+  skipped=$(grep -c '\*\*\*Skipped\|Disabled' "$log")
+  [ "$skipped" -gt 0 ] && note[$ph]="${note[$ph]} ${skipped} skipped"
+}
+
+# ------------------------------------------------------------------ env
+say "== env ($(date -u +%FT%TZ)) build=$build"
+if command -v nvidia-smi >/dev/null; then
+  timeout 20 nvidia-smi 2>&1 | tee -a "$mainlog"
+else
+  say "nvidia-smi not found"
+fi
+say "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+axle_tool=$(find "$build" -path "$build/deps" -prune -o -type f -name axle -perm -u+x -print | head -1)
+if [ -n "$axle_tool" ]; then
+  if timeout 60 "$axle_tool" query 2>&1 | tee -a "$mainlog"; then pass[env]=1; else fail[env]=1; fi
+  if grep -q 'GLIBC_\|GLIBCXX_\|error while loading shared libraries' "$mainlog"; then
+    note[env]="binaries do not start here (system libraries differ): run --prepare on the build machine, or build here"
+  fi
+else
+  say "no axle tool in $build"
+  fail[env]=1
+fi
+
+# ------------------------------------------------------------------ ctest
+ctest_bin=$(command -v ctest || true)
+run_ctest() {  # run_ctest <phase> <device> <log> <seconds>
+  local ph=$1 dev=$2 log=$3 secs=$4 rc
+  : > "$log"
+  if [ -n "$ctest_bin" ]; then
+    AXLE_DEVICE=$dev run_phase_cmd "$secs" "$log" "$ctest_bin" --test-dir "$build" --output-on-failure \
+      --timeout 150 -j 4
+    rc=$?
+    count_ctest "$ph" "$log" "$rc"
+  else  # no ctest: run the test executables directly
+    for t in "$build"/tests/axle_*tests; do
+      [ -x "$t" ] || continue
+      if AXLE_DEVICE=$dev run_phase_cmd "$(limit 150)" "$log" "$t"; then
+        pass[$ph]=$((pass[$ph] + 1))
+      else
+        fail[$ph]=$((fail[$ph] + 1))
+        say "FAILED: $t"
+      fi
+    done
+    note[$ph]="ctest not found: ran tests/axle_*tests directly"
+  fi
+}
+
+say "== ctest-cuda (AXLE_DEVICE=cuda:0)"
+run_ctest ctest-cuda cuda:0 "$logdir/ctest_cuda.log" "$(limit 210)"
+tail -n 25 "$logdir/ctest_cuda.log" | tee -a "$mainlog"
+
+# ------------------------------------------------------------------ samples
+say "== samples (AXLE_DEVICE=cuda:0)"
+slog="$logdir/samples.log"
+: > "$slog"
+for s in "$build"/bin/*; do
+  [ -f "$s" ] && [ -x "$s" ] || continue
+  name=$(basename "$s")
+  [ "$name" = axle ] && continue
+  args=()
+  case "$name" in
+    vector_add) args=(100003) ;;
+    custom_kernel) args=("$root/samples/kernels/saxpy.cl" saxpy) ;;
+  esac
+  if AXLE_DEVICE=cuda:0 run_phase_cmd "$(limit 40)" "$slog" "$s" "${args[@]}"; then
+    pass[samples]=$((pass[samples] + 1)); say "  ok    $name"
+  else
+    fail[samples]=$((fail[samples] + 1)); say "  FAIL  $name (see samples.log)"
+  fi
+done
+
+# ------------------------------------------------------------------ ctest on NVIDIA OpenCL
+say "== ctest-ocl (AXLE_DEVICE=opencl:gpu)"
+if ls /etc/OpenCL/vendors/*nvidia* >/dev/null 2>&1 || ldconfig -p | grep -q libnvidia-opencl; then
+  run_ctest ctest-ocl opencl:gpu "$logdir/ctest_opencl_gpu.log" "$(limit 110)"
+  tail -n 15 "$logdir/ctest_opencl_gpu.log" | tee -a "$mainlog"
+else
+  note[ctest-ocl]="NVIDIA OpenCL ICD not present: skipped"
+  say "${note[ctest-ocl]}"
+fi
+
+# ------------------------------------------------------------------ benchmarks
+say "== bench"
+blog="$logdir/bench.log"
+: > "$blog"
+lcb="$build/bench/launch_cuda_bench"
+if [ -x "$lcb" ]; then
+  if AXLE_DEVICE=cuda:0 run_phase_cmd "$(limit 90)" "$blog" "$lcb" --json "$logdir/launch_cuda_bench.json"; then
+    pass[bench]=$((pass[bench] + 1))
+  else
+    fail[bench]=$((fail[bench] + 1))
+  fi
+else
+  note[bench]="no launch_cuda_bench (configure with -DAXLE_BUILD_BENCH=ON)"
+fi
+for b in "$build"/bench/*; do
+  [ -f "$b" ] && [ -x "$b" ] || continue
+  name=$(basename "$b")
+  [ "$name" = launch_cuda_bench ] && continue
+  head -c4 "$b" | grep -q ELF || continue
+  args=()
+  if timeout 10 "$b" --help 2>&1 | grep -q -- '--quick'; then args=(--quick); fi
+  if AXLE_DEVICE=cuda:0 run_phase_cmd "$(limit 100)" "$blog" "$b" "${args[@]}"; then
+    pass[bench]=$((pass[bench] + 1))
+  else
+    fail[bench]=$((fail[bench] + 1)); say "  FAIL  $name (see bench.log)"
+  fi
+done
+cat "$blog" >> "$mainlog"
+grep -A8 '^launch_cuda_bench on' "$blog" || true
+
+# ------------------------------------------------------------------ summary
+elapsed=$(( $(date +%s) - t_start ))
+say "== summary (${elapsed}s)"
+json="{\"elapsed_s\": $elapsed, \"phases\": {"
+sep=""
+for p in "${phases[@]}"; do
+  say "$(printf '  %-11s pass %3d  fail %3d  %s' "$p" "${pass[$p]}" "${fail[$p]}" "${note[$p]}")"
+  json="$json$sep\"$p\": {\"pass\": ${pass[$p]}, \"fail\": ${fail[$p]}, \"note\": \"${note[$p]//\"/\'}\"}"
+  sep=", "
+done
+echo "$json}}" > "$logdir/summary.json"
+say "logs: $logdir"
+total_fail=0
+for p in "${phases[@]}"; do total_fail=$((total_fail + fail[$p])); done
+[ $total_fail -eq 0 ]

@@ -1,0 +1,35 @@
+// Internal: the GEMM dispatcher. Takes a validated, row-major GemmDesc, picks a kernel
+// path and parameters (tensor cores on CUDA when available, else the packed CPU
+// family or the local-memory tiled family with parameters from the tuning database)
+// and enqueues it.
+//
+// Caches (all process-wide, guarded by one mutex, cleared by reset_dispatch_caches):
+// built kernels per (device, variant), the checked parameter choice per (device,
+// dtype, shape bucket), and one scratch buffer per stream (packed panels, split-K
+// partials; reused, grown on demand; work on one stream is ordered so reuse is safe).
+#pragma once
+
+#include <string>
+
+#include "gemm_desc.hpp"
+#include "gemm_tuning.hpp"
+
+namespace axle::blas::detail {
+
+/// Enqueue a validated GEMM on `stream`.
+void run_gemm(Stream& stream, const GemmDesc& desc);
+
+/// Enqueue with explicit parameters (no tensor cores, no database, no check).
+/// Throws InvalidArgument when `params` are structurally invalid for the device.
+void run_gemm_with(Stream& stream, const GemmDesc& desc, const GemmParams& params);
+
+/// The parameters run_gemm would use (after the first-use correctness check).
+const GemmParams& chosen_params(const Device& device, ElemType dtype, std::size_t m, std::size_t n, std::size_t k);
+
+/// Run a small GEMM with `params` on `device` and compare it with a host reference.
+/// Returns "" when it matches, else what went wrong.
+std::string check_params(const Device& device, const GemmParams& params, ElemType dtype);
+
+void reset_dispatch_caches();
+
+}  // namespace axle::blas::detail

@@ -1,0 +1,273 @@
+// GEMM tuning database: parsing, matching, defaults (see gemm_tuning.hpp).
+#include "gemm_tuning.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <mutex>
+#include <optional>
+#include <sstream>
+
+#include "axle/config.hpp"
+#include "axle/error.hpp"
+#include "json_lite.hpp"
+
+namespace axle::embedded {
+std::string_view kernel_resource(std::string_view relative_path);
+}
+
+namespace axle::blas::detail {
+
+bool GemmParams::same_kernel(const GemmParams& o) const {
+  if (family != o.family) return false;
+  if (family == KernelFamily::Packed) return mr == o.mr && vw == o.vw && nv == o.nv && mb == o.mb && kc == o.kc && pack_a == o.pack_a;
+  return bm == o.bm && bn == o.bn && bk == o.bk && tm == o.tm && tn == o.tn;
+}
+
+std::string GemmParams::str() const {
+  std::ostringstream s;
+  if (family == KernelFamily::Packed)
+    s << "packed MR=" << mr << " VW=" << vw << " NV=" << nv << " MB=" << mb << " KC=" << kc << " PACK_A=" << pack_a;
+  else
+    s << "tiled BM=" << bm << " BN=" << bn << " BK=" << bk << " TM=" << tm << " TN=" << tn;
+  return s.str();
+}
+
+std::string GemmParams::invalid_reason(const DeviceInfo& info) const {
+  if (family == KernelFamily::Packed) {
+    if (mr < 1 || mr > 32) return "MR must be in 1..32";
+    if (vw != 2 && vw != 4 && vw != 8 && vw != 16) return "VW must be 2, 4, 8 or 16";
+    if (nv < 1 || nv > 8) return "NV must be in 1..8";
+    if (mb < 1 || mb > 1024) return "MB must be in 1..1024";
+    if (pack_a != 0 && pack_a != 1) return "PACK_A must be 0 or 1";
+    if (kc < 0 || kc > 65536) return "KC must be in 0..65536";
+    if (kc > 0 && static_cast<long>(mb) * mr * vw * nv > 65536) return "MB * MR * NR partial sums exceed 256 KiB";
+    return "";
+  }
+  if (bm < 1 || bn < 1 || bk < 1 || tm < 1 || tn < 1) return "tile sizes must be positive";
+  if (bm % tm || bn % tn) return "BM must be a multiple of TM and BN of TN";
+  const std::size_t threads = static_cast<std::size_t>(bm / tm) * static_cast<std::size_t>(bn / tn);
+  if (info.max_work_group_size && threads > info.max_work_group_size)
+    return "work-group of " + std::to_string(threads) + " exceeds the device's " +
+           std::to_string(info.max_work_group_size);
+  const std::size_t local = static_cast<std::size_t>(bk) * (bm + bn + 8) * 8;
+  if (info.local_mem_bytes && local > info.local_mem_bytes) return "local memory tiles exceed the device's";
+  return "";
+}
+
+const char* dtype_name(ElemType t) {
+  switch (t) {
+    case ElemType::F32: return "f32";
+    case ElemType::F16: return "f16";
+    case ElemType::BF16: return "bf16";
+    case ElemType::F64: return "f64";
+  }
+  return "f32";
+}
+
+const char* shape_bucket(std::size_t m, std::size_t n, std::size_t k) {
+  if (static_cast<double>(m) * n * k <= 128.0 * 128 * 128) return "small";
+  if (std::min(m, n) < 64) return "skinny";
+  return "large";
+}
+
+namespace {
+
+int param_int(const JsonValue& params, const char* key, int fallback) {
+  return static_cast<int>(params.get_number(key, fallback));
+}
+
+}  // namespace
+
+std::vector<TuningEntry> parse_tuning(const std::string& text, const std::string& origin) {
+  JsonValue root;
+  try {
+    root = JsonReader(text).parse();
+  } catch (const JsonSyntaxError& e) {
+    throw ConfigError("tuning file " + origin + ": " + e.what(), origin, static_cast<int>(e.line), "");
+  }
+  if (root.kind != JsonValue::Kind::Object) throw ConfigError("tuning file " + origin + ": top level must be an object", origin, 0, "");
+  std::vector<TuningEntry> out;
+  const JsonValue* list = root.find("gemm");
+  if (!list) return out;
+  if (list->kind != JsonValue::Kind::Array) throw ConfigError("tuning file " + origin + ": \"gemm\" must be an array", origin, 0, "gemm");
+  for (const JsonValue& e : list->array) {
+    if (e.kind != JsonValue::Kind::Object) throw ConfigError("tuning file " + origin + ": gemm entries must be objects", origin, 0, "gemm");
+    TuningEntry t;
+    t.vendor = e.get_string("vendor", "*");
+    t.architecture = e.get_string("architecture", "*");
+    t.device = e.get_string("device", "*");
+    t.type = e.get_string("type", "*");
+    t.dtype = e.get_string("dtype", "*");
+    t.bucket = e.get_string("bucket", "any");
+    t.gflops = e.get_number("gflops", 0);
+    t.note = e.get_string("note", "");
+    const std::string kernel = e.get_string("kernel", "packed");
+    if (kernel != "packed" && kernel != "tiled")
+      throw ConfigError("tuning file " + origin + ": unknown kernel \"" + kernel + "\" (packed or tiled)", origin, 0, "kernel");
+    JsonValue empty;
+    empty.kind = JsonValue::Kind::Object;
+    const JsonValue* p = e.find("params");
+    const JsonValue& params = p ? *p : empty;
+    GemmParams g;
+    g.family = kernel == "packed" ? KernelFamily::Packed : KernelFamily::Tiled;
+    g.mr = param_int(params, "MR", g.mr);
+    g.vw = param_int(params, "VW", g.vw);
+    g.nv = param_int(params, "NV", g.nv);
+    g.mb = param_int(params, "MB", g.mb);
+    g.pack_a = param_int(params, "PACK_A", g.pack_a);
+    g.kc = param_int(params, "KC", g.kc);
+    g.bm = param_int(params, "BM", g.bm);
+    g.bn = param_int(params, "BN", g.bn);
+    g.bk = param_int(params, "BK", g.bk);
+    g.tm = param_int(params, "TM", g.tm);
+    g.tn = param_int(params, "TN", g.tn);
+    g.origin = origin + " (vendor=" + t.vendor + ", architecture=" + t.architecture + ", device=" + t.device +
+               ", dtype=" + t.dtype + ", bucket=" + t.bucket + ")";
+    t.params = g;
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+std::string write_tuning(const std::vector<TuningEntry>& entries) {
+  std::ostringstream s;
+  s << "{\n  \"format\": \"axle-tuning-1\",\n  \"gemm\": [\n";
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const TuningEntry& t = entries[i];
+    const GemmParams& g = t.params;
+    s << "    {\"vendor\": " << json_quote(t.vendor) << ", \"architecture\": " << json_quote(t.architecture)
+      << ", \"device\": " << json_quote(t.device) << ", \"type\": " << json_quote(t.type)
+      << ", \"dtype\": " << json_quote(t.dtype) << ", \"bucket\": " << json_quote(t.bucket) << ",\n     \"kernel\": \""
+      << (g.family == KernelFamily::Packed ? "packed" : "tiled") << "\", \"params\": {";
+    if (g.family == KernelFamily::Packed)
+      s << "\"MR\": " << g.mr << ", \"VW\": " << g.vw << ", \"NV\": " << g.nv << ", \"MB\": " << g.mb
+        << ", \"KC\": " << g.kc << ", \"PACK_A\": " << g.pack_a;
+    else
+      s << "\"BM\": " << g.bm << ", \"BN\": " << g.bn << ", \"BK\": " << g.bk << ", \"TM\": " << g.tm
+        << ", \"TN\": " << g.tn;
+    s << "}, \"gflops\": " << static_cast<long long>(t.gflops) << ", \"note\": " << json_quote(t.note) << "}"
+      << (i + 1 < entries.size() ? "," : "") << "\n";
+  }
+  s << "  ]\n}\n";
+  return s.str();
+}
+
+GemmParams default_params(const DeviceInfo& info, ElemType dtype) {
+  GemmParams g;
+  if (info.type == DeviceType::CPU && dtype != ElemType::F64) {
+    g.family = KernelFamily::Packed;
+    g.vw = info.preferred_vector_width_float >= 16 ? 16 : 8;
+    g.mr = 6;
+    g.nv = 2;
+    g.mb = 1;
+    g.pack_a = 0;
+  } else if (info.type == DeviceType::CPU) {
+    g.family = KernelFamily::Tiled;
+    g.bm = g.bn = 32;
+    g.bk = 8;
+    g.tm = g.tn = 4;
+  } else {
+    g.family = KernelFamily::Tiled;
+    g.bm = g.bn = 64;
+    g.bk = 16;
+    g.tm = g.tn = 4;
+  }
+  g.origin = "built-in default";
+  return g;
+}
+
+namespace {
+
+struct Loaded {
+  bool loaded = false;
+  std::vector<TuningEntry> user;
+  std::vector<TuningEntry> shipped;
+};
+std::mutex g_mutex;
+Loaded g_loaded;
+
+const Loaded& loaded_files() {
+  // caller holds g_mutex
+  if (g_loaded.loaded) return g_loaded;
+  Loaded l;
+  const std::string_view db = embedded::kernel_resource("tuning/gemm.json");
+  if (!db.empty()) l.shipped = parse_tuning(std::string(db), "kernels/tuning/gemm.json (built in)");
+  const std::string path = tuning_file();
+  std::ifstream f(path);
+  if (f) {
+    std::stringstream ss;
+    ss << f.rdbuf();
+    l.user = parse_tuning(ss.str(), path);
+  }
+  l.loaded = true;
+  g_loaded = std::move(l);
+  return g_loaded;
+}
+
+bool iequal(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+  return true;
+}
+
+// -1 when it does not match, else a score: higher is more specific.
+int match_score(const TuningEntry& e, const DeviceInfo& info, const char* dtype, const char* bucket) {
+  int score = 0;
+  auto field = [&](const std::string& want, const std::string& have, int weight) {
+    if (want == "*" || want.empty()) return true;
+    if (!iequal(want, have)) return false;
+    score += weight;
+    return true;
+  };
+  const std::string type = info.type == DeviceType::CPU ? "cpu" : info.type == DeviceType::GPU ? "gpu" : "other";
+  if (!field(e.device, info.name, 64)) return -1;
+  if (!field(e.architecture, info.architecture, 32)) return -1;
+  if (!field(e.vendor, info.vendor, 16)) return -1;
+  if (!field(e.type, type, 8)) return -1;
+  if (!field(e.dtype, dtype, 4)) return -1;
+  if (!(e.bucket == "any" || e.bucket == "*" || e.bucket.empty())) {
+    if (e.bucket != bucket) return -1;
+    score += 2;
+  }
+  return score;
+}
+
+void append_matches(const std::vector<TuningEntry>& entries, const DeviceInfo& info, ElemType dtype,
+                    const char* bucket, std::vector<GemmParams>& out) {
+  std::vector<std::pair<int, std::size_t>> hits;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const int s = match_score(entries[i], info, dtype_name(dtype), bucket);
+    if (s < 0) continue;
+    const GemmParams& p = entries[i].params;
+    // An entry for the wrong family cannot run this dtype (the packed family is f32-accumulating).
+    if (dtype == ElemType::F64 && p.family == KernelFamily::Packed) continue;
+    hits.emplace_back(s, i);
+  }
+  // Highest score first; among equals, later entries first (a later line overrides).
+  std::stable_sort(hits.begin(), hits.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first > b.first : a.second > b.second;
+  });
+  for (const auto& h : hits) out.push_back(entries[h.second].params);
+}
+
+}  // namespace
+
+std::vector<GemmParams> candidate_params(const DeviceInfo& info, ElemType dtype, const char* bucket) {
+  std::vector<GemmParams> out;
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    const Loaded& l = loaded_files();
+    append_matches(l.user, info, dtype, bucket, out);
+    append_matches(l.shipped, info, dtype, bucket, out);
+  }
+  out.push_back(default_params(info, dtype));
+  return out;
+}
+
+void reset_tuning_cache() {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  g_loaded = Loaded{};
+}
+
+}  // namespace axle::blas::detail

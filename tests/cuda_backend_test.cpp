@@ -1,0 +1,433 @@
+// CUDA backend tests.
+//
+// Without a driver (CUDA toolkit, no GPU): the backend is listed as unavailable with
+// the loader's reason, selecting it throws DeviceUnavailable carrying that reason, and
+// OpenCL keeps working in the same process.
+// With a CUDA device (AXLE_DEVICE ignored: these always use cuda:0): device info,
+// memory, copies, fills, launches (block choice, local memory, >48 KiB of it), events,
+// interop, kernel introspection, and bad input reported as axle::Error.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "axle/axle.hpp"
+#include "axle/interop/cuda.hpp"
+#include "backend/backend.hpp"
+
+namespace {
+
+bool cuda_available() {
+  for (const auto& b : axle::backends())
+    if (b.name == "cuda") return b.available && b.device_count > 0;
+  return false;
+}
+
+const axle::BackendStatus* cuda_status() {
+  static const std::vector<axle::BackendStatus> all = axle::backends();
+  for (const auto& b : all)
+    if (b.name == "cuda") return &b;
+  return nullptr;
+}
+
+axle::BuildOptions no_disk() {
+  axle::BuildOptions o;
+  o.disk_cache = false;
+  return o;
+}
+
+const char* kVadd = R"(
+AXLE_KERNEL void vadd(AXLE_GLOBAL const float* a, AXLE_GLOBAL const float* b, AXLE_GLOBAL float* c, uint n) {
+  const uint i = (uint)AXLE_GLOBAL_ID(0);
+  if (i < n) c[i] = a[i] + b[i];
+}
+)";
+
+}  // namespace
+
+// ---------------------------------------------------------------- no driver
+
+TEST(CudaBackendStatus, IsListed) {
+  const auto* st = cuda_status();
+  ASSERT_NE(st, nullptr) << "the CUDA backend is compiled in, so axle::backends() must list it";
+  if (st->available) {
+    EXPECT_GT(st->device_count, 0);
+  } else {
+    EXPECT_FALSE(st->reason.empty());
+    EXPECT_EQ(st->device_count, 0);
+  }
+}
+
+TEST(CudaBackendStatus, UnavailableWithoutDriverNamesTheReason) {
+  const auto* st = cuda_status();
+  ASSERT_NE(st, nullptr);
+  if (st->available) GTEST_SKIP() << "a CUDA driver and device are present";
+  std::printf("cuda unavailable: %s\n", st->reason.c_str());
+  // On a machine without the driver the reason is the loader's message about libcuda;
+  // with a driver but no device it names the cuInit / device-count outcome.
+  const bool no_lib = st->reason.find("libcuda") != std::string::npos;
+  const bool no_dev = st->reason.find("cuInit") != std::string::npos ||
+                      st->reason.find("no CUDA device") != std::string::npos;
+  EXPECT_TRUE(no_lib || no_dev) << st->reason;
+  try {
+    axle::select_device("cuda:0");
+    ADD_FAILURE() << "select_device(\"cuda:0\") should throw without a CUDA device";
+  } catch (const axle::DeviceUnavailable& e) {
+    EXPECT_NE(std::string(e.what()).find(st->reason), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(axle::devices("cuda").empty());
+}
+
+TEST(CudaBackendStatus, OpenCLStillWorksInTheSameProcess) {
+  auto cl = axle::devices("opencl");
+  if (cl.empty()) GTEST_SKIP() << "no OpenCL device";
+  axle::Device dev = cl.front();
+  axle::Stream s = dev.create_stream();
+  const unsigned n = 1000;
+  std::vector<float> a(n), b(n), c(n);
+  std::iota(a.begin(), a.end(), 0.0f);
+  std::iota(b.begin(), b.end(), 1.0f);
+  auto da = dev.alloc<float>(n), db = dev.alloc<float>(n), dc = dev.alloc<float>(n);
+  s.copy(a, da);
+  s.copy(b, db);
+  axle::Program p = dev.build(axle::Source::portable(kVadd, "vadd"), no_disk());
+  s.launch(p.kernel("vadd"), axle::Range{n}, axle::Range{}, da.view<float>(), db.view<float>(), dc.view<float>(), n);
+  s.copy(dc, c);
+  s.synchronize();
+  for (unsigned i = 0; i < n; ++i) ASSERT_EQ(c[i], a[i] + b[i]) << i;
+}
+
+// ---------------------------------------------------------------- with a device
+
+class CudaDeviceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!cuda_available()) GTEST_SKIP() << "no CUDA device: " << (cuda_status() ? cuda_status()->reason : "");
+    dev_ = axle::select_device("cuda:0");
+  }
+  axle::Device dev_;
+};
+
+TEST_F(CudaDeviceTest, InfoIsFilledIn) {
+  const auto& i = dev_.info();
+  EXPECT_EQ(i.backend, "cuda");
+  EXPECT_EQ(i.architecture.rfind("sm_", 0), 0u) << i.architecture;
+  EXPECT_EQ(i.version.rfind("CUDA ", 0), 0u) << i.version;
+  EXPECT_EQ(i.sub_group_size, 32u);
+  EXPECT_GT(i.compute_units, 0u);
+  EXPECT_GT(i.max_clock_mhz, 0u);
+  EXPECT_GT(i.global_mem_bytes, 0u);
+  EXPECT_GE(i.local_mem_bytes, 48u * 1024);
+  EXPECT_GE(i.max_work_group_size, 1024u);
+  EXPECT_GE(i.max_work_item_sizes[0], 1024u);
+  EXPECT_TRUE(i.fp64);
+  EXPECT_EQ(i.type, axle::DeviceType::GPU);
+  EXPECT_NE(axle::cuda::context(dev_), nullptr);
+  EXPECT_EQ(axle::cuda::device_ordinal(dev_), 0);
+  std::printf("%s: %s, %u SMs, %s\n", i.name.c_str(), i.architecture.c_str(), i.compute_units, i.version.c_str());
+}
+
+TEST_F(CudaDeviceTest, CopiesAndFills) {
+  axle::Stream s = dev_.create_stream();
+  const std::size_t n = 4096;
+  auto buf = dev_.alloc<std::uint8_t>(n);
+  auto other = dev_.alloc<std::uint8_t>(n);
+  std::vector<std::uint8_t> host(n), back(n, 0);
+  for (std::size_t i = 0; i < n; ++i) host[i] = static_cast<std::uint8_t>(i * 7);
+  s.copy(host, buf);
+  s.copy(buf.view<std::uint8_t>(), other.view<std::uint8_t>());
+  s.copy(other, back);
+  s.synchronize();
+  EXPECT_EQ(host, back);
+
+  struct P8 { std::uint32_t a, b; };
+  struct P16 { std::uint32_t a, b, c, d; };
+  struct P32 { std::uint32_t w[8]; };
+  s.fill(buf.view<std::uint8_t>(1, 100), std::uint8_t{0xAB});
+  s.fill(buf.view<std::uint16_t>(64, 10), std::uint16_t{0x1234});
+  s.fill(buf.view<std::uint32_t>(64, 10), 0xDEADBEEFu);
+  s.fill(buf.view<P8>(64, 20), P8{1, 2});
+  s.fill(buf.view<P16>(48, 17), P16{3, 4, 5, 6});
+  s.fill(buf.view<P32>(100, 3), P32{{7, 8, 9, 10, 11, 12, 13, 14}});
+  s.copy(buf, back);
+  s.synchronize();
+  for (int i = 1; i <= 100; ++i) ASSERT_EQ(back[i], 0xAB) << i;
+  std::uint16_t h16;
+  std::memcpy(&h16, &back[128], 2);
+  EXPECT_EQ(h16, 0x1234);
+  std::uint32_t w;
+  for (int i = 0; i < 10; ++i) {
+    std::memcpy(&w, &back[256 + 4 * i], 4);
+    ASSERT_EQ(w, 0xDEADBEEFu);
+  }
+  for (int i = 0; i < 20; ++i) {
+    P8 p;
+    std::memcpy(&p, &back[512 + 8 * i], 8);
+    ASSERT_TRUE(p.a == 1 && p.b == 2) << i;
+  }
+  for (int i = 0; i < 17; ++i) {
+    P16 p;
+    std::memcpy(&p, &back[768 + 16 * i], 16);
+    ASSERT_TRUE(p.a == 3 && p.b == 4 && p.c == 5 && p.d == 6) << i;
+  }
+  for (int i = 0; i < 3; ++i) {
+    P32 p;
+    std::memcpy(&p, &back[3200 + 32 * i], 32);
+    for (int k = 0; k < 8; ++k) ASSERT_EQ(p.w[k], 7u + k) << i;
+  }
+}
+
+TEST_F(CudaDeviceTest, PinnedCopiesAndEvents) {
+  axle::Stream s = dev_.create_stream();
+  const std::size_t n = 1 << 20;
+  auto pin = dev_.alloc_pinned<float>(n);
+  for (std::size_t i = 0; i < n; ++i) pin[i] = static_cast<float>(i);
+  auto buf = dev_.alloc<float>(n);
+  axle::Event start = s.record();
+  s.copy(pin, buf.view<float>());
+  s.fill(buf.view<float>(0, 10), 1.5f);
+  s.copy(buf.view<float>(), pin);
+  axle::Event end = s.record();
+  end.synchronize();
+  EXPECT_TRUE(end.query());
+  EXPECT_GE(end.elapsed_ms(start), 0.0f);
+  EXPECT_EQ(pin[0], 1.5f);
+  EXPECT_EQ(pin[n - 1], static_cast<float>(n - 1));
+  // Ordering across streams through an event.
+  axle::Stream s2 = dev_.create_stream();
+  s.fill(buf.view<float>(), 2.0f);
+  s2.wait(s.record());
+  s2.copy(buf.view<float>(), pin);
+  s2.synchronize();
+  EXPECT_EQ(pin[12345], 2.0f);
+}
+
+TEST_F(CudaDeviceTest, LaunchWithChosenAndGivenBlocks) {
+  axle::Stream s = dev_.create_stream();
+  axle::Program p = dev_.build(axle::Source::portable(kVadd, "vadd"), no_disk());
+  axle::Kernel k = p.kernel("vadd");
+  EXPECT_EQ(k.num_args(), 4u);
+  EXPECT_GE(k.max_work_group_size(), 256u);
+  EXPECT_NE(axle::cuda::function(k), nullptr);
+  const auto names = p.kernel_names();
+  EXPECT_NE(std::find(names.begin(), names.end(), "vadd"), names.end());
+  for (unsigned n : {1u, 255u, 1000u, 65536u, 1000003u}) {
+    std::vector<float> a(n), b(n), c(n);
+    for (unsigned i = 0; i < n; ++i) a[i] = float(i), b[i] = 2.0f * i;
+    auto da = dev_.alloc<float>(n), db = dev_.alloc<float>(n), dc = dev_.alloc<float>(n);
+    s.copy(a, da);
+    s.copy(b, db);
+    if (n % 64 == 0) s.launch(k, axle::Range{n}, axle::Range{64}, da.view<float>(), db.view<float>(), dc.view<float>(), n);
+    else s.launch(k, axle::Range{n}, axle::Range{}, da.view<float>(), db.view<float>(), dc.view<float>(), n);
+    s.copy(dc, c);
+    s.synchronize();
+    for (unsigned i = 0; i < n; ++i) ASSERT_EQ(c[i], 3.0f * i) << "n=" << n << " i=" << i;
+  }
+}
+
+TEST_F(CudaDeviceTest, MultiDimensionalIds) {
+  const char* src = R"(
+AXLE_KERNEL void ids(AXLE_GLOBAL uint* out) {
+  const size_t x = AXLE_GLOBAL_ID(0), y = AXLE_GLOBAL_ID(1), z = AXLE_GLOBAL_ID(2);
+  const size_t i = x + AXLE_GLOBAL_SIZE(0) * (y + AXLE_GLOBAL_SIZE(1) * z);
+  out[i] = (uint)(x | (y << 8) | (z << 16)) + (uint)(AXLE_LOCAL_ID(0) == x % AXLE_LOCAL_SIZE(0) ? 0 : 0x1000000);
+}
+)";
+  axle::Stream s = dev_.create_stream();
+  auto k = dev_.build(axle::Source::portable(src, "ids"), no_disk()).kernel("ids");
+  const std::size_t X = 48, Y = 20, Z = 6;
+  auto out = dev_.alloc<std::uint32_t>(X * Y * Z);
+  std::vector<std::uint32_t> host(X * Y * Z);
+  for (int pass = 0; pass < 2; ++pass) {
+    if (pass == 0) s.launch(k, axle::Range{X, Y, Z}, axle::Range{16, 4, 2}, out.view<std::uint32_t>());
+    else s.launch(k, axle::Range{X, Y, Z}, axle::Range{}, out.view<std::uint32_t>());
+    s.copy(out, host);
+    s.synchronize();
+    for (std::size_t z = 0; z < Z; ++z)
+      for (std::size_t y = 0; y < Y; ++y)
+        for (std::size_t x = 0; x < X; ++x)
+          ASSERT_EQ(host[x + X * (y + Y * z)], x | (y << 8) | (z << 16)) << pass << ": " << x << "," << y << "," << z;
+  }
+}
+
+TEST_F(CudaDeviceTest, LocalMemoryArguments) {
+  const char* src = R"(
+AXLE_KERNEL void locals(AXLE_GLOBAL const float* in, AXLE_GLOBAL float* out, AXLE_LOCAL_PTR(float) a,
+                        AXLE_LOCAL_PTR(int) b, uint big) {
+  const uint l = (uint)AXLE_LOCAL_ID(0);
+  a[l] = in[AXLE_GLOBAL_ID(0)];
+  b[l] = (int)l;
+  if (big) a[big - 1 - l] = 1.0f;
+  AXLE_BARRIER();
+  float s = 0.0f;
+  for (uint i = 0; i < AXLE_LOCAL_SIZE(0); ++i) s += a[i] + (float)b[i];
+  if (l == 0) out[AXLE_GROUP_ID(0)] = s;
+}
+)";
+  axle::Stream s = dev_.create_stream();
+  auto k = dev_.build(axle::Source::portable(src, "locals"), no_disk()).kernel("locals");
+  EXPECT_EQ(k.num_args(), 5u);
+  const unsigned groups = 8, wg = 128;
+  std::vector<float> in(groups * wg, 1.0f), out(groups);
+  auto din = dev_.alloc<float>(in.size()), dout = dev_.alloc<float>(groups);
+  s.copy(in, din);
+  s.launch(k, axle::Range{groups * wg}, axle::Range{wg}, din.view<float>(), dout.view<float>(), axle::local<float>(wg),
+           axle::local<int>(wg), 0u);
+  s.copy(dout, out);
+  s.synchronize();
+  for (unsigned g = 0; g < groups; ++g) ASSERT_EQ(out[g], wg + wg * (wg - 1) / 2.0f) << g;
+  // More than the 48 KiB default: the backend raises the kernel's limit.
+  const std::size_t big_floats = 64 * 1024 / sizeof(float);
+  if (dev_.info().local_mem_bytes >= 64 * 1024 + wg * sizeof(int) + 16) {
+    s.launch(k, axle::Range{groups * wg}, axle::Range{wg}, din.view<float>(), dout.view<float>(),
+             axle::local<float>(big_floats), axle::local<int>(wg), static_cast<unsigned>(big_floats));
+    s.synchronize();
+  }
+  // More than the device has: an axle::Error, not an abort.
+  EXPECT_THROW(s.launch(k, axle::Range{wg}, axle::Range{wg}, din.view<float>(), dout.view<float>(),
+                        axle::local<float>(dev_.info().local_mem_bytes), axle::local<int>(wg), 0u),
+               axle::Error);
+}
+
+TEST_F(CudaDeviceTest, HalfAndBfloat16Helpers) {
+  const char* src = R"(
+AXLE_KERNEL void conv(AXLE_GLOBAL const float* in, AXLE_GLOBAL AXLE_HALF* h, AXLE_GLOBAL ushort* b,
+                      AXLE_GLOBAL float* back) {
+  const size_t i = AXLE_GLOBAL_ID(0);
+  AXLE_STORE_HALF(in[i], i, h);
+  b[i] = axle_float_to_bf16(in[i]);
+  back[2 * i] = AXLE_LOAD_HALF(i, h);
+  back[2 * i + 1] = axle_bf16_to_float(b[i]);
+}
+)";
+  axle::Stream s = dev_.create_stream();
+  auto k = dev_.build(axle::Source::portable(src, "conv"), no_disk()).kernel("conv");
+  std::vector<float> in = {0.0f, 1.0f, -2.5f, 3.14159f, 65504.0f, 1e-3f, 100000.0f, -0.1f};
+  const std::size_t n = in.size();
+  auto din = dev_.alloc<float>(n), dh = dev_.alloc<std::uint16_t>(n), db = dev_.alloc<std::uint16_t>(n),
+       dback = dev_.alloc<float>(2 * n);
+  std::vector<std::uint16_t> h(n), b(n);
+  std::vector<float> back(2 * n);
+  s.copy(in, din);
+  s.launch(k, axle::Range{n}, axle::Range{n}, din.view<float>(), dh.view<std::uint16_t>(), db.view<std::uint16_t>(),
+           dback.view<float>());
+  s.copy(dh, h);
+  s.copy(db, b);
+  s.copy(dback, back);
+  s.synchronize();
+  for (std::size_t i = 0; i < n; ++i) {
+    EXPECT_EQ(h[i], axle::to_half(in[i]).bits) << in[i];
+    EXPECT_EQ(b[i], axle::to_bfloat16(in[i]).bits) << in[i];
+    EXPECT_EQ(back[2 * i], axle::to_float(axle::half_t{h[i]}));
+    EXPECT_EQ(back[2 * i + 1], axle::to_float(axle::bfloat16_t{b[i]}));
+  }
+}
+
+TEST_F(CudaDeviceTest, NativeCudaSourceAndIntrospection) {
+  const char* src = R"(
+extern "C" __global__ void scale(float* p, float f, unsigned long long n) {
+  unsigned long long i = blockIdx.x * (unsigned long long)blockDim.x + threadIdx.x;
+  if (i < n) p[i] *= f;
+}
+extern "C" __global__ void other(int* p) { p[0] = 1; }
+)";
+  axle::Program p = dev_.build(axle::Source::cuda(src, "scale"), no_disk());
+  auto names = p.kernel_names();
+  EXPECT_NE(std::find(names.begin(), names.end(), "scale"), names.end());
+  EXPECT_NE(std::find(names.begin(), names.end(), "other"), names.end());
+  axle::Kernel k = p.kernel("scale");
+  EXPECT_EQ(k.num_args(), 3u);
+  EXPECT_EQ(k.impl().arg_size(0), 8u);
+  EXPECT_EQ(k.impl().arg_size(1), 4u);
+  EXPECT_EQ(k.impl().arg_size(2), 8u);
+  EXPECT_THROW(p.kernel("missing"), axle::KernelNotFound);
+  axle::Stream s = dev_.create_stream();
+  auto buf = dev_.alloc<float>(300);
+  s.fill(buf.view<float>(), 2.0f);
+  s.launch(k, axle::Range{320}, axle::Range{64}, buf.view<float>(), 1.5f, 300ull);
+  std::vector<float> host(300);
+  s.copy(buf, host);
+  s.synchronize();
+  EXPECT_EQ(host[299], 3.0f);
+  // A scalar of the wrong size is an InvalidArgument.
+  EXPECT_THROW(s.launch(k, axle::Range{320}, axle::Range{64}, buf.view<float>(), 1.5, 300ull), axle::InvalidArgument);
+}
+
+TEST_F(CudaDeviceTest, BuildErrorsAndUnsupportedSources) {
+  try {
+    dev_.build(axle::Source::portable("AXLE_KERNEL void k(AXLE_GLOBAL float* p) { p[0] = nope; }", "broken"), no_disk());
+    ADD_FAILURE() << "expected BuildError";
+  } catch (const axle::BuildError& e) {
+    EXPECT_NE(e.log().find("nope"), std::string::npos) << e.log();
+    EXPECT_EQ(e.backend(), "cuda");
+  }
+  EXPECT_THROW(dev_.build(axle::Source::opencl("__kernel void k() {}", "cl"), no_disk()), axle::Unsupported);
+}
+
+TEST_F(CudaDeviceTest, BadInputIsAnError) {
+  axle::Stream s = dev_.create_stream();
+  auto k = dev_.build(axle::Source::portable(kVadd, "vadd"), no_disk()).kernel("vadd");
+  auto buf = dev_.alloc<float>(4096);
+  auto v = buf.view<float>();
+  // Block beyond the device limit.
+  EXPECT_THROW(s.launch(k, axle::Range{4096}, axle::Range{2048}, v, v, v, 4096u), axle::InvalidArgument);
+  EXPECT_THROW(s.launch(k, axle::Range{64, 128}, axle::Range{64, 32}, v, v, v, 4096u), axle::InvalidArgument);
+  // Code for another architecture: an sm_75 cubin does not load on a newer major version.
+  const auto& arch = dev_.info().architecture;
+  const std::string other = arch.rfind("sm_7", 0) == 0 ? "sm_80" : "sm_75";
+  axle::BuildOptions o = no_disk();
+  o.cuda_arch = other;
+  try {
+    dev_.build(axle::Source::portable(kVadd, "vadd_other_arch"), o).kernel("vadd");
+    ADD_FAILURE() << "code built for " << other << " loaded on " << arch;
+  } catch (const axle::Error& e) {
+    EXPECT_EQ(e.backend(), "cuda");
+    EXPECT_FALSE(e.status_name().empty()) << e.what();
+    EXPECT_EQ(e.call(), "cuModuleLoadData") << e.what();
+  }
+  // Memory that is not this device's.
+  std::vector<float> host(16);
+  EXPECT_THROW(axle::cuda::adopt_buffer(dev_, reinterpret_cast<CUdeviceptr>(host.data()), 64), axle::InvalidArgument);
+  EXPECT_THROW(axle::cuda::adopt_buffer(dev_, axle::cuda::devptr(buf), buf.size_bytes() + 4), axle::OutOfRange);
+  axle::Buffer adopted = axle::cuda::adopt_buffer(dev_, axle::cuda::devptr(buf) + 64, 128);
+  EXPECT_EQ(adopted.size_bytes(), 128u);
+  // Too much memory.
+  EXPECT_THROW(dev_.alloc_bytes(dev_.info().global_mem_bytes), axle::Error);
+}
+
+TEST_F(CudaDeviceTest, StreamsFromOtherThreads) {
+  axle::Program p = dev_.build(axle::Source::portable(kVadd, "vadd"), no_disk());
+  std::vector<std::thread> threads;
+  std::vector<int> ok(4, 0);
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      axle::Stream s = dev_.create_stream();
+      const unsigned n = 1 << 16;
+      auto a = dev_.alloc<float>(n), c = dev_.alloc<float>(n);
+      s.fill(a.view<float>(), float(t));
+      s.launch(p.kernel("vadd"), axle::Range{n}, axle::Range{256}, a.view<float>(), a.view<float>(), c.view<float>(), n);
+      std::vector<float> h(n);
+      s.copy(c, h);
+      s.synchronize();
+      ok[t] = h[n - 1] == 2.0f * t;
+    });
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < 4; ++t) EXPECT_TRUE(ok[t]) << t;
+}
+
+TEST_F(CudaDeviceTest, AdoptedStreamAndMoves) {
+  axle::Stream s = dev_.create_stream();
+  axle::Stream adopted = axle::cuda::adopt_stream(dev_, axle::cuda::stream(s));
+  EXPECT_EQ(adopted.native_handle(), s.native_handle());
+  axle::Stream moved = std::move(adopted);
+  moved.synchronize();
+  axle::Buffer b = dev_.alloc<float>(10);
+  axle::Buffer b2 = std::move(b);
+  EXPECT_FALSE(b.valid());
+  b2 = dev_.alloc<float>(20);
+  EXPECT_EQ(b2.size_bytes(), 80u);
+}

@@ -1,0 +1,651 @@
+// GEMM correctness on every available device, against a host reference with double
+// accumulation over the exact stored input values; plus validation and tuning tests.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../kernels/src/gemm_tuning.hpp"
+#include "axle/axle.hpp"
+#include "axle/blas.hpp"
+
+using axle::bfloat16_t;
+using axle::half_t;
+using axle::Layout;
+using axle::Op;
+using axle::blas::Activation;
+using axle::blas::BiasMode;
+using axle::blas::Epilogue;
+
+namespace {
+
+template <typename T>
+T from_double(double v);
+template <>
+float from_double<float>(double v) {
+  return static_cast<float>(v);
+}
+template <>
+double from_double<double>(double v) {
+  return v;
+}
+template <>
+half_t from_double<half_t>(double v) {
+  return axle::to_half(static_cast<float>(v));
+}
+template <>
+bfloat16_t from_double<bfloat16_t>(double v) {
+  return axle::to_bfloat16(static_cast<float>(v));
+}
+double to_double(float v) { return v; }
+double to_double(double v) { return v; }
+double to_double(half_t v) { return axle::to_float(v); }
+double to_double(bfloat16_t v) { return axle::to_float(v); }
+
+template <typename T>
+double out_eps() {
+  if (std::is_same_v<T, half_t>) return 1.0 / 1024;
+  if (std::is_same_v<T, bfloat16_t>) return 1.0 / 128;
+  if (std::is_same_v<T, double>) return 1e-15;
+  return 1.0 / (1 << 23);
+}
+
+std::vector<axle::Device> all_devices() {
+  std::vector<axle::Device> d = axle::devices();
+  return d;
+}
+
+struct Case {
+  Layout layout = Layout::RowMajor;
+  Op ta = Op::N, tb = Op::N;
+  std::size_t m = 1, n = 1, k = 1;
+  std::size_t lda_pad = 0, ldb_pad = 0, ldc_pad = 0;  // added to the minimum leading dimension
+  double alpha = 1.0, beta = 0.0;
+  bool nan_c = false;  // fill C with NaN (with beta == 0 it must not leak)
+  std::size_t batch = 1;
+  bool strided = true;     // batch > 1: strided-batched (true) or array-batched (false)
+  bool zero_stride_b = false;
+  BiasMode bias = BiasMode::None;
+  Activation act = Activation::None;
+  std::size_t offset = 3;  // view offset in elements (deliberately unaligned)
+  std::string name() const {
+    return std::string(layout == Layout::RowMajor ? "row" : "col") + " " + (ta == Op::T ? "T" : "N") +
+           (tb == Op::T ? "T" : "N") + " m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" +
+           std::to_string(k) + " alpha=" + std::to_string(alpha) + " beta=" + std::to_string(beta) +
+           " batch=" + std::to_string(batch) + " bias=" + std::to_string(static_cast<int>(bias)) +
+           " act=" + std::to_string(static_cast<int>(act)) + (nan_c ? " nanC" : "");
+  }
+};
+
+struct Stored {
+  std::size_t lines, len, ld;
+  std::size_t span() const { return lines == 0 || len == 0 ? 0 : (lines - 1) * ld + len; }
+};
+
+// Element (i, j) of a logical rows x cols matrix stored in `layout`, transposed or not.
+std::size_t index_of(Layout layout, bool trans, std::size_t i, std::size_t j, std::size_t ld) {
+  // stored matrix element (r, c): row-major r * ld + c, column-major c * ld + r
+  const std::size_t r = trans ? j : i, c = trans ? i : j;
+  return layout == Layout::RowMajor ? r * ld + c : c * ld + r;
+}
+
+double act_ref(double v, Activation a) {
+  if (a == Activation::ReLU) return v > 0 ? v : 0;
+  if (a == Activation::GELU) return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0)));
+  return v;
+}
+
+template <typename TA, typename TB, typename TC>
+void run_case(const axle::Device& dev, const Case& cs) {
+  SCOPED_TRACE(cs.name() + " on " + dev.name());
+  axle::Stream s = dev.create_stream();
+  std::mt19937 rng(static_cast<unsigned>(cs.m * 131 + cs.n * 17 + cs.k));
+  std::uniform_real_distribution<double> dist(-1.0, 1.0);
+  const bool row = cs.layout == Layout::RowMajor;
+  const bool ta = cs.ta == Op::T, tb = cs.tb == Op::T;
+  const std::size_t a_r = ta ? cs.k : cs.m, a_c = ta ? cs.m : cs.k;
+  const std::size_t b_r = tb ? cs.n : cs.k, b_c = tb ? cs.k : cs.n;
+  const std::size_t lda = std::max<std::size_t>(1, row ? a_c : a_r) + cs.lda_pad;
+  const std::size_t ldb = std::max<std::size_t>(1, row ? b_c : b_r) + cs.ldb_pad;
+  const std::size_t ldc = std::max<std::size_t>(1, row ? cs.n : cs.m) + cs.ldc_pad;
+  const Stored sa{row ? a_r : a_c, row ? a_c : a_r, lda}, sb{row ? b_r : b_c, row ? b_c : b_r, ldb},
+      sc{row ? cs.m : cs.n, row ? cs.n : cs.m, ldc};
+  const std::size_t stride_a = sa.span() + 5, stride_b = cs.zero_stride_b ? 0 : sb.span() + 2,
+                    stride_c = sc.span() + 7;
+  const std::size_t na = cs.offset + stride_a * cs.batch + 1;
+  const std::size_t nb = cs.offset + std::max<std::size_t>(stride_b * cs.batch, sb.span()) + 1;
+  const std::size_t nc = cs.offset + stride_c * cs.batch + 1;
+  std::vector<TA> ha(na);
+  std::vector<TB> hb(nb);
+  std::vector<TC> hc(nc);
+  for (auto& x : ha) x = from_double<TA>(dist(rng));
+  for (auto& x : hb) x = from_double<TB>(dist(rng));
+  for (auto& x : hc) x = from_double<TC>(cs.nan_c ? std::numeric_limits<double>::quiet_NaN() : dist(rng));
+  const std::size_t nbias = cs.bias == BiasMode::PerRow ? cs.m : cs.n;
+  std::vector<float> hbias(nbias + 1);
+  std::vector<double> hbias64(nbias + 1);
+  for (std::size_t i = 0; i < hbias.size(); ++i) hbias64[i] = hbias[i] = static_cast<float>(dist(rng));
+
+  axle::Buffer da = dev.alloc<TA>(na), db = dev.alloc<TB>(nb), dc = dev.alloc<TC>(nc);
+  axle::Buffer dbias = dev.alloc<float>(hbias.size()), dbias64;
+  s.copy(ha, da.view<TA>());
+  s.copy(hb, db.view<TB>());
+  s.copy(hc, dc.view<TC>());
+  s.copy(hbias, dbias.view<float>());
+  Epilogue ep;
+  ep.activation = cs.act;
+  ep.bias_mode = cs.bias;
+  if constexpr (std::is_same_v<TC, double>) {
+    if (cs.bias != BiasMode::None) {
+      dbias64 = dev.alloc<double>(hbias64.size());
+      s.copy(hbias64, dbias64.view<double>());
+      ep.bias_f64 = dbias64.view<double>(1);
+    }
+  } else {
+    if (cs.bias != BiasMode::None) ep.bias = dbias.view<float>(1);
+  }
+  auto va = da.view<TA>(cs.offset), vb = db.view<TB>(cs.offset), vc = dc.view<TC>(cs.offset);
+  if (cs.batch == 1) {
+    axle::blas::gemm(s, cs.layout, cs.ta, cs.tb, cs.m, cs.n, cs.k, cs.alpha, va, lda, vb, ldb, cs.beta, vc, ldc, ep);
+  } else if (cs.strided) {
+    axle::blas::gemm_strided_batched(s, cs.layout, cs.ta, cs.tb, cs.m, cs.n, cs.k, cs.alpha, va, lda, stride_a, vb,
+                                     ldb, stride_b, cs.beta, vc, ldc, stride_c, cs.batch, ep);
+  } else {
+    std::vector<axle::BufferView<TA>> as;
+    std::vector<axle::BufferView<TB>> bs;
+    std::vector<axle::BufferView<TC>> cs_;
+    for (std::size_t b = 0; b < cs.batch; ++b) {
+      as.push_back(va.sub(b * stride_a, sa.span()));
+      bs.push_back(vb.sub(b * stride_b, sb.span()));
+      cs_.push_back(vc.sub(b * stride_c, sc.span()));
+    }
+    axle::blas::gemm_batched(s, cs.layout, cs.ta, cs.tb, cs.m, cs.n, cs.k, cs.alpha, as, lda, bs, ldb, cs.beta, cs_,
+                             ldc, ep);
+  }
+  std::vector<TC> out(nc);
+  s.copy(dc.view<TC>(), out);
+  s.synchronize();
+
+  const double eps_in = std::is_same_v<TA, double> ? 1e-16 : 1.0 / (1 << 23);
+  std::vector<bool> touched(nc, false);
+  std::size_t bad = 0;
+  for (std::size_t b = 0; b < cs.batch; ++b) {
+    const TA* A = ha.data() + cs.offset + b * stride_a;
+    const TB* B = hb.data() + cs.offset + b * stride_b;
+    const std::size_t c0 = cs.offset + b * stride_c;
+    for (std::size_t i = 0; i < cs.m; ++i)
+      for (std::size_t j = 0; j < cs.n; ++j) {
+        double acc = 0, mag = 0;
+        for (std::size_t p = 0; p < cs.k; ++p) {
+          const double x = to_double(A[index_of(cs.layout, ta, i, p, lda)]) *
+                           to_double(B[index_of(cs.layout, tb, p, j, ldb)]);
+          acc += x;
+          mag += std::fabs(x);
+        }
+        const std::size_t ci = c0 + index_of(cs.layout, false, i, j, ldc);
+        touched[ci] = true;
+        double want = cs.alpha * acc;
+        double tol_mag = std::fabs(cs.alpha) * mag;
+        if (cs.beta != 0) {
+          want += cs.beta * to_double(hc[ci]);
+          tol_mag += std::fabs(cs.beta * to_double(hc[ci]));
+        }
+        if (cs.bias != BiasMode::None) {
+          const double bv = hbias64[1 + (cs.bias == BiasMode::PerRow ? i : j)];
+          want += bv;
+          tol_mag += std::fabs(bv);
+        }
+        want = act_ref(want, cs.act);
+        const double got = to_double(out[ci]);
+        const double tol = 4 * eps_in * (cs.k + 4) * tol_mag + 2 * out_eps<TC>() * std::fabs(want) + 1e-30;
+        if (!(std::fabs(got - want) <= tol)) {
+          if (++bad <= 5)
+            ADD_FAILURE() << "batch " << b << " C(" << i << ", " << j << ") = " << got << ", expected " << want
+                          << " (tolerance " << tol << ")";
+        }
+      }
+  }
+  // Nothing outside the m x n matrices may change.
+  for (std::size_t i = 0; i < nc; ++i)
+    if (!touched[i]) {
+      const double was = to_double(hc[i]), now = to_double(out[i]);
+      if (!(was == now || (std::isnan(was) && std::isnan(now)))) {
+        if (++bad <= 10) ADD_FAILURE() << "element " << i << " outside C changed from " << was << " to " << now;
+      }
+    }
+  EXPECT_EQ(bad, 0u);
+}
+
+class GemmTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    devs_ = all_devices();
+    if (devs_.empty()) GTEST_SKIP() << "no device available";
+  }
+  template <typename F>
+  void each(F&& f) {
+    for (const auto& d : devs_) f(d);
+  }
+  std::vector<axle::Device> devs_;
+};
+
+TEST_F(GemmTest, OddAndPrimeShapesAllTransposesBothLayouts) {
+  const std::size_t dims[] = {1, 2, 3, 17, 31, 127};
+  each([&](const axle::Device& d) {
+    for (Layout l : {Layout::RowMajor, Layout::ColMajor})
+      for (Op ta : {Op::N, Op::T})
+        for (Op tb : {Op::N, Op::T})
+          for (std::size_t m : dims)
+            for (std::size_t n : {std::size_t{1}, std::size_t{3}, std::size_t{31}, std::size_t{127}}) {
+              Case c;
+              c.layout = l;
+              c.ta = ta;
+              c.tb = tb;
+              c.m = m;
+              c.n = n;
+              c.k = (m * 7 + n) % 61 + 1;
+              run_case<float, float, float>(d, c);
+            }
+  });
+}
+
+TEST_F(GemmTest, LargerOddShapes) {
+  struct S {
+    std::size_t m, n, k;
+    Layout l;
+    Op ta, tb;
+  };
+  const S shapes[] = {{255, 257, 127, Layout::RowMajor, Op::N, Op::N}, {257, 255, 255, Layout::ColMajor, Op::T, Op::N},
+                      {1000, 1023, 1025, Layout::RowMajor, Op::N, Op::N}, {1025, 1000, 257, Layout::ColMajor, Op::N, Op::T},
+                      {1023, 257, 1000, Layout::RowMajor, Op::T, Op::T}, {1, 1025, 1023, Layout::RowMajor, Op::N, Op::N},
+                      {1025, 1, 1000, Layout::ColMajor, Op::T, Op::N}, {3, 2, 1025, Layout::RowMajor, Op::N, Op::T}};
+  each([&](const axle::Device& d) {
+    for (const S& s : shapes) {
+      Case c;
+      c.m = s.m;
+      c.n = s.n;
+      c.k = s.k;
+      c.layout = s.l;
+      c.ta = s.ta;
+      c.tb = s.tb;
+      run_case<float, float, float>(d, c);
+    }
+  });
+}
+
+TEST_F(GemmTest, TileBoundaries) {
+  // Around MR (6, 8), NR (16, 32) and the k chunking of packing (64) and split-K.
+  each([&](const axle::Device& d) {
+    for (std::size_t m : {5, 6, 7, 8, 9, 11, 12, 13})
+      for (std::size_t n : {15, 16, 17, 31, 32, 33, 63, 64, 65})
+        for (std::size_t k : {1, 63, 64, 65}) {
+          Case c;
+          c.m = m;
+          c.n = n;
+          c.k = k;
+          c.tb = (m + n) % 2 ? Op::T : Op::N;
+          run_case<float, float, float>(d, c);
+        }
+    for (std::size_t k : {1023, 1024, 1025, 4097}) {  // split-K (few blocks, long k)
+      Case c;
+      c.m = 7;
+      c.n = 33;
+      c.k = k;
+      c.beta = 0.5;
+      c.bias = BiasMode::PerCol;
+      c.act = Activation::GELU;
+      run_case<float, float, float>(d, c);
+    }
+  });
+}
+
+TEST_F(GemmTest, LeadingDimensionsLargerThanMinimum) {
+  each([&](const axle::Device& d) {
+    for (Layout l : {Layout::RowMajor, Layout::ColMajor})
+      for (Op ta : {Op::N, Op::T})
+        for (Op tb : {Op::N, Op::T}) {
+          Case c;
+          c.layout = l;
+          c.ta = ta;
+          c.tb = tb;
+          c.m = 37;
+          c.n = 45;
+          c.k = 29;
+          c.lda_pad = 3;
+          c.ldb_pad = 11;
+          c.ldc_pad = 5;
+          c.beta = 0.75;
+          run_case<float, float, float>(d, c);
+        }
+  });
+}
+
+TEST_F(GemmTest, AlphaBetaCombinations) {
+  each([&](const axle::Device& d) {
+    const double ab[][2] = {{1, 0}, {2.5, 0}, {0, 0}, {0, 2}, {1, 1}, {-1, 0.5}, {0.5, -3}};
+    for (auto& x : ab)
+      for (bool nan_c : {false, true}) {
+        if (nan_c && x[1] != 0) continue;
+        Case c;
+        c.m = 19;
+        c.n = 40;
+        c.k = 23;
+        c.alpha = x[0];
+        c.beta = x[1];
+        c.nan_c = nan_c;
+        run_case<float, float, float>(d, c);
+        c.layout = Layout::ColMajor;
+        run_case<float, float, float>(d, c);
+      }
+    for (double beta : {0.0, 1.5}) {  // k == 0 only scales C
+      Case c;
+      c.m = 9;
+      c.n = 10;
+      c.k = 0;
+      c.beta = beta;
+      c.nan_c = beta == 0;
+      run_case<float, float, float>(d, c);
+    }
+  });
+}
+
+TEST_F(GemmTest, EmptyMOrNDoesNothing) {
+  each([&](const axle::Device& d) {
+    axle::Stream s = d.create_stream();
+    axle::Buffer c = d.alloc<float>(16);
+    std::vector<float> h(16, 7.0f), out(16);
+    s.copy(h, c.view<float>());
+    axle::Buffer a = d.alloc<float>(16), b = d.alloc<float>(16);
+    axle::blas::gemm(s, Layout::RowMajor, Op::N, Op::N, 0, 4, 4, 1.0, a.view<float>(), 4, b.view<float>(), 4, 0.0,
+                     c.view<float>(), 4);
+    axle::blas::gemm(s, Layout::RowMajor, Op::N, Op::N, 4, 0, 4, 1.0, a.view<float>(), 4, b.view<float>(), 1, 0.0,
+                     c.view<float>(), 1);
+    s.copy(c.view<float>(), out);
+    s.synchronize();
+    EXPECT_EQ(out, h);
+  });
+}
+
+TEST_F(GemmTest, StridedAndArrayBatched) {
+  each([&](const axle::Device& d) {
+    for (bool strided : {true, false})
+      for (Layout l : {Layout::RowMajor, Layout::ColMajor}) {
+        Case c;
+        c.layout = l;
+        c.m = 13;
+        c.n = 35;
+        c.k = 21;
+        c.batch = 5;
+        c.strided = strided;
+        c.beta = 0.5;
+        c.tb = Op::T;
+        c.bias = BiasMode::PerRow;
+        c.act = Activation::ReLU;
+        run_case<float, float, float>(d, c);
+      }
+    Case c;  // one B shared by every batch
+    c.m = 8;
+    c.n = 33;
+    c.k = 16;
+    c.batch = 4;
+    c.zero_stride_b = true;
+    run_case<float, float, float>(d, c);
+  });
+}
+
+TEST_F(GemmTest, EveryEpilogue) {
+  each([&](const axle::Device& d) {
+    for (Layout l : {Layout::RowMajor, Layout::ColMajor})
+      for (BiasMode bm : {BiasMode::None, BiasMode::PerRow, BiasMode::PerCol})
+        for (Activation a : {Activation::None, Activation::ReLU, Activation::GELU}) {
+          Case c;
+          c.layout = l;
+          c.m = 21;
+          c.n = 34;
+          c.k = 17;
+          c.bias = bm;
+          c.act = a;
+          c.alpha = 0.75;
+          run_case<float, float, float>(d, c);
+          c.beta = 0.25;
+          run_case<float, float, half_t>(d, c);
+        }
+  });
+}
+
+TEST_F(GemmTest, HalfAndBfloat16) {
+  each([&](const axle::Device& d) {
+    for (Op ta : {Op::N, Op::T})
+      for (Op tb : {Op::N, Op::T}) {
+        Case c;
+        c.ta = ta;
+        c.tb = tb;
+        c.m = 33;
+        c.n = 47;
+        c.k = 65;
+        c.beta = 0.5;
+        run_case<half_t, half_t, float>(d, c);
+        run_case<half_t, half_t, half_t>(d, c);
+        run_case<bfloat16_t, bfloat16_t, float>(d, c);
+        run_case<bfloat16_t, bfloat16_t, bfloat16_t>(d, c);
+        c.layout = Layout::ColMajor;
+        c.bias = BiasMode::PerCol;
+        c.act = Activation::GELU;
+        run_case<half_t, float, bfloat16_t>(d, c);
+      }
+    Case big;
+    big.m = 257;
+    big.n = 255;
+    big.k = 300;
+    run_case<half_t, half_t, float>(d, big);
+    run_case<bfloat16_t, bfloat16_t, bfloat16_t>(d, big);
+  });
+}
+
+TEST_F(GemmTest, Float64WhereSupported) {
+  each([&](const axle::Device& d) {
+    if (!d.info().fp64) {
+      axle::Stream s = d.create_stream();
+      axle::Buffer a = d.alloc<double>(4);
+      EXPECT_THROW(axle::blas::gemm(s, Layout::RowMajor, Op::N, Op::N, 2, 2, 1, 1.0, a.view<double>(), 1,
+                                    a.view<double>(), 2, 0.0, a.view<double>(), 2),
+                   axle::Unsupported);
+      return;
+    }
+    for (Layout l : {Layout::RowMajor, Layout::ColMajor})
+      for (Op ta : {Op::N, Op::T})
+        for (Op tb : {Op::N, Op::T}) {
+          Case c;
+          c.layout = l;
+          c.ta = ta;
+          c.tb = tb;
+          c.m = 37;
+          c.n = 33;
+          c.k = 41;
+          c.beta = -0.5;
+          c.bias = BiasMode::PerRow;
+          c.act = Activation::GELU;
+          run_case<double, double, double>(d, c);
+        }
+    Case c;
+    c.m = 1;
+    c.n = 65;
+    c.k = 255;
+    c.batch = 3;
+    run_case<double, double, double>(d, c);
+  });
+}
+
+// ---- validation ---------------------------------------------------------------------
+
+template <typename E, typename F>
+void expect_error_at(int line, F&& f, std::initializer_list<const char*> words) {
+  SCOPED_TRACE("check at line " + std::to_string(line));
+  try {
+    f();
+    ADD_FAILURE() << "no exception";
+  } catch (const E& e) {
+    const std::string msg = e.what();
+    for (const char* w : words) EXPECT_NE(msg.find(w), std::string::npos) << "'" << w << "' missing in: " << msg;
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "wrong exception type: " << e.what();
+  }
+}
+
+TEST_F(GemmTest, BadInputsAreRejectedBeforeLaunch) {
+  each([&](const axle::Device& d) {
+    axle::Stream s = d.create_stream();
+    axle::Buffer buf = d.alloc<float>(1000);
+    auto v = buf.view<float>();
+    auto small = buf.view<float>(0, 10);
+    using axle::InvalidArgument;
+    using axle::OutOfRange;
+    const Layout R = Layout::RowMajor, C = Layout::ColMajor;
+    // leading dimensions
+    expect_error_at<InvalidArgument>(__LINE__, [&] { axle::blas::gemm(s, R, Op::N, Op::N, 4, 5, 6, 1.0, v, 5, v, 5, 0.0, v, 5); },
+                                  {"lda", "5", "6"});
+    expect_error_at<InvalidArgument>(__LINE__, [&] { axle::blas::gemm(s, R, Op::N, Op::N, 4, 5, 6, 1.0, v, 6, v, 4, 0.0, v, 5); },
+                                  {"ldb", "4", "5"});
+    expect_error_at<InvalidArgument>(__LINE__, [&] { axle::blas::gemm(s, C, Op::N, Op::N, 4, 5, 6, 1.0, v, 4, v, 6, 0.0, v, 3); },
+                                  {"ldc", "3", "4"});
+    expect_error_at<InvalidArgument>(__LINE__, [&] { axle::blas::gemm(s, R, Op::T, Op::N, 4, 5, 6, 1.0, v, 3, v, 5, 0.0, v, 5); },
+                                  {"lda", "3", "4"});
+    // operands that do not fit their views
+    expect_error_at<OutOfRange>(__LINE__, [&] { axle::blas::gemm(s, R, Op::N, Op::N, 4, 5, 6, 1.0, small, 6, v, 5, 0.0, v, 5); },
+                             {"operand A", "24", "10"});
+    expect_error_at<OutOfRange>(__LINE__, [&] { axle::blas::gemm(s, R, Op::N, Op::T, 4, 5, 6, 1.0, v, 6, small, 6, 0.0, v, 5); },
+                             {"operand B", "30", "10"});
+    expect_error_at<OutOfRange>(__LINE__, [&] { axle::blas::gemm(s, C, Op::N, Op::N, 4, 5, 6, 1.0, v, 4, v, 6, 0.0, small, 4); },
+                             {"operand C", "20", "10"});
+    expect_error_at<OutOfRange>(__LINE__, [&] { axle::blas::gemm(s, R, Op::N, Op::N, 4, 5, 6, 1.0, v, 6, v, 5, 0.0, v, 500); },
+                             {"operand C", "ldc = 500", "1000"});
+    // batches
+    expect_error_at<OutOfRange>(__LINE__, 
+        [&] { axle::blas::gemm_strided_batched(s, R, Op::N, Op::N, 4, 5, 6, 1.0, v, 6, 24, v, 5, 30, 0.0, v, 5, 20, 60); },
+        {"operand A", "stride_a = 24", "batch = 60"});
+    expect_error_at<InvalidArgument>(__LINE__, 
+        [&] { axle::blas::gemm_strided_batched(s, R, Op::N, Op::N, 4, 5, 6, 1.0, v, 6, 24, v, 5, 30, 0.0, v, 5, 10, 2); },
+        {"stride_c", "overlap"});
+    expect_error_at<InvalidArgument>(__LINE__, 
+        [&] { axle::blas::gemm_strided_batched(s, R, Op::N, Op::N, 4, 5, 6, 1.0, v, 6, 24, v, 5, 30, 0.0, v, 5, 0, 2); },
+        {"stride_c"});
+    expect_error_at<InvalidArgument>(__LINE__, 
+        [&] { axle::blas::gemm_strided_batched(s, R, Op::N, Op::N, 4, 5, 6, 1.0, v, 6, 24, v, 5, 30, 0.0, v, 5, 20, 0); },
+        {"batch"});
+    expect_error_at<InvalidArgument>(__LINE__, 
+        [&] {
+          axle::blas::gemm_batched(s, R, Op::N, Op::N, 4, 5, 6, 1.0, std::vector<axle::BufferView<float>>{v, v}, 6,
+                                   std::vector<axle::BufferView<float>>{v}, 5, 0.0,
+                                   std::vector<axle::BufferView<float>>{v, v}, 5);
+        },
+        {"differ in length"});
+    expect_error_at<OutOfRange>(__LINE__, 
+        [&] {
+          axle::blas::gemm_batched(s, R, Op::N, Op::N, 4, 5, 6, 1.0, std::vector<axle::BufferView<float>>{v, small}, 6,
+                                   std::vector<axle::BufferView<float>>{v, v}, 5, 0.0,
+                                   std::vector<axle::BufferView<float>>{v, v}, 5);
+        },
+        {"entry 1", "operand A"});
+    // epilogue
+    expect_error_at<OutOfRange>(__LINE__, 
+        [&] {
+          axle::blas::gemm(s, R, Op::N, Op::N, 4, 5, 6, 1.0, v, 6, v, 5, 0.0, v, 5,
+                           Epilogue::with_bias(BiasMode::PerCol, buf.view<float>(0, 3)));
+        },
+        {"bias", "5", "3"});
+    expect_error_at<OutOfRange>(__LINE__, 
+        [&] {
+          axle::blas::gemm(s, R, Op::N, Op::N, 4, 5, 6, 1.0, v, 6, v, 5, 0.0, v, 5,
+                           Epilogue::with_bias(BiasMode::PerRow, buf.view<float>(0, 3)));
+        },
+        {"per-row", "4", "3"});
+    expect_error_at<InvalidArgument>(__LINE__, 
+        [&] {
+          Epilogue e;
+          e.bias_mode = BiasMode::PerRow;
+          axle::blas::gemm(s, R, Op::N, Op::N, 4, 5, 6, 1.0, v, 6, v, 5, 0.0, v, 5, e);
+        },
+        {"bias"});
+    // types and views
+    axle::Buffer dbuf = d.alloc<double>(100);
+    expect_error_at<InvalidArgument>(__LINE__, 
+        [&] { axle::blas::gemm(s, R, Op::N, Op::N, 2, 2, 2, 1.0, dbuf.view<double>(), 2, v, 2, 0.0, v, 2); },
+        {"double", "mixed"});
+    expect_error_at<InvalidArgument>(__LINE__, 
+        [&] { axle::blas::gemm(s, R, Op::N, Op::N, 2, 2, 2, 1.0, axle::BufferView<float>(), 2, v, 2, 0.0, v, 2); },
+        {"operand A", "empty"});
+    expect_error_at<InvalidArgument>(__LINE__, 
+        [&] {
+          axle::blas::gemm(s, R, Op::N, Op::N, std::size_t(1) << 31, 2, 2, 1.0, v, 2, v, 2, 0.0, v, 2);
+        },
+        {"m = 2147483648"});
+  });
+}
+
+// ---- tuning database ---------------------------------------------------------------
+
+TEST(GemmTuning, ParsesAndMatchesBySpecificity) {
+  namespace d = axle::blas::detail;
+  const std::string text = R"({"format": "axle-tuning-1", "gemm": [
+    {"type": "cpu", "kernel": "packed", "params": {"MR": 4, "VW": 8, "NV": 1}},
+    {"vendor": "Acme", "type": "cpu", "kernel": "packed", "params": {"MR": 5}},
+    {"vendor": "Acme", "device": "Acme X1", "dtype": "f16", "kernel": "packed", "params": {"MR": 7}},
+    {"vendor": "Acme", "device": "Acme X1", "dtype": "f16", "bucket": "skinny", "kernel": "packed", "params": {"MR": 3}}
+  ]})";
+  const auto entries = d::parse_tuning(text, "test.json");
+  ASSERT_EQ(entries.size(), 4u);
+  EXPECT_EQ(entries[0].params.vw, 8);
+  const auto round = d::parse_tuning(d::write_tuning(entries), "round.json");
+  ASSERT_EQ(round.size(), 4u);
+  EXPECT_EQ(round[3].bucket, "skinny");
+  EXPECT_EQ(round[2].params.mr, 7);
+  EXPECT_THROW(d::parse_tuning("{\"gemm\": [ {\"kernel\": \"packed\" ", "bad.json"), axle::ConfigError);
+  EXPECT_THROW(d::parse_tuning("{\"gemm\": [{\"kernel\": \"warp\"}]}", "bad.json"), axle::ConfigError);
+}
+
+TEST(GemmTuning, UserFileOverridesAndBadEntriesAreRejected) {
+  auto devs = axle::devices();
+  if (devs.empty()) GTEST_SKIP() << "no device";
+  const axle::Device& dev = devs.front();
+  const std::string path = std::string(::testing::TempDir()) + "axle_gemm_tuning_test.json";
+  const bool cpu = dev.info().type == axle::DeviceType::CPU;
+  {
+    std::ofstream f(path);
+    // The structurally invalid entry (MR=0) is the most specific and must be rejected;
+    // the next one (a valid, unusual parameter set) must then be used.
+    f << R"({"format": "axle-tuning-1", "gemm": [)"
+      << (cpu ? R"({"kernel": "packed", "params": {"MR": 5, "VW": 8, "NV": 3, "MB": 2, "PACK_A": 1}},)"
+              : R"({"kernel": "tiled", "params": {"BM": 32, "BN": 48, "BK": 8, "TM": 4, "TN": 3}},)")
+      << R"({"device": )" << "\"" << dev.name() << "\""
+      << R"(, "kernel": "packed", "params": {"MR": 0}}]})";
+  }
+  setenv("AXLE_TUNING_FILE", path.c_str(), 1);
+  axle::reset_config_for_testing();
+  axle::blas::reset_gemm_caches();
+  const std::string plan = axle::blas::describe_gemm_plan(dev, 0, 300, 300, 300);
+  EXPECT_NE(plan.find(cpu ? "MR=5" : "BN=48"), std::string::npos) << plan;
+  EXPECT_NE(plan.find(path), std::string::npos) << plan;
+  Case c;
+  c.m = 29;
+  c.n = 51;
+  c.k = 70;
+  c.beta = 0.5;
+  c.ta = Op::T;
+  run_case<float, float, float>(dev, c);
+  c.k = 2000;  // split-K with the user parameters
+  c.m = 5;
+  c.n = 9;
+  run_case<float, float, float>(dev, c);
+  unsetenv("AXLE_TUNING_FILE");
+  axle::reset_config_for_testing();
+  axle::blas::reset_gemm_caches();
+  std::remove(path.c_str());
+}
+
+}  // namespace
