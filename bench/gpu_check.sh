@@ -162,7 +162,7 @@ run_ctest() {  # run_ctest <phase> <device> <log> <seconds>
   : > "$log"
   if [ -n "$ctest_bin" ]; then
     AXLE_DEVICE=$dev run_phase_cmd "$secs" "$log" "$ctest_bin" --test-dir "$build" --output-on-failure \
-      --timeout 150 -j 4
+      --timeout 200 -j 4
     rc=$?
     count_ctest "$ph" "$log" "$rc"
   else  # no ctest: run the test executables directly

@@ -179,17 +179,29 @@ AXLE_KERNEL void axle_gemm_pack_a(AXLE_GLOBAL const A_ELEM* AXLE_RESTRICT a, ulo
   a += a_off + (ulong)b * a_stride;
   AXLE_GLOBAL float* dst = ap + ap_off + (ulong)b * ap_stride + (ulong)panel * (ulong)k * MR;
   const int i0 = panel * MR;
-  for (int r = 0; r < MR; ++r) {
-    const int i = i0 + r;
-    if (i < m) {
-      if (trans_a) {
-        for (int p = p0; p < p1; ++p) dst[(ulong)p * MR + r] = (float)LOAD_A(a, (ulong)p * lda + i);
-      } else {
-        AXLE_GLOBAL const A_ELEM* row = a + (ulong)i * lda;
-        for (int p = p0; p < p1; ++p) dst[(ulong)p * MR + r] = (float)LOAD_A(row, p);
+  // p outer, r inner: the packed panel is written sequentially; A is read along MR row
+  // streams (not transposed) or one contiguous run per p (transposed).
+  if (i0 + MR <= m) {
+    if (trans_a) {
+      for (int p = p0; p < p1; ++p) {
+        AXLE_GLOBAL const A_ELEM* src = a + (ulong)p * lda + i0;
+#pragma unroll
+        for (int r = 0; r < MR; ++r) dst[(ulong)p * MR + r] = (float)LOAD_A(src, r);
       }
     } else {
-      for (int p = p0; p < p1; ++p) dst[(ulong)p * MR + r] = 0.0f;
+      AXLE_GLOBAL const A_ELEM* src = a + (ulong)i0 * lda;
+      for (int p = p0; p < p1; ++p) {
+#pragma unroll
+        for (int r = 0; r < MR; ++r) dst[(ulong)p * MR + r] = (float)LOAD_A(src, (ulong)r * lda + p);
+      }
+    }
+  } else {
+    for (int p = p0; p < p1; ++p) {
+      for (int r = 0; r < MR; ++r) {
+        const int i = i0 + r;
+        dst[(ulong)p * MR + r] =
+            i < m ? (float)LOAD_A(a, trans_a ? (ulong)p * lda + i : (ulong)i * lda + p) : 0.0f;
+      }
     }
   }
 }
@@ -207,14 +219,18 @@ AXLE_KERNEL void axle_gemm_pack_b(AXLE_GLOBAL const B_ELEM* AXLE_RESTRICT bsrc, 
   AXLE_GLOBAL float* dst = bp + bp_off + (ulong)b * bp_stride + (ulong)panel * (ulong)k * NR;
   const int j0 = panel * NR;
   if (trans_b) {  // B stored n x k: column j of op(B) is row j of B, contiguous in p
-    for (int c = 0; c < NR; ++c) {
-      const int j = j0 + c;
-      if (j < n) {
-        AXLE_GLOBAL const B_ELEM* row = bsrc + (ulong)j * ldb;
-        for (int p = p0; p < p1; ++p) dst[(ulong)p * NR + c] = (float)LOAD_B(row, p);
-      } else {
-        for (int p = p0; p < p1; ++p) dst[(ulong)p * NR + c] = 0.0f;
+    if (j0 + NR <= n) {
+      AXLE_GLOBAL const B_ELEM* src = bsrc + (ulong)j0 * ldb;
+      for (int p = p0; p < p1; ++p) {
+#pragma unroll
+        for (int c = 0; c < NR; ++c) dst[(ulong)p * NR + c] = (float)LOAD_B(src, (ulong)c * ldb + p);
       }
+    } else {
+      for (int p = p0; p < p1; ++p)
+        for (int c = 0; c < NR; ++c) {
+          const int j = j0 + c;
+          dst[(ulong)p * NR + c] = j < n ? (float)LOAD_B(bsrc, (ulong)j * ldb + p) : 0.0f;
+        }
     }
   } else if (j0 + NR <= n) {
     for (int p = p0; p < p1; ++p) {

@@ -20,6 +20,20 @@
 //   bias_kind 0: none, 1: one f32 per row of C, 2: one f32 per column of C
 //   act       0: none, 1: ReLU, 2: GELU (erf), 3: GELU (tanh approximation)
 // beta == 0 never reads C.
+//
+// NVRTC compile checks (tests/nvrtc_compile_test.cpp):
+// axle-variant: -DAXLE_TC_ELEM=0 -DAXLE_TC_A_KMAJOR=1 -DAXLE_TC_B_KMAJOR=0 -DAXLE_TC_VEC16=1
+// axle-variant: -DAXLE_TC_ELEM=0 -DAXLE_TC_A_KMAJOR=1 -DAXLE_TC_B_KMAJOR=1 -DAXLE_TC_VEC16=1
+// axle-variant: -DAXLE_TC_ELEM=0 -DAXLE_TC_A_KMAJOR=0 -DAXLE_TC_B_KMAJOR=0 -DAXLE_TC_VEC16=1
+// axle-variant: -DAXLE_TC_ELEM=0 -DAXLE_TC_A_KMAJOR=0 -DAXLE_TC_B_KMAJOR=1 -DAXLE_TC_VEC16=1
+// axle-variant: -DAXLE_TC_ELEM=1 -DAXLE_TC_A_KMAJOR=1 -DAXLE_TC_B_KMAJOR=0 -DAXLE_TC_VEC16=1
+// axle-variant: -DAXLE_TC_ELEM=1 -DAXLE_TC_A_KMAJOR=1 -DAXLE_TC_B_KMAJOR=1 -DAXLE_TC_VEC16=1
+// axle-variant: -DAXLE_TC_ELEM=1 -DAXLE_TC_A_KMAJOR=0 -DAXLE_TC_B_KMAJOR=0 -DAXLE_TC_VEC16=1
+// axle-variant: -DAXLE_TC_ELEM=1 -DAXLE_TC_A_KMAJOR=0 -DAXLE_TC_B_KMAJOR=1 -DAXLE_TC_VEC16=1
+// axle-variant: -DAXLE_TC_ELEM=0 -DAXLE_TC_A_KMAJOR=0 -DAXLE_TC_B_KMAJOR=1 -DAXLE_TC_VEC16=0
+// axle-variant: -DAXLE_TC_ELEM=1 -DAXLE_TC_A_KMAJOR=1 -DAXLE_TC_B_KMAJOR=0 -DAXLE_TC_VEC16=0
+// axle-variant: -DAXLE_TC_ELEM=2 -DAXLE_TC_A_KMAJOR=1 -DAXLE_TC_B_KMAJOR=0 -DAXLE_TC_VEC16=1
+// axle-variant: -DAXLE_TC_ELEM=2 -DAXLE_TC_A_KMAJOR=0 -DAXLE_TC_B_KMAJOR=1 -DAXLE_TC_VEC16=0
 
 #ifndef AXLE_TC_ELEM
 #define AXLE_TC_ELEM 0

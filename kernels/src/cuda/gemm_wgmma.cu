@@ -27,6 +27,16 @@
 //   MN-major operand (64 k x MN): 64-wide MN blocks of 8192 bytes; inside a block,
 //     k row r at r * 128 bytes. Descriptor: LBO = 8192 (next MN block), SBO = 1024
 //     (next 8-k group); a k16 step advances the start address 2048 bytes.
+//
+// NVRTC compile checks (tests/nvrtc_compile_test.cpp):
+// axle-variant: -DAXLE_TC_ELEM=0 -DAXLE_TC_A_KMAJOR=1 -DAXLE_TC_B_KMAJOR=0
+// axle-variant: -DAXLE_TC_ELEM=0 -DAXLE_TC_A_KMAJOR=1 -DAXLE_TC_B_KMAJOR=1
+// axle-variant: -DAXLE_TC_ELEM=0 -DAXLE_TC_A_KMAJOR=0 -DAXLE_TC_B_KMAJOR=0
+// axle-variant: -DAXLE_TC_ELEM=0 -DAXLE_TC_A_KMAJOR=0 -DAXLE_TC_B_KMAJOR=1
+// axle-variant: -DAXLE_TC_ELEM=1 -DAXLE_TC_A_KMAJOR=1 -DAXLE_TC_B_KMAJOR=0
+// axle-variant: -DAXLE_TC_ELEM=1 -DAXLE_TC_A_KMAJOR=1 -DAXLE_TC_B_KMAJOR=1
+// axle-variant: -DAXLE_TC_ELEM=1 -DAXLE_TC_A_KMAJOR=0 -DAXLE_TC_B_KMAJOR=0
+// axle-variant: -DAXLE_TC_ELEM=1 -DAXLE_TC_A_KMAJOR=0 -DAXLE_TC_B_KMAJOR=1
 
 #ifndef AXLE_TC_ELEM
 #define AXLE_TC_ELEM 1

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -60,7 +61,7 @@ struct BuildOptions {
     defines.emplace_back(std::move(name), std::move(value));
     return *this;
   }
-  template <typename N>
+  template <typename N, typename = std::enable_if_t<std::is_arithmetic_v<N>>>
   BuildOptions& define(std::string name, N value) {
     return define(std::move(name), std::to_string(value));
   }

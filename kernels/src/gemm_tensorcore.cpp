@@ -1,0 +1,323 @@
+// The CUDA tensor-core GEMM paths: choosing a kernel variant, building it once per
+// device and launching it.
+//
+// Paths (kernel sources in src/cuda/, embedded at build time):
+//   wgmma  gemm_wgmma.cu, sm_90a only (compute capability 9.0): f16/bf16 inputs with
+//          16-byte aligned operand rows; large problems. Before its first use on a
+//          device each layout variant is checked once against the mma.sync path on a
+//          small problem (exact integer-valued data); a variant that fails the check or
+//          cannot launch is not used again on that device (logged to stderr).
+//   mma    gemm_mma.cu, sm_80 and newer: f16/bf16, and f32 as tf32 when allowed; any
+//          shape, leading dimension and offset.
+// AXLE_GEMM_TC=off|mma|wgmma|auto (default auto) restricts the choice: "wgmma" uses
+// it wherever it applies and skips the check (for tests and benchmarks).
+//
+// Thread-safety: the per-device kernel cache is guarded by a mutex; launches on
+// distinct streams may run concurrently.
+#include "gemm_tensorcore.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace axle::embedded {
+std::string_view kernel_resource(std::string_view relpath);
+}
+
+namespace axle::blas::detail {
+namespace {
+
+enum class PathChoice { Auto, Off, Mma, Wgmma };
+
+PathChoice path_choice() {
+  static const PathChoice choice = [] {
+    const char* v = std::getenv("AXLE_GEMM_TC");
+    if (!v || !*v) return PathChoice::Auto;
+    const std::string s(v);
+    if (s == "off" || s == "0" || s == "none") return PathChoice::Off;
+    if (s == "mma") return PathChoice::Mma;
+    if (s == "wgmma") return PathChoice::Wgmma;
+    if (s != "auto")
+      std::fprintf(stderr, "axle.blas: AXLE_GEMM_TC=%s is not one of off, mma, wgmma, auto; using auto\n", v);
+    return PathChoice::Auto;
+  }();
+  return choice;
+}
+
+// Kernel variant: which source and which compile-time switches.
+struct Variant {
+  bool wgmma = false;
+  int elem = 0;  // 0 f16, 1 bf16, 2 f32 as tf32
+  bool a_kmajor = true;
+  bool b_kmajor = false;
+  bool vec16 = true;
+
+  int code() const {
+    return (wgmma ? 1 : 0) | (elem << 1) | (a_kmajor ? 8 : 0) | (b_kmajor ? 16 : 0) | (vec16 ? 32 : 0);
+  }
+};
+
+constexpr int kMmaTileM = 128, kMmaTileN = 128;
+constexpr int kWgTileM = 128, kWgTileN = 256;
+constexpr std::size_t kThreadsPerCta = 256;
+constexpr std::size_t kWgmmaSmemBytes = 4 * (128 * 64 * 2 + 256 * 64 * 2) + 1024;  // gemm_wgmma.cu kSmemBytes
+constexpr std::size_t kMaxGridZ = 65535;
+
+enum class Check { Unknown, Good, Bad };
+
+struct DeviceKernels {
+  std::mutex mutex;
+  std::map<int, Kernel> kernels;
+  std::map<int, Check> wgmma_checked;  // by Variant::code() of the wgmma variant
+};
+
+DeviceKernels& device_kernels(const Device& device) {
+  // Never destroyed: the cached Program/Kernel handles must not be released during
+  // static destruction, after the backend may already be gone.
+  static std::mutex* mutex = new std::mutex;
+  static auto* map = new std::unordered_map<const void*, std::unique_ptr<DeviceKernels>>;
+  std::lock_guard<std::mutex> lock(*mutex);
+  auto& slot = (*map)[device.shared_impl().get()];
+  if (!slot) slot = std::make_unique<DeviceKernels>();
+  return *slot;
+}
+
+Kernel get_kernel(const Device& device, const Variant& v) {
+  DeviceKernels& dk = device_kernels(device);
+  std::lock_guard<std::mutex> lock(dk.mutex);
+  auto it = dk.kernels.find(v.code());
+  if (it != dk.kernels.end()) return it->second;
+  const char* file = v.wgmma ? "src/cuda/gemm_wgmma.cu" : "src/cuda/gemm_mma.cu";
+  const std::string_view text = axle::embedded::kernel_resource(file);
+  if (text.empty()) throw Error(std::string("tensor-core GEMM: embedded kernel source ") + file + " is missing");
+  BuildOptions opts;
+  opts.define("AXLE_TC_ELEM", v.elem)
+      .define("AXLE_TC_A_KMAJOR", v.a_kmajor ? 1 : 0)
+      .define("AXLE_TC_B_KMAJOR", v.b_kmajor ? 1 : 0);
+  if (!v.wgmma) opts.define("AXLE_TC_VEC16", v.vec16 ? 1 : 0);
+  if (v.wgmma) opts.cuda_arch = "sm_90a";
+  Program p = device.build(Source::cuda(std::string(text), v.wgmma ? "gemm_wgmma" : "gemm_mma"), opts);
+  Kernel k = p.kernel(v.wgmma ? "axle_gemm_wgmma" : "axle_gemm_mma");
+  dk.kernels.emplace(v.code(), k);
+  return k;
+}
+
+// "sm_86" -> 86; 0 when unknown.
+int sm_version(const Device& device) {
+  const std::string& a = device.info().architecture;
+  if (a.rfind("sm_", 0) != 0) return 0;
+  int v = 0;
+  for (std::size_t i = 3; i < a.size() && a[i] >= '0' && a[i] <= '9'; ++i) v = v * 10 + (a[i] - '0');
+  return v;
+}
+
+bool aligned16(const Buffer& b, std::size_t off_elems, std::size_t es) {
+  const auto base = reinterpret_cast<std::uintptr_t>(b.native_handle());
+  return (base % 16) == 0 && (off_elems * es) % 16 == 0;
+}
+
+int c_type_code(ElemType t) { return t == ElemType::F32 ? 0 : (t == ElemType::F16 ? 1 : 2); }
+
+int act_code(Act a) {
+  switch (a) {
+    case Act::ReLU: return 1;
+    case Act::GELU: return 2;  // exact (erf) form, as documented in axle/blas.hpp
+    default: return 0;
+  }
+}
+
+// Enqueue one GEMM with a given variant (shape already checked to fit in int).
+void launch(Stream& stream, const Kernel& kernel, const Variant& v, const GemmDesc& d) {
+  const std::size_t es = v.elem == 2 ? 4 : 2;
+  const std::size_t ces = elem_size(d.c_type);
+  const int tile_m = v.wgmma ? kWgTileM : kMmaTileM, tile_n = v.wgmma ? kWgTileN : kMmaTileN;
+  const std::size_t tiles = div_up(d.m, tile_m) * div_up(d.n, tile_n);
+  const std::size_t gz = std::min(d.batch, kMaxGridZ);
+  const Buffer& bias_buf = d.bias_kind != BiasKind::None && d.bias ? *d.bias : *d.c;
+  const std::size_t bias_off = d.bias_kind != BiasKind::None && d.bias ? d.bias_off * sizeof(float) : 0;
+  const int bias_kind = d.bias_kind == BiasKind::PerRow ? 1 : (d.bias_kind == BiasKind::PerCol ? 2 : 0);
+  const long long lda = static_cast<long long>(d.lda), ldb = static_cast<long long>(d.ldb),
+                  ldc = static_cast<long long>(d.ldc);
+  const long long sa = static_cast<long long>(d.stride_a), sb = static_cast<long long>(d.stride_b),
+                  sc = static_cast<long long>(d.stride_c);
+  std::vector<KernelArg> args = {
+      KernelArg::buffer_arg(*d.a, d.a_off * es),
+      KernelArg::buffer_arg(*d.b, d.b_off * es),
+      KernelArg::buffer_arg(*d.c, d.c_off * ces),
+      KernelArg::buffer_arg(bias_buf, bias_off),
+      KernelArg::scalar(static_cast<int>(d.m)),
+      KernelArg::scalar(static_cast<int>(d.n)),
+      KernelArg::scalar(static_cast<int>(d.k)),
+      KernelArg::scalar(lda),
+      KernelArg::scalar(ldb),
+      KernelArg::scalar(ldc),
+      KernelArg::scalar(sa),
+      KernelArg::scalar(sb),
+      KernelArg::scalar(sc),
+      KernelArg::scalar(static_cast<int>(d.batch)),
+      KernelArg::scalar(static_cast<float>(d.alpha)),
+      KernelArg::scalar(static_cast<float>(d.beta)),
+      KernelArg::scalar(c_type_code(d.c_type)),
+      KernelArg::scalar(bias_kind),
+      KernelArg::scalar(act_code(d.act)),
+  };
+  if (v.wgmma) args.push_back(KernelArg::local_arg(kWgmmaSmemBytes));
+  stream.launch_args(kernel, Range(tiles * kThreadsPerCta, 1, gz), Range(kThreadsPerCta, 1, 1), args);
+}
+
+// One-time check of a wgmma variant against the mma.sync variant of the same layout.
+// Inputs are multiples of 1/64 in [-2, 2]: every product and partial sum is exact in
+// f32, so both paths must agree bit for bit. Runs on a private stream.
+bool check_wgmma(const Device& device, const Variant& wg) {
+  const std::size_t m = 200, n = 296, k = 136;  // edges in m, n and k; rows 16-byte aligned
+  const std::size_t a_rows = wg.a_kmajor ? m : k, a_cols = wg.a_kmajor ? k : m;
+  const std::size_t b_rows = wg.b_kmajor ? n : k, b_cols = wg.b_kmajor ? k : n;
+  auto gen = [](std::size_t count, std::uint32_t seed, bool bf16) {
+    std::vector<std::uint16_t> out(count);
+    std::uint32_t s = seed;
+    for (std::size_t i = 0; i < count; ++i) {
+      s = s * 1664525u + 1013904223u;
+      const float f = static_cast<float>(static_cast<int>((s >> 16) % 257) - 128) / 64.0f;
+      out[i] = bf16 ? to_bfloat16(f).bits : to_half(f).bits;
+    }
+    return out;
+  };
+  const bool bf16 = wg.elem == 1;
+  const auto ha = gen(a_rows * a_cols, 12345u, bf16);
+  const auto hb = gen(b_rows * b_cols, 67890u, bf16);
+  Stream s = device.create_stream();
+  Buffer a = device.alloc<std::uint16_t>(ha.size()), b = device.alloc<std::uint16_t>(hb.size());
+  Buffer c1 = device.alloc<float>(m * n), c2 = device.alloc<float>(m * n);
+  s.copy(ha, a.view<std::uint16_t>());
+  s.copy(hb, b.view<std::uint16_t>());
+  GemmDesc d;
+  d.m = m;
+  d.n = n;
+  d.k = k;
+  d.trans_a = !wg.a_kmajor;
+  d.trans_b = wg.b_kmajor;
+  d.a_type = d.b_type = bf16 ? ElemType::BF16 : ElemType::F16;
+  d.c_type = ElemType::F32;
+  d.a = &a;
+  d.b = &b;
+  d.lda = a_cols;
+  d.ldb = b_cols;
+  d.ldc = n;
+  d.c = &c1;
+  Variant mma = wg;
+  mma.wgmma = false;
+  mma.vec16 = true;
+  launch(s, get_kernel(device, mma), mma, d);
+  d.c = &c2;
+  launch(s, get_kernel(device, wg), wg, d);
+  std::vector<float> r1(m * n), r2(m * n);
+  s.copy(c1.view<float>(), r1);
+  s.copy(c2.view<float>(), r2);
+  s.synchronize();
+  for (std::size_t i = 0; i < r1.size(); ++i)
+    if (!(r1[i] == r2[i])) {
+      std::fprintf(stderr,
+                   "axle.blas: wgmma GEMM variant %d disagrees with mma.sync on %s at element (%zu, %zu): %g vs %g;"
+                   " using mma.sync\n",
+                   wg.code(), device.name().c_str(), i / n, i % n, static_cast<double>(r2[i]),
+                   static_cast<double>(r1[i]));
+      return false;
+    }
+  return true;
+}
+
+bool wgmma_usable(const Device& device, const Variant& wg) {
+  if (path_choice() == PathChoice::Wgmma) return true;
+  DeviceKernels& dk = device_kernels(device);
+  {
+    std::lock_guard<std::mutex> lock(dk.mutex);
+    auto it = dk.wgmma_checked.find(wg.code());
+    if (it != dk.wgmma_checked.end() && it->second != Check::Unknown) return it->second == Check::Good;
+  }
+  bool ok = false;
+  try {
+    ok = check_wgmma(device, wg);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "axle.blas: wgmma GEMM variant %d unavailable on %s: %s; using mma.sync\n", wg.code(),
+                 device.name().c_str(), e.what());
+    ok = false;
+  }
+  std::lock_guard<std::mutex> lock(dk.mutex);
+  dk.wgmma_checked[wg.code()] = ok ? Check::Good : Check::Bad;
+  return ok;
+}
+
+constexpr std::size_t kIntMax = static_cast<std::size_t>(std::numeric_limits<int>::max());
+constexpr std::size_t kLLMax = static_cast<std::size_t>(std::numeric_limits<long long>::max());
+
+}  // namespace
+
+bool try_gemm_tensorcore(Stream& stream, const GemmDesc& d) {
+  const PathChoice choice = path_choice();
+  if (choice == PathChoice::Off) return false;
+  const Device& device = stream.device();
+  if (!device.valid() || device.backend() != "cuda") return false;
+  const int sm = sm_version(device);
+  if (sm < 80) return false;
+
+  // Element types.
+  if (d.a_type != d.b_type) return false;
+  Variant v;
+  if (d.a_type == ElemType::F16)
+    v.elem = 0;
+  else if (d.a_type == ElemType::BF16)
+    v.elem = 1;
+  else if (d.a_type == ElemType::F32 && d.allow_tf32)
+    v.elem = 2;
+  else
+    return false;
+  if (d.c_type == ElemType::F64) return false;
+  if (!d.a || !d.b || !d.c) return false;
+  if (d.bias_kind != BiasKind::None && !d.bias) return false;
+
+  // Sizes: dimensions and the tile count as int, strides as long long.
+  if (d.m == 0 || d.n == 0 || d.batch == 0) return true;  // nothing to compute
+  if (d.m > kIntMax || d.n > kIntMax || d.k > kIntMax || d.batch > kIntMax) return false;
+  if (div_up(d.m, kMmaTileM) * div_up(d.n, kMmaTileN) > kIntMax) return false;
+  for (std::size_t x : {d.lda, d.ldb, d.ldc, d.stride_a, d.stride_b, d.stride_c})
+    if (x > kLLMax / 16) return false;
+
+  // Operand storage: A K-major unless transposed; B K-major when transposed.
+  v.a_kmajor = !d.trans_a;
+  v.b_kmajor = d.trans_b;
+  const std::size_t es = elem_size(d.a_type);
+  const std::size_t chunk = 16 / es;
+  v.vec16 = aligned16(*d.a, d.a_off, es) && aligned16(*d.b, d.b_off, es) && d.lda % chunk == 0 &&
+            d.ldb % chunk == 0 && (d.batch == 1 || (d.stride_a % chunk == 0 && d.stride_b % chunk == 0));
+
+  // wgmma: sm_90 (H100/H200 class), 16-bit inputs, aligned rows, enough work to fill
+  // 128 x 256 tiles.
+  if (choice != PathChoice::Mma && sm == 90 && v.elem != 2 && v.vec16) {
+    const double work = static_cast<double>(d.m) * static_cast<double>(d.n) * static_cast<double>(d.k) *
+                        static_cast<double>(d.batch);
+    const bool big = d.m >= 256 && d.n >= 256 && d.k >= 128 && work >= 64.0 * 1024 * 1024;
+    if (big || choice == PathChoice::Wgmma) {
+      Variant wg = v;
+      wg.wgmma = true;
+      if (wgmma_usable(device, wg)) {
+        launch(stream, get_kernel(device, wg), wg, d);
+        return true;
+      }
+    }
+  }
+  launch(stream, get_kernel(device, v), v, d);
+  return true;
+}
+
+}  // namespace axle::blas::detail
