@@ -47,7 +47,7 @@ if [ $prepare -eq 1 ]; then
   # Every ELF file of the build (executables and shared libraries), minus object files.
   mapfile -t elfs < <(find "$build" -path "$deps" -prune -o -type f \( -perm -u+x -o -name '*.so*' \) -print |
                       while read -r f; do head -c4 "$f" 2>/dev/null | grep -q 'ELF' && echo "$f"; done)
-  skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libpthread|libdl\.so|librt\.so|libresolv|libcuda\.so|libnvrtc|libaxle_)'
+  skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libpthread|libdl\.so|librt\.so|libresolv|libcuda\.so|libnvrtc|libaxle_|libcublas|libcudart|libcudnn)'
   declare -A seen=()
   for f in "${elfs[@]}"; do
     while read -r name _ path _; do
@@ -59,13 +59,27 @@ if [ $prepare -eq 1 ]; then
   # The OpenCL ICD loader is opened at run time, so ldd does not show it.
   ocl=$(ldconfig -p | awk '/libOpenCL\.so\.1 .*x86-64/ {print $NF; exit}')
   [ -n "$ocl" ] && seen["$ocl"]=1
+  # Libraries every system has a (usually newer) copy of go to deps/fallback, used on
+  # the GPU machine only when it lacks them: an older libstdc++ first on the path would
+  # shadow the newer one that the driver's libraries need.
+  mkdir -p "$deps/fallback"
   for p in "${!seen[@]}"; do
-    cp -L "$p" "$deps/$(basename "$p")"
+    case "$(basename "$p")" in
+      libstdc++.so*|libgcc_s.so*|libOpenCL.so*) cp -L "$p" "$deps/fallback/$(basename "$p")" ;;
+      *) cp -L "$p" "$deps/$(basename "$p")" ;;
+    esac
   done
   echo "gpu_check --prepare: copied ${#seen[@]} libraries into $deps:"
   ls -la "$deps"
-  du -sh "$build" | awk '{print "build folder size (carry it whole): " $1}'
-  echo "on the GPU machine run: bench/gpu_check.sh ${build#$root/}"
+  # A slim copy to carry (the device tool carries at most 64 MiB): no object files.
+  slim="${build%/}-gpu"
+  rm -rf "$slim"
+  mkdir -p "$slim"
+  (cd "$build" && find . -type f ! -name '*.o' ! -name '*.a' ! -name '*.d' ! -path './kernel_cache/*' \
+     ! -path './tests/kernel_cache/*' -print0 | tar --null -T - -cf - | tar -xf - -C "$slim")
+  du -sh "$slim" | awk '{print "carry this folder (no object files): " $2 " (" $1 ")"}'
+  echo "on the GPU machine run: bench/gpu_check.sh ${slim#$root/}"
+  echo "(libcublas/libcudart come from the GPU machine's CUDA toolkit)"
   exit 0
 fi
 
@@ -98,6 +112,17 @@ if [ -n "$bin_orig" ] && [ ! -e "$bin_orig" ]; then
 fi
 
 ldp="$build/deps:$build/runtime:$build/kernels"
+for lib in libstdc++.so.6 libgcc_s.so.1 libOpenCL.so.1; do
+  if ! ldconfig -p | grep -q "$lib " && [ -e "$build/deps/fallback/$lib" ]; then
+    mkdir -p "$build/deps/use"
+    ln -sf "$build/deps/fallback/$lib" "$build/deps/use/$lib"
+  fi
+done
+[ -d "$build/deps/use" ] && ldp="$ldp:$build/deps/use"
+# cuBLAS (benchmark peer) from the machine's toolkit.
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+  [ -e "$d/libcublas.so.13" ] && { ldp="$ldp:$d"; break; }
+done
 for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib /usr/lib/x86_64-linux-gnu; do
   [ -e "$d/libcuda.so.1" ] && ldp="$ldp:$d"
 done
