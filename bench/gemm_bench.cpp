@@ -4,7 +4,7 @@
 //   CUDA device:   Axle vs cuBLAS (f32, TF32, f16, bf16)
 //
 // Usage: gemm_bench [--quick] [--device SPEC] [--dtype f32|f16|bf16|all] [--json PATH]
-//                   [--sizes MxNxK,...] [--threads N] [--rounds R] [--cpu-time]
+//                   [--sizes MxNxK,...] [--threads N] [--rounds R] [--cpu-time] [--only IMPL,...]
 // --cpu-time divides by process CPU time (all threads) instead of wall time: a steadier
 // way to compare implementations on a shared, busy machine (multiply by the thread
 // count to compare with wall-clock figures).
@@ -116,6 +116,7 @@ int main(int argc, char** argv) {
   bool quick = false;
   std::string device_spec, dtype_arg = "f32", json_path, sizes_arg;
   int threads = 2, rounds = 3;
+  std::string only;  // --only NAME[,NAME]: run just these implementations
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -133,9 +134,11 @@ int main(int argc, char** argv) {
     else if (a == "--threads") threads = std::stoi(next());
     else if (a == "--rounds") rounds = std::stoi(next());
     else if (a == "--cpu-time") g_cpu_time = true;
+    else if (a == "--only") only = next();
     else if (a == "--help" || a == "-h") {
       std::printf("usage: gemm_bench [--quick] [--device SPEC] [--dtype f32|f16|bf16|all] [--json PATH]\n"
-                  "                  [--sizes MxNxK,...] [--threads N] [--rounds R] [--cpu-time]\n");
+                  "                  [--sizes MxNxK,...] [--threads N] [--rounds R] [--cpu-time]\n"
+                  "                  [--only IMPL[,IMPL]]\n");
       return 0;
     } else {
       std::fprintf(stderr, "unknown argument %s (see --help)\n", a.c_str());
@@ -274,6 +277,9 @@ int main(int argc, char** argv) {
         }
       }
 #endif
+      if (!only.empty())
+        for (auto it = impls.begin(); it != impls.end();)
+          it = ("," + only + ",").find("," + it->first + ",") == std::string::npos ? impls.erase(it) : std::next(it);
       if (!header_done) {
         for (auto& kv : impls) {
           header_impls.push_back(kv.first);

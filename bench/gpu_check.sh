@@ -75,7 +75,7 @@ if [ $prepare -eq 1 ]; then
   slim="${build%/}-gpu"
   rm -rf "$slim"
   mkdir -p "$slim"
-  (cd "$build" && find . -type f ! -name '*.o' ! -name '*.a' ! -name '*.d' ! -path './kernel_cache/*' \
+  (cd "$build" && find . \( -type f -o -type l \) ! -name '*.o' ! -name '*.a' ! -name '*.d' ! -path './kernel_cache/*' \
      ! -path './tests/kernel_cache/*' -print0 | tar --null -T - -cf - | tar -xf - -C "$slim")
   du -sh "$slim" | awk '{print "carry this folder (no object files): " $2 " (" $1 ")"}'
   echo "on the GPU machine run: bench/gpu_check.sh ${slim#$root/}"
@@ -145,10 +145,12 @@ run_phase_cmd() {  # run_phase_cmd <seconds> <log> cmd...: run with a time limit
 # Count ctest results from its log into the phase.
 count_ctest() {  # count_ctest <phase> <log> <rc>
   local ph=$1 log=$2 rc=$3 line tot failed
-  line=$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' "$log" | tail -1)
+  # "100% tests passed out of 100" or "95% tests passed, 5 tests failed out of 100"
+  line=$(grep -E 'tests passed(, [0-9]+ tests failed)? out of [0-9]+' "$log" | tail -1)
   if [ -n "$line" ]; then
-    failed=$(echo "$line" | sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/')
-    tot=$(echo "$line" | sed -E 's/.* tests failed out of ([0-9]+).*/\1/')
+    tot=$(echo "$line" | sed -E 's/.* out of ([0-9]+).*/\1/')
+    failed=0
+    echo "$line" | grep -q 'tests failed' && failed=$(echo "$line" | sed -E 's/.* ([0-9]+) tests failed out of.*/\1/')
     pass[$ph]=$((tot - failed))
     fail[$ph]=$failed
     grep -E '^\s+[0-9]+ - .*\((Failed|Timeout|SEGFAULT|Subprocess aborted|Not Run|Exception)' "$log" >> "$mainlog"
@@ -207,6 +209,20 @@ run_ctest() {  # run_ctest <phase> <device> <log> <seconds>
 say "== ctest-cuda (AXLE_DEVICE=cuda:0)"
 run_ctest ctest-cuda cuda:0 "$logdir/ctest_cuda.log" "$(limit 210)"
 tail -n 25 "$logdir/ctest_cuda.log" | tee -a "$mainlog"
+
+# Tensor-core GEMM paths pinned one by one (auto mode self-checks wgmma against mma.sync
+# and falls back, which would hide a wgmma bug).
+tc_tests="$build/tests/axle_gemm_tensorcore_tests"
+if [ -x "$tc_tests" ]; then
+  for mode in mma wgmma; do
+    if AXLE_GEMM_TC=$mode AXLE_DEVICE=cuda:0 run_phase_cmd "$(limit 90)" "$logdir/ctest_cuda.log" "$tc_tests"; then
+      say "  ok    axle_gemm_tensorcore_tests with AXLE_GEMM_TC=$mode"
+    else
+      say "  FAIL  axle_gemm_tensorcore_tests with AXLE_GEMM_TC=$mode"
+      grep -E '^\[  FAILED|Failure|disagrees' "$logdir/ctest_cuda.log" | tail -n 12 | tee -a "$mainlog"
+    fi
+  done
+fi
 
 # ------------------------------------------------------------------ samples
 say "== samples (AXLE_DEVICE=cuda:0)"
