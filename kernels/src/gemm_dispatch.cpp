@@ -245,7 +245,9 @@ void run_packed(Stream& stream, const GemmDesc& d, const GemmParams& p, const Ge
   const std::size_t ap_off = 0, bp_off = ap_size, w_off = ap_size + bp_size;
   const Range one(1, 1, 1);
 
-  if (pack_a) {
+  static const bool dbg_nopack = std::getenv("AXLE_DBG_NOPACK") != nullptr;  // TEMP
+  static const bool dbg_nomicro = std::getenv("AXLE_DBG_NOMICRO") != nullptr;  // TEMP
+  if (pack_a && !dbg_nopack) {
     for (std::size_t b0 = 0; b0 < batch_a; b0 += kMaxGridZ) {
       const std::size_t nb = std::min(kMaxGridZ, batch_a - b0);
       Args a;
@@ -254,7 +256,7 @@ void run_packed(Stream& stream, const GemmDesc& d, const GemmParams& p, const Ge
       stream.launch_args(k.pack_a, Range(mp, div_up(d.k, kPackRows), nb), one, a.v);
     }
   }
-  for (std::size_t b0 = 0; b0 < batch_b; b0 += kMaxGridZ) {
+  for (std::size_t b0 = 0; b0 < batch_b && !dbg_nopack; b0 += kMaxGridZ) {
     const std::size_t nb = std::min(kMaxGridZ, batch_b - b0);
     Args a;
     a.buf(*d.b).u64(d.b_off + b0 * d.stride_b).u64(d.stride_b).i32(d.ldb).i32s(d.trans_b ? 1 : 0);
@@ -263,7 +265,7 @@ void run_packed(Stream& stream, const GemmDesc& d, const GemmParams& p, const Ge
   }
   const Buffer& bias = d.bias ? *d.bias : *d.c;
   const std::size_t per_launch = std::max<std::size_t>(1, kMaxGridZ / splits);
-  for (std::size_t b0 = 0; b0 < d.batch; b0 += per_launch) {
+  for (std::size_t b0 = 0; b0 < d.batch && !dbg_nomicro; b0 += per_launch) {
     const std::size_t nb = std::min(per_launch, d.batch - b0);
     Args a;
     if (pack_a)
