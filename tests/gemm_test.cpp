@@ -280,7 +280,7 @@ TEST_F(GemmTest, LargerOddShapes) {
 }
 
 TEST_F(GemmTest, TileBoundaries) {
-  // Around MR (6, 8), NR (16, 32) and the k chunking of packing (64) and split-K.
+  // Around MR (6, 8), NR (16, 32, 64), the packing k chunk and split-K.
   each([&](const axle::Device& d) {
     for (std::size_t m : {5, 6, 7, 8, 9, 11, 12, 13})
       for (std::size_t n : {15, 16, 17, 31, 32, 33, 63, 64, 65})
@@ -290,6 +290,18 @@ TEST_F(GemmTest, TileBoundaries) {
           c.n = n;
           c.k = k;
           c.tb = (m + n) % 2 ? Op::T : Op::N;
+          run_case<float, float, float>(d, c);
+        }
+    // Rows per work-item (MR x MB = 24 by default), wide column panels (64), and the
+    // k chunk of the packing kernels (256).
+    for (std::size_t m : {23, 24, 25})
+      for (std::size_t n : {127, 128, 129})
+        for (std::size_t k : {255, 256, 257}) {
+          Case c;
+          c.m = m;
+          c.n = n;
+          c.k = k;
+          c.ta = k == 256 ? Op::T : Op::N;
           run_case<float, float, float>(d, c);
         }
     for (std::size_t k : {1023, 1024, 1025, 4097}) {  // split-K (few blocks, long k)

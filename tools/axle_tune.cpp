@@ -58,24 +58,30 @@ std::vector<bd::GemmParams> candidates(const axle::DeviceInfo& info, bd::ElemTyp
   if (info.type == axle::DeviceType::CPU && dtype != bd::ElemType::F64) {
     const int vw = info.preferred_vector_width_float >= 16 ? 16 : 8;
     const int regs = vw == 16 ? 32 : 16;  // vector registers (AVX-512 / AVX2)
-    for (int nv : {1, 2})
+    for (int nv : {1, 2, 3, 4})
       for (int mr : {4, 6, 8, 12, 14}) {
         if (mr * nv + nv + 1 > regs) continue;  // accumulators + B vectors + broadcast
         for (int mb : {1, 4})
           for (int kc : {0, 256})
-            for (int pack_a : {0, 1}) {
-              if (quick && (kc != 0 || (mr != 6 && mr != 12) || nv != 2)) continue;
-              bd::GemmParams p;
-              p.family = bd::KernelFamily::Packed;
-              p.mr = mr;
-              p.vw = vw;
-              p.nv = nv;
-              p.mb = mb;
-              p.kc = kc;
-              p.pack_a = pack_a;
-              p.origin = "axle tune";
-              out.push_back(p);
-            }
+            for (int pack_a : {0, 1})
+              for (int nfirst : {0, 1}) {
+                const bool common = kc == 0 && nfirst == 0;
+                if (quick && !(common && ((mr == 6 && nv == 4) || (mr == 8 && nv == 3) || (mr == 12 && nv == 2) ||
+                                          (mr == 6 && nv == 2))))
+                  continue;
+                if (!quick && !common && !(mr == 6 && nv == (vw == 16 ? 4 : 2))) continue;
+                bd::GemmParams p;
+                p.family = bd::KernelFamily::Packed;
+                p.mr = mr;
+                p.vw = vw;
+                p.nv = nv;
+                p.mb = mb;
+                p.kc = kc;
+                p.pack_a = pack_a;
+                p.nfirst = nfirst;
+                p.origin = "axle tune";
+                out.push_back(p);
+              }
       }
     return out;
   }

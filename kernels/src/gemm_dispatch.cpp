@@ -27,7 +27,7 @@ namespace {
 
 constexpr std::size_t kAlignFloats = 64;  // scratch sub-regions start on 256-byte boundaries
 constexpr std::size_t kMaxGridZ = 65535;  // CUDA's grid z limit; batches are launched in chunks
-constexpr int kPackRows = 64;             // PACK_ROWS in gemm.cl
+constexpr int kPackRows = 256;            // PACK_ROWS in gemm.cl
 
 int type_code(ElemType t) {
   switch (t) {
@@ -60,7 +60,16 @@ struct GemmKernels {
 };
 
 // Everything that selects a program variant, packed into two words.
-KernelKey kernel_key(const Device& device, const GemmDesc& d, const GemmParams& p) {
+// pack_a: the effective PACK_A of a packed variant (-1: from the parameters).
+// Direct-B variants (PACK_B=0) carry their own MB and KC (see run_packed).
+struct PackedVariant {
+  int pack_a = -1;  // -1: from the parameters
+  int pack_b = 1;
+  int mb = 0, kc = -1;  // 0 / -1: from the parameters
+};
+KernelKey kernel_key(const Device& device, const GemmDesc& d, const GemmParams& p, PackedVariant v = {}) {
+  int pack_a = v.pack_a;
+  if (pack_a < 0) pack_a = p.pack_a || d.a_type != ElemType::F32 ? 1 : 0;
   std::uint64_t lo = static_cast<std::uint64_t>(p.family == KernelFamily::Packed ? 0 : 1);
   lo |= static_cast<std::uint64_t>(type_code(d.a_type)) << 1;
   lo |= static_cast<std::uint64_t>(type_code(d.b_type)) << 3;
@@ -68,8 +77,10 @@ KernelKey kernel_key(const Device& device, const GemmDesc& d, const GemmParams& 
   std::uint64_t hi = 0;
   if (p.family == KernelFamily::Packed) {
     hi = static_cast<std::uint64_t>(p.mr) | static_cast<std::uint64_t>(p.vw) << 8 |
-         static_cast<std::uint64_t>(p.nv) << 16 | static_cast<std::uint64_t>(p.mb) << 24 |
-         static_cast<std::uint64_t>(p.pack_a) << 40 | static_cast<std::uint64_t>(p.kc) << 41;
+         static_cast<std::uint64_t>(p.nv) << 16 | static_cast<std::uint64_t>(v.mb ? v.mb : p.mb) << 24 |
+         static_cast<std::uint64_t>(pack_a) << 40 | static_cast<std::uint64_t>(v.kc >= 0 ? v.kc : p.kc) << 41 |
+         static_cast<std::uint64_t>(v.pack_b) << 59 |
+         static_cast<std::uint64_t>(p.nfirst) << 58;
   } else {
     lo |= static_cast<std::uint64_t>(d.trans_a) << 7 | static_cast<std::uint64_t>(d.trans_b) << 8;
     hi = static_cast<std::uint64_t>(p.bm) | static_cast<std::uint64_t>(p.bn) << 12 |
@@ -110,9 +121,10 @@ State& state() {
   return *s;
 }
 
-const GemmKernels& get_kernels(const Device& device, const GemmDesc& d, const GemmParams& p) {
+const GemmKernels& get_kernels(const Device& device, const GemmDesc& d, const GemmParams& p, PackedVariant v = {}) {
   State& st = state();
-  const KernelKey key = kernel_key(device, d, p);
+  if (v.pack_a < 0) v.pack_a = p.pack_a || d.a_type != ElemType::F32 ? 1 : 0;
+  const KernelKey key = kernel_key(device, d, p, v);
   {
     std::lock_guard<std::mutex> lock(st.mutex);
     auto it = st.kernels.find(key);
@@ -121,8 +133,9 @@ const GemmKernels& get_kernels(const Device& device, const GemmDesc& d, const Ge
   BuildOptions opt;
   opt.define("A_T", type_code(d.a_type)).define("B_T", type_code(d.b_type)).define("C_T", type_code(d.c_type));
   if (p.family == KernelFamily::Packed) {
-    opt.define("MR", p.mr).define("VW", p.vw).define("NV", p.nv).define("MB", p.mb).define("KC", p.kc);
-    opt.define("PACK_A", p.pack_a || d.a_type != ElemType::F32 ? 1 : 0);
+    opt.define("MR", p.mr).define("VW", p.vw).define("NV", p.nv).define("MB", v.mb ? v.mb : p.mb);
+    opt.define("KC", v.kc >= 0 ? v.kc : p.kc).define("NFIRST", p.nfirst).define("PACK_A", v.pack_a);
+    opt.define("PACK_B", v.pack_b);
   } else {
     opt.define("BM", p.bm).define("BN", p.bn).define("BK", p.bk).define("TM", p.tm).define("TN", p.tn);
     opt.define("TRANS_A", d.trans_a ? 1 : 0).define("TRANS_B", d.trans_b ? 1 : 0);
@@ -199,7 +212,7 @@ int act_code(Act a) { return a == Act::None ? 0 : a == Act::ReLU ? 1 : 2; }
 
 // C = act(alpha * sum(partials) + beta * C + bias) for batches [b0, b0 + nb).
 void launch_epilogue(Stream& stream, const GemmKernels& k, const GemmDesc& d, const Buffer* w, std::size_t w_off,
-                     int splits) {
+                     int splits, bool trans_c = false) {
   const bool f64 = d.c_type == ElemType::F64;
   const Buffer& bias = d.bias ? *d.bias : *d.c;
   for (std::size_t b0 = 0; b0 < d.batch; b0 += kMaxGridZ) {
@@ -208,7 +221,7 @@ void launch_epilogue(Stream& stream, const GemmKernels& k, const GemmDesc& d, co
     a.buf(w ? *w : *d.c).u64(w ? w_off + b0 * splits * d.m * d.n : 0).i32s(splits);
     a.buf(*d.c).u64(d.c_off + b0 * d.stride_c).u64(d.stride_c).i32(d.ldc);
     a.buf(bias).u64(d.bias ? d.bias_off : 0).i32s(bias_code(d.bias_kind)).i32s(act_code(d.act));
-    a.i32(d.m).i32(d.n).real(d.alpha, f64).real(d.beta, f64);
+    a.i32(d.m).i32(d.n).real(d.alpha, f64).real(d.beta, f64).i32s(trans_c ? 1 : 0);
     if (is_gpu(stream.device()))
       stream.launch_args(k.epilogue, Range(round_up(d.n, 16), round_up(d.m, 16), nb), Range(16, 16, 1), a.v);
     else
@@ -216,17 +229,68 @@ void launch_epilogue(Stream& stream, const GemmKernels& k, const GemmDesc& d, co
   }
 }
 
-void run_packed(Stream& stream, const GemmDesc& d, const GemmParams& p, const GemmKernels& k) {
+// The packed CPU path. Short, wide products (m small, n large) run transposed,
+// C^T = op(B)^T op(A)^T with a transposing store, so that the small dimension is the
+// column-panel one; A is read in place (no packing) when only one or two column
+// panels would reuse its packed copy.
+void run_packed(Stream& stream, const GemmDesc& in, const GemmParams& p) {
+  const std::size_t nr0 = p.nr();
+  // Transposing pays when op(B)^T can then be read in place (B stored n x k).
+  const bool swap = in.m < in.n && in.m <= 2 * nr0 && in.trans_b;
+  GemmDesc d = in;
+  if (swap) {
+    d.m = in.n;
+    d.n = in.m;
+    d.a = in.b;
+    d.b = in.a;
+    d.a_off = in.b_off;
+    d.b_off = in.a_off;
+    d.lda = in.ldb;
+    d.ldb = in.lda;
+    d.a_type = in.b_type;
+    d.b_type = in.a_type;
+    d.trans_a = !in.trans_b;
+    d.trans_b = !in.trans_a;
+    d.stride_a = in.stride_b;
+    d.stride_b = in.stride_a;
+    d.bias_kind = in.bias_kind == BiasKind::PerRow ? BiasKind::PerCol
+                  : in.bias_kind == BiasKind::PerCol ? BiasKind::PerRow : BiasKind::None;
+  }
+  PackedVariant var;
+  // A read in place when it is not transposed and one or two column panels would use
+  // its packed copy.
+  const bool few_panels = div_up(d.n, nr0) <= 2;
+  var.pack_a = d.a_type != ElemType::F32 || (p.pack_a && !(few_panels && !d.trans_a)) ? 1 : 0;
+  // Short C (a few row panels) over a long, wide B: B read in place, each work-item
+  // taking every row panel of its column panel, in KC-deep slices (L2-sized).
+  const std::size_t mp_all = div_up(d.m, static_cast<std::size_t>(p.mr));
+  const bool direct_b = d.b_type == ElemType::F32 && !d.trans_b && mp_all <= 16 && d.k >= 256 &&
+                        div_up(d.n, nr0) >= 8;
+  if (direct_b) {
+    var.pack_b = 0;
+    var.mb = static_cast<int>(mp_all);
+    var.kc = 256;
+  }
+  // Fewer row panels per work-item when there would be too few work-items to balance.
+  std::size_t mb = var.mb ? var.mb : p.mb;
+  if (!var.mb && mb > 1) {
+    const std::size_t units = std::max(1u, stream.device().info().compute_units);
+    const std::size_t items = mp_all * div_up(d.n, nr0) * d.batch;
+    mb = std::max<std::size_t>(1, std::min(mb, items / (256 * units)));
+    var.mb = static_cast<int>(mb);
+  }
+  const GemmKernels& k = get_kernels(stream.device(), d, p, var);
+  const int pack_a = var.pack_a;
   const std::size_t mr = p.mr, nr = p.nr();
   const std::size_t mp = div_up(d.m, mr), np = div_up(d.n, nr);
-  const bool pack_a = p.pack_a || d.a_type != ElemType::F32;
   const std::size_t batch_a = d.stride_a == 0 ? 1 : d.batch;  // a stride of 0: pack once
   const std::size_t batch_b = d.stride_b == 0 ? 1 : d.batch;
-  const std::size_t ap_one = mp * mr * d.k, bp_one = np * nr * d.k;
+  const std::size_t ap_one = mp * mr * d.k, bp_one = (direct_b ? 1 : np) * nr * d.k;
+  const std::size_t n_edge = direct_b ? d.n % nr : 0;  // columns of the packed partial panel
 
   // Split K when there are too few blocks of C to keep every compute unit busy.
   const std::size_t units = std::max(1u, stream.device().info().compute_units);
-  const std::size_t blocks = div_up(mp, p.mb) * np * d.batch;
+  const std::size_t blocks = div_up(mp, mb) * np * d.batch;
   int splits = 1;
   if (blocks < 2 * units && d.k >= 1024) {
     const std::size_t want = div_up(4 * units, blocks);
@@ -245,9 +309,7 @@ void run_packed(Stream& stream, const GemmDesc& d, const GemmParams& p, const Ge
   const std::size_t ap_off = 0, bp_off = ap_size, w_off = ap_size + bp_size;
   const Range one(1, 1, 1);
 
-  static const bool dbg_nopack = std::getenv("AXLE_DBG_NOPACK") != nullptr;  // TEMP
-  static const bool dbg_nomicro = std::getenv("AXLE_DBG_NOMICRO") != nullptr;  // TEMP
-  if (pack_a && !dbg_nopack) {
+  if (pack_a) {
     for (std::size_t b0 = 0; b0 < batch_a; b0 += kMaxGridZ) {
       const std::size_t nb = std::min(kMaxGridZ, batch_a - b0);
       Args a;
@@ -256,16 +318,17 @@ void run_packed(Stream& stream, const GemmDesc& d, const GemmParams& p, const Ge
       stream.launch_args(k.pack_a, Range(mp, div_up(d.k, kPackRows), nb), one, a.v);
     }
   }
-  for (std::size_t b0 = 0; b0 < batch_b && !dbg_nopack; b0 += kMaxGridZ) {
+  for (std::size_t b0 = 0; b0 < batch_b && (!direct_b || n_edge); b0 += kMaxGridZ) {
     const std::size_t nb = std::min(kMaxGridZ, batch_b - b0);
+    const std::size_t j_edge = direct_b ? d.n - n_edge : 0;
     Args a;
-    a.buf(*d.b).u64(d.b_off + b0 * d.stride_b).u64(d.stride_b).i32(d.ldb).i32s(d.trans_b ? 1 : 0);
-    a.buf(scratch).u64(bp_off + b0 * bp_one).u64(bp_one).i32(d.n).i32(d.k);
-    stream.launch_args(k.pack_b, Range(np, div_up(d.k, kPackRows), nb), one, a.v);
+    a.buf(*d.b).u64(d.b_off + b0 * d.stride_b + j_edge).u64(d.stride_b).i32(d.ldb).i32s(d.trans_b ? 1 : 0);
+    a.buf(scratch).u64(bp_off + b0 * bp_one).u64(bp_one).i32(direct_b ? n_edge : d.n).i32(d.k);
+    stream.launch_args(k.pack_b, Range(direct_b ? 1 : np, div_up(d.k, kPackRows), nb), one, a.v);
   }
   const Buffer& bias = d.bias ? *d.bias : *d.c;
   const std::size_t per_launch = std::max<std::size_t>(1, kMaxGridZ / splits);
-  for (std::size_t b0 = 0; b0 < d.batch && !dbg_nomicro; b0 += per_launch) {
+  for (std::size_t b0 = 0; b0 < d.batch; b0 += per_launch) {
     const std::size_t nb = std::min(per_launch, d.batch - b0);
     Args a;
     if (pack_a)
@@ -277,10 +340,12 @@ void run_packed(Stream& stream, const GemmDesc& d, const GemmParams& p, const Ge
     a.buf(*d.c).u64(d.c_off + b0 * d.stride_c).u64(d.stride_c).i32(d.ldc);
     a.buf(bias).u64(d.bias ? d.bias_off : 0).i32s(bias_code(d.bias_kind)).i32s(act_code(d.act));
     a.i32(d.m).i32(d.n).i32(d.k).i32(kps).i32s(splits).real(d.alpha, false).real(d.beta, false);
-    a.buf(scratch).u64(w_off + b0 * splits * d.m * d.n);
-    stream.launch_args(k.packed, Range(div_up(mp, p.mb), np, nb * splits), one, a.v);
+    a.buf(scratch).u64(w_off + b0 * splits * d.m * d.n).i32s(swap ? 1 : 0);
+    a.buf(*d.b).u64(d.b_off + b0 * d.stride_b).u64(d.stride_b).i32(d.ldb);
+    const Range grid = p.nfirst ? Range(np, div_up(mp, mb), nb * splits) : Range(div_up(mp, mb), np, nb * splits);
+    stream.launch_args(k.packed, grid, one, a.v);
   }
-  if (splits > 1) launch_epilogue(stream, k, d, &scratch, w_off, splits);
+  if (splits > 1) launch_epilogue(stream, k, d, &scratch, w_off, splits, swap);
 }
 
 void run_tiled(Stream& stream, const GemmDesc& d, const GemmParams& p, const GemmKernels& k) {
@@ -313,15 +378,14 @@ void run_gemm_with(Stream& stream, const GemmDesc& d, const GemmParams& p) {
   if (!why.empty()) throw InvalidArgument("gemm parameters " + p.str() + ": " + why);
   if (p.family == KernelFamily::Packed && plan_dtype(d) == ElemType::F64)
     throw InvalidArgument("gemm parameters " + p.str() + ": the packed kernels do not run f64");
-  const GemmKernels& k = get_kernels(stream.device(), d, p);
   if (d.alpha == 0.0 || d.k == 0) {
-    launch_epilogue(stream, k, d, nullptr, 0, 0);
+    launch_epilogue(stream, get_kernels(stream.device(), d, p), d, nullptr, 0, 0);
     return;
   }
   if (p.family == KernelFamily::Packed)
-    run_packed(stream, d, p, k);
+    run_packed(stream, d, p);
   else
-    run_tiled(stream, d, p, k);
+    run_tiled(stream, d, p, get_kernels(stream.device(), d, p));
 }
 
 std::string check_params(const Device& device, const GemmParams& p, ElemType dtype) {

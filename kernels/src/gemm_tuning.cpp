@@ -19,14 +19,16 @@ namespace axle::blas::detail {
 
 bool GemmParams::same_kernel(const GemmParams& o) const {
   if (family != o.family) return false;
-  if (family == KernelFamily::Packed) return mr == o.mr && vw == o.vw && nv == o.nv && mb == o.mb && kc == o.kc && pack_a == o.pack_a;
+  if (family == KernelFamily::Packed) return mr == o.mr && vw == o.vw && nv == o.nv && mb == o.mb && kc == o.kc && pack_a == o.pack_a &&
+           nfirst == o.nfirst;
   return bm == o.bm && bn == o.bn && bk == o.bk && tm == o.tm && tn == o.tn;
 }
 
 std::string GemmParams::str() const {
   std::ostringstream s;
   if (family == KernelFamily::Packed)
-    s << "packed MR=" << mr << " VW=" << vw << " NV=" << nv << " MB=" << mb << " KC=" << kc << " PACK_A=" << pack_a;
+    s << "packed MR=" << mr << " VW=" << vw << " NV=" << nv << " MB=" << mb << " KC=" << kc << " PACK_A=" << pack_a
+      << " NFIRST=" << nfirst;
   else
     s << "tiled BM=" << bm << " BN=" << bn << " BK=" << bk << " TM=" << tm << " TN=" << tn;
   return s.str();
@@ -40,6 +42,7 @@ std::string GemmParams::invalid_reason(const DeviceInfo& info) const {
     if (mb < 1 || mb > 1024) return "MB must be in 1..1024";
     if (pack_a != 0 && pack_a != 1) return "PACK_A must be 0 or 1";
     if (kc < 0 || kc > 65536) return "KC must be in 0..65536";
+    if (nfirst != 0 && nfirst != 1) return "NFIRST must be 0 or 1";
     if (kc > 0 && static_cast<long>(mb) * mr * vw * nv > 65536) return "MB * MR * NR partial sums exceed 256 KiB";
     return "";
   }
@@ -65,8 +68,8 @@ const char* dtype_name(ElemType t) {
 }
 
 const char* shape_bucket(std::size_t m, std::size_t n, std::size_t k) {
-  if (static_cast<double>(m) * n * k <= 128.0 * 128 * 128) return "small";
-  if (std::min(m, n) < 64) return "skinny";
+  if (static_cast<double>(m) * n * k <= 400.0 * 400 * 400) return "small";
+  if (std::min(m, n) < 128) return "skinny";
   return "large";
 }
 
@@ -116,6 +119,7 @@ std::vector<TuningEntry> parse_tuning(const std::string& text, const std::string
     g.mb = param_int(params, "MB", g.mb);
     g.pack_a = param_int(params, "PACK_A", g.pack_a);
     g.kc = param_int(params, "KC", g.kc);
+    g.nfirst = param_int(params, "NFIRST", g.nfirst);
     g.bm = param_int(params, "BM", g.bm);
     g.bn = param_int(params, "BN", g.bn);
     g.bk = param_int(params, "BK", g.bk);
@@ -141,7 +145,8 @@ std::string write_tuning(const std::vector<TuningEntry>& entries) {
       << (g.family == KernelFamily::Packed ? "packed" : "tiled") << "\", \"params\": {";
     if (g.family == KernelFamily::Packed)
       s << "\"MR\": " << g.mr << ", \"VW\": " << g.vw << ", \"NV\": " << g.nv << ", \"MB\": " << g.mb
-        << ", \"KC\": " << g.kc << ", \"PACK_A\": " << g.pack_a;
+        << ", \"KC\": " << g.kc << ", \"PACK_A\": " << g.pack_a
+        << ", \"NFIRST\": " << g.nfirst;
     else
       s << "\"BM\": " << g.bm << ", \"BN\": " << g.bn << ", \"BK\": " << g.bk << ", \"TM\": " << g.tm
         << ", \"TN\": " << g.tn;
@@ -152,15 +157,20 @@ std::string write_tuning(const std::vector<TuningEntry>& entries) {
   return s.str();
 }
 
-GemmParams default_params(const DeviceInfo& info, ElemType dtype) {
+GemmParams default_params(const DeviceInfo& info, ElemType dtype, const char* bucket) {
   GemmParams g;
   if (info.type == DeviceType::CPU && dtype != ElemType::F64) {
     g.family = KernelFamily::Packed;
+    // 6 x 64 blocks on AVX-512 (24 accumulators + 4 B vectors + 1 broadcast of 32
+    // registers), 6 x 16 on 8-wide machines (16 registers); A packed, 4 panels per
+    // item. Small products: 6 x 32 blocks (less edge waste), A read in place (one
+    // launch less).
+    const bool small = std::string(bucket) == "small";
     g.vw = info.preferred_vector_width_float >= 16 ? 16 : 8;
     g.mr = 6;
-    g.nv = 2;
-    g.mb = 1;
-    g.pack_a = 0;
+    g.nv = g.vw == 16 && !small ? 4 : 2;
+    g.mb = small ? 1 : 4;
+    g.pack_a = small ? 0 : 1;
   } else if (info.type == DeviceType::CPU) {
     g.family = KernelFamily::Tiled;
     g.bm = g.bn = 32;
@@ -261,7 +271,7 @@ std::vector<GemmParams> candidate_params(const DeviceInfo& info, ElemType dtype,
     append_matches(l.user, info, dtype, bucket, out);
     append_matches(l.shipped, info, dtype, bucket, out);
   }
-  out.push_back(default_params(info, dtype));
+  out.push_back(default_params(info, dtype, bucket));
   return out;
 }
 

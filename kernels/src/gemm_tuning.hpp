@@ -33,7 +33,8 @@ struct GemmParams {
   // packed (CPU): MR rows x (VW * NV) columns per block, MB row panels per
   // work-item, KC: k slice depth (0 = whole k), PACK_A: pack f32 A too (other types
   // are always packed).
-  int mr = 6, vw = 16, nv = 2, mb = 1, kc = 0, pack_a = 0;
+  // NFIRST: work-item order, column panels fastest.
+  int mr = 6, vw = 16, nv = 2, mb = 1, kc = 0, pack_a = 0, nfirst = 0;
   // tiled (GPU): BM x BN tile per work-group, BK deep, TM x TN per work-item.
   int bm = 64, bn = 64, bk = 16, tm = 4, tn = 4;
   std::string origin = "built-in default";
@@ -53,7 +54,7 @@ struct TuningEntry {
 };
 
 const char* dtype_name(ElemType t);
-/// "small", "skinny" or "large".
+/// "small" (m n k <= 400^3), "skinny" (min(m, n) < 128) or "large".
 const char* shape_bucket(std::size_t m, std::size_t n, std::size_t k);
 
 /// Parse a tuning file's text. Throws ConfigError naming `origin` and the line.
@@ -61,8 +62,8 @@ std::vector<TuningEntry> parse_tuning(const std::string& text, const std::string
 /// Serialise entries in the file format above.
 std::string write_tuning(const std::vector<TuningEntry>& entries);
 
-/// Built-in default for a device and dtype.
-GemmParams default_params(const DeviceInfo& info, ElemType dtype);
+/// Built-in default for a device, dtype and shape bucket.
+GemmParams default_params(const DeviceInfo& info, ElemType dtype, const char* bucket = "large");
 
 /// Every candidate for (device, dtype, bucket), best first: user file entries, then
 /// database entries, then the built-in default (always last).

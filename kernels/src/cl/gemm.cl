@@ -1,5 +1,6 @@
 // axle-variant: -DA_T=0 -DB_T=0 -DC_T=0 -DMR=6 -DVW=16 -DNV=2
 // axle-variant: -DA_T=0 -DB_T=0 -DC_T=1 -DMR=12 -DVW=16 -DNV=2 -DMB=4 -DKC=128 -DPACK_A=0
+// axle-variant: -DA_T=0 -DB_T=0 -DC_T=0 -DMR=6 -DVW=16 -DNV=4 -DMB=11 -DKC=256 -DPACK_A=1 -DPACK_B=0
 // axle-variant: -DA_T=1 -DB_T=1 -DC_T=1 -DMR=8 -DVW=16 -DNV=1
 // axle-variant: -DA_T=2 -DB_T=2 -DC_T=2 -DMR=4 -DVW=8 -DNV=2
 // axle-variant: -DA_T=0 -DB_T=0 -DC_T=0 -DBM=128 -DBN=128 -DBK=16 -DTM=8 -DTN=8 -DTRANS_A=0 -DTRANS_B=0
@@ -121,12 +122,12 @@ AXLE_FUNC void axle_gemm_store(AXLE_GLOBAL C_ELEM* c, ulong idx, real_t acc, rea
 }
 
 // C = act(alpha * sum_s W[s] + beta * C + bias); splits == 0 means no partials (the
-// scale-only case). One work-item per element; dims (n, m, batch).
+// scale-only case). One work-item per element; dims (n, m, batch). trans_c: the
+// (m x n) result is stored transposed (element (i, j) at c[j * ldc + i]).
 AXLE_KERNEL void axle_gemm_epilogue(AXLE_GLOBAL const float* AXLE_RESTRICT w, ulong w_off, int splits,
                                     AXLE_GLOBAL C_ELEM* AXLE_RESTRICT c, ulong c_off, ulong c_stride, int ldc,
                                     AXLE_GLOBAL const real_t* AXLE_RESTRICT bias, ulong bias_off, int bias_kind,
-                                    int act,
-                                    int m, int n, real_t alpha, real_t beta) {
+                                    int act, int m, int n, real_t alpha, real_t beta, int trans_c) {
   const int j = (int)AXLE_GLOBAL_ID(0);
   const int i = (int)AXLE_GLOBAL_ID(1);
   const int b = (int)AXLE_GLOBAL_ID(2);
@@ -137,7 +138,8 @@ AXLE_KERNEL void axle_gemm_epilogue(AXLE_GLOBAL const float* AXLE_RESTRICT w, ul
   real_t acc = (real_t)0;
   const ulong mn = (ulong)m * (ulong)n;
   for (int s = 0; s < splits; ++s) acc += (real_t)w[((ulong)b * (ulong)splits + (ulong)s) * mn + (ulong)i * n + j];
-  axle_gemm_store(c + (ulong)b * c_stride, (ulong)i * ldc + j, acc, alpha, beta, bias, bias_kind, act, i, j);
+  axle_gemm_store(c + (ulong)b * c_stride, trans_c ? (ulong)j * ldc + i : (ulong)i * ldc + j, acc, alpha, beta, bias,
+                  bias_kind, act, i, j);
 }
 
 #if !ACC_F64 && defined(MR)
@@ -160,11 +162,17 @@ AXLE_KERNEL void axle_gemm_epilogue(AXLE_GLOBAL const float* AXLE_RESTRICT w, ul
 #ifndef MB
 #define MB 1  // m panels per work-item
 #endif
+#ifndef PACK_B
+#define PACK_B 1  // 0: B (f32, not transposed) read in place except a partial last panel
+#endif
+#ifndef NFIRST
+#define NFIRST 0  // 1: work-items ordered column panel fastest (dims (n panels, m groups, ...))
+#endif
 #ifndef KC
 #define KC 0  // k slice depth (0: whole k range at once)
 #endif
 #ifndef PACK_ROWS
-#define PACK_ROWS 64  // k rows packed per work-item
+#define PACK_ROWS 256  // k rows packed per work-item
 #endif
 
 // op(A) (m x k) -> panels of MR rows: ap[(panel * k + p) * MR + r], zero rows past m.
@@ -256,7 +264,8 @@ AXLE_KERNEL void axle_gemm_pack_b(AXLE_GLOBAL const B_ELEM* AXLE_RESTRICT bsrc, 
 // or raw partial sums to w when K is split.
 AXLE_FUNC void axle_gemm_packed_store(VT* acc, int i0, int j0, AXLE_GLOBAL C_ELEM* cb, int ldc,
                                       AXLE_GLOBAL const float* bias, int bias_kind, int act, int m, int n,
-                                      int splits, float alpha, float beta, AXLE_GLOBAL float* wb) {
+                                      int splits, float alpha, float beta, AXLE_GLOBAL float* wb,
+                                      int trans_c) {
 #pragma unroll
   for (int r = 0; r < MR; ++r) {
     const int i = i0 + r;
@@ -265,7 +274,7 @@ AXLE_FUNC void axle_gemm_packed_store(VT* acc, int i0, int j0, AXLE_GLOBAL C_ELE
       for (int v = 0; v < NV; ++v) {
         const int jv = j0 + v * VW;
         const int cnt = min(VW, n - jv);
-        if (splits == 1 && cnt == VW && beta == 0.0f && bias_kind == 0 && act == 0) {
+        if (splits == 1 && cnt == VW && beta == 0.0f && bias_kind == 0 && act == 0 && !trans_c) {
 #if C_T == 0
           VSTOREW(acc[r * NV + v] * alpha, 0, cb + (ulong)i * ldc + jv);
 #else
@@ -280,7 +289,8 @@ AXLE_FUNC void axle_gemm_packed_store(VT* acc, int i0, int j0, AXLE_GLOBAL C_ELE
             for (int q = 0; q < cnt; ++q) wb[(ulong)i * n + jv + q] = tmp[q];
           } else {
             for (int q = 0; q < cnt; ++q)
-              axle_gemm_store(cb, (ulong)i * ldc + jv + q, tmp[q], alpha, beta, bias, bias_kind, act, i, jv + q);
+              axle_gemm_store(cb, trans_c ? (ulong)(jv + q) * ldc + i : (ulong)i * ldc + jv + q, tmp[q], alpha, beta,
+                              bias, bias_kind, act, i, jv + q);
           }
         }
       }
@@ -307,13 +317,16 @@ AXLE_FUNC void axle_gemm_packed_store(VT* acc, int i0, int j0, AXLE_GLOBAL C_ELE
           fma(av, bv[v], acc[r * NV + v]);                                        \
     }                                                                             \
     AXLE_A_STEP;                                                                  \
-    bq += NR;                                                                     \
+    bq += AXLE_B_STEP;                                                            \
   }
 
 // One work-item (work-group size 1) per MB row panels x one column panel of C (each
-// panel block MR x NR). dims (ceil(m panels / MB), n panels, batch * splits). With
+// panel block MR x NR). dims (ceil(m panels / MB), n panels, batch * splits), or
+// (n panels, ceil(m panels / MB), batch * splits) with NFIRST: consecutive work-items
+// then share their A rows (kept in L2) and stream B panels. With
 // splits > 1 the k range is cut into `splits` pieces of kps and raw partial sums go to
-// w[(b * splits + s) * m * n + i * n + j]. With KC > 0 the k range is walked in KC-deep
+// w[(b * splits + s) * m * n + i * n + j]. trans_c stores the m x n result transposed
+// (the host computes C^T = op(B)^T op(A)^T this way for short, wide C). With KC > 0 the k range is walked in KC-deep
 // slices, each slice's B block (KC x NR, L1-sized) reused by the MB row panels, whose
 // partial sums wait in private memory between slices.
 AXLE_KERNEL void axle_gemm_packed(AXLE_GLOBAL const float* AXLE_RESTRICT a, ulong a_off, ulong a_stride, int lda,
@@ -322,18 +335,34 @@ AXLE_KERNEL void axle_gemm_packed(AXLE_GLOBAL const float* AXLE_RESTRICT a, ulon
                                   ulong c_stride, int ldc, AXLE_GLOBAL const float* AXLE_RESTRICT bias,
                                   ulong bias_off, int bias_kind, int act, int m, int n, int k, int kps,
                                   int splits, float alpha, float beta, AXLE_GLOBAL float* AXLE_RESTRICT w,
-                                  ulong w_off) {
+                                  ulong w_off, int trans_c, AXLE_GLOBAL const float* AXLE_RESTRICT bd,
+                                  ulong bd_off, ulong bd_stride, int ldb) {
+#if NFIRST
+  const int pb = (int)AXLE_GLOBAL_ID(0);
+  const int pa0 = (int)AXLE_GLOBAL_ID(1) * MB;
+#else
   const int pb = (int)AXLE_GLOBAL_ID(1);
+  const int pa0 = (int)AXLE_GLOBAL_ID(0) * MB;
+#endif
   const int bs = (int)AXLE_GLOBAL_ID(2);
   const int b = bs / splits;
   const int s = bs - b * splits;
   const int j0 = pb * NR;
   const int kb = s * kps;
   const int ke = min(k, kb + kps);
-  const int pa0 = (int)AXLE_GLOBAL_ID(0) * MB;
   const int pa1 = min((m + MR - 1) / MR, pa0 + MB);
   AXLE_GLOBAL const float* ab = a + a_off + (ulong)b * a_stride;
+#if PACK_B
   AXLE_GLOBAL const float* bpb = bp + bp_off + (ulong)b * bp_stride + (ulong)pb * (ulong)k * NR;
+#define AXLE_B_STEP NR
+#else
+  // B (f32, not transposed) read in place for whole column panels; the partial last
+  // panel, if any, comes packed (it is the only panel in bp).
+  const int full = j0 + NR <= n;
+  AXLE_GLOBAL const float* bpb = full ? bd + bd_off + (ulong)b * bd_stride + j0 : bp + bp_off + (ulong)b * bp_stride;
+  const ulong bstep = full ? (ulong)ldb : (ulong)NR;
+#define AXLE_B_STEP bstep
+#endif
   AXLE_GLOBAL C_ELEM* cb = c + c_off + (ulong)b * c_stride;
   AXLE_GLOBAL float* wb = w + w_off + (ulong)bs * (ulong)m * (ulong)n;
   bias += bias_off;
@@ -346,6 +375,9 @@ AXLE_KERNEL void axle_gemm_packed(AXLE_GLOBAL const float* AXLE_RESTRICT a, ulon
   VT acc[MR * NV];
 #if KC > 0
   VT part[MB * MR * NV];
+#if !PACK_B
+  volatile float sink;  // keeps the touch loads of the next B slice
+#endif
   for (int kc0 = kb; kc0 < ke; kc0 += KC) {
     const int kc1 = min(ke, kc0 + KC);
     for (int pa = pa0; pa < pa1; ++pa) {
@@ -357,7 +389,7 @@ AXLE_KERNEL void axle_gemm_packed(AXLE_GLOBAL const float* AXLE_RESTRICT a, ulon
 #pragma unroll
         for (int q = 0; q < MR * NV; ++q) acc[q] = pp[q];
       }
-      AXLE_GLOBAL const float* bq = bpb + (ulong)kc0 * NR;
+      AXLE_GLOBAL const float* bq = bpb + (ulong)kc0 * AXLE_B_STEP;
 #if PACK_A
       AXLE_GLOBAL const float* aq = ab + ((ulong)pa * (ulong)k + (ulong)kc0) * MR;
 #else
@@ -366,9 +398,38 @@ AXLE_KERNEL void axle_gemm_packed(AXLE_GLOBAL const float* AXLE_RESTRICT a, ulon
       for (int r = 0; r < MR; ++r) ro[r] = (ulong)min(pa * MR + r, m - 1) * rs;
       AXLE_GLOBAL const float* aq = ab + (ulong)kc0 * ps;
 #endif
-      AXLE_MICRO_LOOP(kc0, kc1)
+#if !PACK_B
+      if (pa == pa0 && full && kc1 < ke) {
+        // First pass over this slice of in-place B: also touch the same rows of the
+        // next slice (each row is on its own page, beyond the hardware prefetchers'
+        // reach), so that they are in cache when the next slice starts.
+        const ulong ahead = (ulong)KC * bstep;
+        float touch = 0.0f;
+        for (int p = kc0; p < kc1; ++p) {
+          AXLE_GLOBAL const float* nq = p + KC < ke ? bq + ahead : bq;  // stay inside op(B)
+          VT bv[NV];
+#pragma unroll
+          for (int v = 0; v < NV; ++v) bv[v] = VLOADW(v, bq);
+#pragma unroll
+          for (int v = 0; v < NV * VW; v += 16) touch += nq[v];
+#pragma unroll
+          for (int r = 0; r < MR; ++r) {
+            const VT av = AXLE_SPLAT(VT, AXLE_A_AT(r));
+#pragma unroll
+            for (int v = 0; v < NV; ++v) acc[r * NV + v] = fma(av, bv[v], acc[r * NV + v]);
+          }
+          AXLE_A_STEP;
+          bq += bstep;
+        }
+        sink = touch;
+      } else
+#endif
+      {
+        AXLE_MICRO_LOOP(kc0, kc1)
+      }
       if (kc1 == ke) {
-        axle_gemm_packed_store(acc, pa * MR, j0, cb, ldc, bias, bias_kind, act, m, n, splits, alpha, beta, wb);
+        axle_gemm_packed_store(acc, pa * MR, j0, cb, ldc, bias, bias_kind, act, m, n, splits, alpha, beta, wb,
+                               trans_c);
       } else {
 #pragma unroll
         for (int q = 0; q < MR * NV; ++q) pp[q] = acc[q];
@@ -379,7 +440,7 @@ AXLE_KERNEL void axle_gemm_packed(AXLE_GLOBAL const float* AXLE_RESTRICT a, ulon
   for (int pa = pa0; pa < pa1; ++pa) {
 #pragma unroll
     for (int q = 0; q < MR * NV; ++q) acc[q] = AXLE_SPLAT(VT, 0.0f);
-    AXLE_GLOBAL const float* bq = bpb + (ulong)kb * NR;
+    AXLE_GLOBAL const float* bq = bpb + (ulong)kb * AXLE_B_STEP;
 #if PACK_A
     AXLE_GLOBAL const float* aq = ab + ((ulong)pa * (ulong)k + (ulong)kb) * MR;
 #else
@@ -389,7 +450,8 @@ AXLE_KERNEL void axle_gemm_packed(AXLE_GLOBAL const float* AXLE_RESTRICT a, ulon
     AXLE_GLOBAL const float* aq = ab + (ulong)kb * ps;
 #endif
     AXLE_MICRO_LOOP(kb, ke)
-    axle_gemm_packed_store(acc, pa * MR, j0, cb, ldc, bias, bias_kind, act, m, n, splits, alpha, beta, wb);
+    axle_gemm_packed_store(acc, pa * MR, j0, cb, ldc, bias, bias_kind, act, m, n, splits, alpha, beta, wb,
+                               trans_c);
   }
 #endif
 }
