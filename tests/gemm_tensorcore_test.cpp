@@ -1,7 +1,10 @@
-// CUDA tensor-core GEMM paths (mma.sync on sm_80+, wgmma on sm_90a), checked through
-// the public BLAS API against a double-precision host reference, on every CUDA device
-// present. The paths can be pinned with AXLE_GEMM_TC=mma or AXLE_GEMM_TC=wgmma (run
-// this binary once with each); by default the dispatcher chooses.
+// CUDA tensor-core GEMM paths (mma.sync on sm_80+, wgmma1 / wgmma2 on sm_90a), checked
+// through the public BLAS API against a double-precision host reference, on every CUDA
+// device present. The paths can be pinned with AXLE_GEMM_TC=mma, wgmma1 or wgmma2 (run
+// this binary once with each, and once unset); a pinned wgmma kernel is used for every
+// aligned shape on sm_90, so every test below then checks that kernel's results
+// directly. By default the dispatcher chooses (wgmma2, then wgmma1, then mma, each
+// wgmma kernel after a self-check).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -336,6 +339,120 @@ TEST_F(TensorCoreGemm, Tf32OptIn) {
         c.pad = 1;
         run_case<float, float>(dev, c);
       }
+}
+
+// Large enough for the wgmma paths in auto mode on sm_90 (m, n >= 256, k >= 128,
+// m * n * k >= 64 Mi), aligned rows: tf32 through wgmma2 (all four operand layouts; the
+// MN-major ones are transposed on the way into shared memory).
+TEST_F(TensorCoreGemm, LargeAlignedTf32AllTransposes) {
+  for (const auto& dev : devs_)
+    for (Op ta : {Op::N, Op::T})
+      for (Op tb : {Op::N, Op::T}) {
+        Case c;
+        c.ta = ta;
+        c.tb = tb;
+        c.m = 520;
+        c.n = 776;
+        c.k = 392;
+        c.tf32 = true;
+        run_case<float, float>(dev, c);
+      }
+  for (const auto& dev : devs_) {
+    Case c;  // padded leading dimensions that keep 16-byte rows; k not a multiple of 32
+    c.m = 264;
+    c.n = 520;
+    c.k = 500;
+    c.pad = 4;
+    c.tf32 = true;
+    c.alpha = 0.5;
+    c.beta = -1.0;
+    run_case<float, float>(dev, c);
+    c.ta = Op::T;
+    c.layout = Layout::ColMajor;
+    run_case<float, float>(dev, c);
+  }
+}
+
+// More output tiles than SMs: the persistent wgmma2 kernel walks several tiles per CTA
+// across batch entries (the pipeline's stage phases carry over between tiles), with
+// full tiles (paired stores, alpha/beta) and edge tiles.
+TEST_F(TensorCoreGemm, PersistentManyTilesAndBatches) {
+  for (const auto& dev : devs_) {
+    Case c;
+    c.m = 256;
+    c.n = 512;
+    c.k = 128;
+    c.batch = 36;  // 144 tiles of 128 x 256
+    c.alpha = 0.5;
+    c.nan_c = true;
+    run_case<bfloat16_t, float>(dev, c);
+    c.nan_c = false;
+    c.beta = 0.5;
+    c.tb = Op::T;
+    run_case<half_t, half_t>(dev, c);
+    c.m = 392;  // edge tiles in m and n, k not a multiple of 64
+    c.n = 600;
+    c.k = 200;
+    c.batch = 8;
+    c.beta = 0.0;
+    c.ta = Op::T;
+    c.tb = Op::N;
+    run_case<bfloat16_t, bfloat16_t>(dev, c);
+  }
+}
+
+// Which kernel served a call: a pinned wgmma kernel must really run (not silently fall
+// back), and in auto mode the self-checked wgmma2 must be chosen for large aligned
+// problems on sm_90 (a failed self-check makes this test fail: see stderr).
+TEST_F(TensorCoreGemm, ChosenPath) {
+  using namespace axle::blas::detail;
+  const char* pin_env = std::getenv("AXLE_GEMM_TC");
+  const std::string pin = pin_env ? pin_env : "auto";
+  for (const auto& dev : devs_) {
+    axle::Stream s = dev.create_stream();
+    for (int elem = 0; elem < 3; ++elem) {
+      const std::size_t m = 512, n = 512, k = 256;
+      const std::size_t es = elem == 2 ? 4 : 2;
+      axle::Buffer a = dev.alloc<std::uint16_t>(m * k * es / 2), b = dev.alloc<std::uint16_t>(k * n * es / 2);
+      axle::Buffer c = dev.alloc<float>(m * n);
+      s.fill(a.view<std::uint16_t>(), std::uint16_t{0});
+      s.fill(b.view<std::uint16_t>(), std::uint16_t{0});
+      GemmDesc d;
+      d.m = m;
+      d.n = n;
+      d.k = k;
+      d.lda = k;
+      d.ldb = n;
+      d.ldc = n;
+      d.a_type = d.b_type = elem == 2 ? ElemType::F32 : (elem == 1 ? ElemType::BF16 : ElemType::F16);
+      d.allow_tf32 = elem == 2;
+      d.c_type = ElemType::F32;
+      d.a = &a;
+      d.b = &b;
+      d.c = &c;
+      const bool served = try_gemm_tensorcore(s, d);
+      s.synchronize();
+      const std::string got = last_tensorcore_path();
+      std::string want;
+      if (pin == "off") {
+        EXPECT_FALSE(served);
+        continue;
+      }
+      EXPECT_TRUE(served);
+      if (sm_of(dev) != 90 || pin == "mma")
+        want = "mma";
+      else if (pin == "wgmma1")
+        want = elem == 2 ? "mma" : "wgmma1";
+      else
+        want = "wgmma2";  // wgmma2, wgmma, auto
+      EXPECT_EQ(got, want) << dev.name() << " elem " << elem << " AXLE_GEMM_TC=" << pin;
+      std::vector<float> out(m * n);
+      s.copy(c.view<float>(), out);
+      s.synchronize();
+      EXPECT_EQ(out[0], 0.f);
+      EXPECT_EQ(out[m * n - 1], 0.f);
+    }
+  }
 }
 
 // The internal entry point serves every supported descriptor on an sm_80+ device.

@@ -317,6 +317,41 @@ TEST_F(GemmTest, TileBoundaries) {
   });
 }
 
+TEST_F(GemmTest, ShortWideAndTallNarrowPaths) {
+  // Short C over a wide B (B read in place, partial last panel packed), the same
+  // transposed (computed as C^T), and a tall, narrow C (A read in place); batched,
+  // both layouts, with epilogues.
+  each([&](const axle::Device& d) {
+    for (Layout l : {Layout::RowMajor, Layout::ColMajor})
+      for (Op tb : {Op::N, Op::T}) {
+        Case c;
+        c.layout = l;
+        c.tb = tb;
+        c.m = 13;
+        c.n = 700;
+        c.k = 530;
+        c.beta = 0.5;
+        c.bias = BiasMode::PerRow;
+        c.act = Activation::ReLU;
+        c.ldb_pad = 3;
+        run_case<float, float, float>(d, c);
+        c.batch = 2;
+        c.bias = BiasMode::PerCol;
+        run_case<float, float, float>(d, c);
+        Case t;
+        t.layout = l;
+        t.tb = tb;
+        t.ta = tb;
+        t.m = 700;
+        t.n = 21;
+        t.k = 300;
+        t.lda_pad = 1;
+        t.act = Activation::GELU;
+        run_case<float, float, float>(d, t);
+      }
+  });
+}
+
 TEST_F(GemmTest, LeadingDimensionsLargerThanMinimum) {
   each([&](const axle::Device& d) {
     for (Layout l : {Layout::RowMajor, Layout::ColMajor})

@@ -20,9 +20,6 @@ std::string_view kernel_resource(std::string_view relative_path);
 
 namespace axle::blas::detail {
 
-// Until the tensor-core implementation is linked in, no descriptor has a tensor-core path.
-__attribute__((weak)) bool try_gemm_tensorcore(Stream&, const GemmDesc&) { return false; }
-
 namespace {
 
 constexpr std::size_t kAlignFloats = 64;  // scratch sub-regions start on 256-byte boundaries

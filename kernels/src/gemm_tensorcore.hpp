@@ -19,4 +19,8 @@ namespace axle::blas::detail {
 
 bool try_gemm_tensorcore(Stream& stream, const GemmDesc& desc);
 
+/// For tests: the tensor-core kernel the calling thread's last try_gemm_tensorcore()
+/// enqueued: "wgmma2", "wgmma1", "mma", or "none" (nothing enqueued by these paths).
+const char* last_tensorcore_path();
+
 }  // namespace axle::blas::detail

@@ -18,10 +18,12 @@
 //  * packed (CPU / PoCL): axle_gemm_pack_a / axle_gemm_pack_b copy the operands into
 //    contiguous panels (A: MR rows, k-major; B: NR = VW*NV columns, k-major) converting
 //    f16/bf16 storage to f32 and zero-padding edges; axle_gemm_packed then runs one
-//    work-item per MR x NR block of C (work-group size 1), holding the block in
-//    floatVW accumulators updated with explicit fma. It can read A unpacked (f32,
-//    PACK_A=0) and can split K (partial sums to a workspace, finished by
-//    axle_gemm_epilogue).
+//    work-item (work-group size 1) per MB x 1 blocks of MR x NR of C, holding a block
+//    in floatVW accumulators updated with explicit fma. Options: A read in place (f32,
+//    PACK_A=0), B read in place (f32, not transposed, PACK_B=0, with KC slices and
+//    next-slice touching), k sliced (KC), work-item order (NFIRST), split K (partial
+//    sums to a workspace, finished by axle_gemm_epilogue), transposed store (trans_c,
+//    for C^T = op(B)^T op(A)^T).
 //  * tiled (GPU): axle_gemm_tiled, the classic local-memory kernel: a work-group
 //    computes a BM x BN tile, each work-item TM x TN of it, staging BK-deep slices of
 //    A and B in local memory. Reads the operands directly (transposes and element
