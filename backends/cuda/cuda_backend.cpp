@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <thread>
 
 #include "cuda_api.hpp"
 #include "log.hpp"
@@ -700,6 +701,11 @@ class CudaBackend final : public Backend {
     }
     count_ = n;
     devices_.resize(static_cast<std::size_t>(n));
+    // NVRTC's version is part of every kernel-cache key, so the first build needs the
+    // library loaded even when the binary comes from the disk cache. Load it in the
+    // background while the caller creates contexts (the call_once inside nvrtc()
+    // makes a concurrent first use wait for it).
+    std::thread([] { nvrtc(); }).detach();
   }
   const std::string& name() const override { return name_; }
   bool available() const override { return count_ > 0; }
