@@ -85,7 +85,7 @@ fi
 
 # ------------------------------------------------------------------ setup
 t_start=$(date +%s)
-deadline=$((t_start + 465))   # leave margin under 8 minutes
+deadline=$((t_start + 480))   # leave margin under 9 minutes
 out="${OUT:-}"
 logdir=${out:-$(mktemp -d /tmp/axle_gpu_check.XXXXXX)}
 mkdir -p "$logdir"
@@ -214,7 +214,7 @@ tail -n 25 "$logdir/ctest_cuda.log" | tee -a "$mainlog"
 # and falls back, which would hide a wgmma bug).
 tc_tests="$build/tests/axle_gemm_tensorcore_tests"
 if [ -x "$tc_tests" ]; then
-  for mode in mma wgmma; do
+  for mode in mma wgmma1 wgmma2; do
     if AXLE_GEMM_TC=$mode AXLE_DEVICE=cuda:0 run_phase_cmd "$(limit 90)" "$logdir/ctest_cuda.log" "$tc_tests"; then
       say "  ok    axle_gemm_tensorcore_tests with AXLE_GEMM_TC=$mode"
     else
@@ -281,8 +281,31 @@ for b in "$build"/bench/*; do
     fail[bench]=$((fail[bench] + 1)); say "  FAIL  $name (see bench.log)"
   fi
 done
+# GEMM at the sizes the goals name (f32 4096^3, f16/bf16 8192^3), each tensor-core
+# variant pinned once against the auto choice, cuBLAS in the same process.
+gb="$build/bench/gemm_bench"
+if [ -x "$gb" ]; then
+  gemm_runs=(
+    "auto|--dtype f32 --sizes 4096,8192 --rounds 3 --json $logdir/gemm_f32.json"
+    "auto|--dtype bf16 --sizes 4096,8192 --rounds 3 --json $logdir/gemm_bf16.json"
+    "auto|--dtype f16 --sizes 4096,8192 --rounds 3"
+    "wgmma1|--dtype bf16 --sizes 8192 --rounds 3"
+    "mma|--dtype bf16 --sizes 8192 --rounds 3"
+  )
+  for r in "${gemm_runs[@]}"; do
+    tc=${r%%|*}
+    read -r -a gargs <<< "${r#*|}"
+    echo "+ AXLE_GEMM_TC=$tc gemm_bench ${gargs[*]}" >> "$blog"
+    if AXLE_GEMM_TC=$tc AXLE_DEVICE=cuda:0 run_phase_cmd "$(limit 90)" "$blog" "$gb" --device cuda:0 "${gargs[@]}"; then
+      pass[bench]=$((pass[bench] + 1))
+    else
+      fail[bench]=$((fail[bench] + 1)); say "  FAIL  gemm_bench AXLE_GEMM_TC=$tc ${gargs[*]}"
+    fi
+  done
+fi
 cat "$blog" >> "$mainlog"
 grep -A8 '^launch_cuda_bench on' "$blog" || true
+grep -E '^(\+ AXLE_GEMM_TC|[0-9]+x[0-9]+x[0-9]+ )' "$blog" || true
 
 # ------------------------------------------------------------------ summary
 elapsed=$(( $(date +%s) - t_start ))

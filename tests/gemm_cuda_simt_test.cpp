@@ -149,13 +149,14 @@ void run_case(const axle::Device& dev, const Case& c, const std::string& pin) {
   auto in_val = [&] { return exact ? static_cast<float>(small_int(rng)) : real(rng); };
   auto c_val = [&] { return exact ? static_cast<float>(c_int(rng)) : real(rng); };
 
-  // Buffers hold `off` leading elements (sentinels) before each view.
+  // Buffers hold `off` leading elements and one trailing element (sentinels) around
+  // the operands.
   const float kSentinel = 12345.0f;
-  std::vector<float> ha(c.off + a_sz * c.batch, kSentinel), hb(c.off + b_sz * b_batches, kSentinel);
-  std::vector<TO> hc(c.off + c_sz * c.batch, from_float<TO>(kSentinel));
-  for (std::size_t i = c.off; i < ha.size(); ++i) ha[i] = in_val();
-  for (std::size_t i = c.off; i < hb.size(); ++i) hb[i] = in_val();
-  for (std::size_t i = c.off; i < hc.size(); ++i)
+  std::vector<float> ha(c.off + a_sz * c.batch + 1, kSentinel), hb(c.off + b_sz * b_batches + 1, kSentinel);
+  std::vector<TO> hc(c.off + c_sz * c.batch + 1, from_float<TO>(kSentinel));
+  for (std::size_t i = c.off; i + 1 < ha.size(); ++i) ha[i] = in_val();
+  for (std::size_t i = c.off; i + 1 < hb.size(); ++i) hb[i] = in_val();
+  for (std::size_t i = c.off; i + 1 < hc.size(); ++i)
     hc[i] = from_float<TO>(c.nan_c ? std::numeric_limits<float>::quiet_NaN() : c_val());
   const std::size_t nbias = c.bias == blas::BiasMode::PerRow ? c.m : c.n;
   std::vector<float> hbias(nbias);
