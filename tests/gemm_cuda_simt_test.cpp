@@ -252,9 +252,6 @@ void run_case(const axle::Device& dev, const Case& c, const std::string& pin) {
 class SimtGemm : public ::testing::Test {
  protected:
   void SetUp() override {
-    const char* tc = std::getenv("AXLE_GEMM_TC");
-    if (tc && (std::string(tc) == "off" || std::string(tc) == "0" || std::string(tc) == "none"))
-      GTEST_SKIP() << "AXLE_GEMM_TC=" << tc << " turns the CUDA-only GEMM paths off";
     std::string why;
     devs_ = cuda_devices(why);
     if (devs_.empty()) GTEST_SKIP() << why;

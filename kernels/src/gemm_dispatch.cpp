@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "gemm_cuda_simt.hpp"
 #include "gemm_tensorcore.hpp"
 
 namespace axle::embedded {
@@ -502,7 +503,8 @@ const GemmParams& chosen_params(const Device& device, ElemType dtype, std::size_
 }
 
 void run_gemm(Stream& stream, const GemmDesc& d) {
-  if (stream.device().backend() == "cuda" && try_gemm_tensorcore(stream, d)) return;
+  // CUDA-only paths first (tensor cores; f32 SIMT kernels); each declines what it does not serve.
+  if (stream.device().backend() == "cuda" && (try_gemm_tensorcore(stream, d) || try_gemm_cuda_simt(stream, d))) return;
   const GemmParams& p = chosen_params(stream.device(), plan_dtype(d), d.m, d.n, d.k);
   run_gemm_with(stream, d, p);
 }

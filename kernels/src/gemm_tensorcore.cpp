@@ -23,7 +23,6 @@
 // Thread-safety: the per-device kernel cache is guarded by a mutex; launches on
 // distinct streams may run concurrently.
 #include "gemm_tensorcore.hpp"
-#include "gemm_cuda_simt.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -320,8 +319,6 @@ bool try_gemm_tensorcore(Stream& stream, const GemmDesc& d) {
   if (choice == PathChoice::Off) return false;
   const Device& device = stream.device();
   if (!device.valid() || device.backend() != "cuda") return false;
-  // f32 without TF32: the CUDA-only SIMT kernels.
-  if (d.a_type == ElemType::F32 && d.b_type == ElemType::F32 && !d.allow_tf32) return try_gemm_cuda_simt(stream, d);
   const int sm = sm_version(device);
   if (sm < 80) return false;
 
