@@ -312,7 +312,12 @@ int main(int argc, char** argv) {
       }
       std::printf("  ");
       for (auto& kv : med)
-        if (kv.first.rfind("axle", 0) != 0) std::printf(" %s %.2f", kv.first.c_str(), med[axle_name] / kv.second);
+        if (kv.first.rfind("axle", 0) != 0) {
+          // A TF32 peer is compared with Axle's TF32 column, every other peer with Axle's own.
+          const bool tf32 = kv.first.size() > 5 && kv.first.compare(kv.first.size() - 5, 5, "-tf32") == 0;
+          const auto mine = med.find(tf32 ? axle_name + "-tf32" : axle_name);
+          if (mine != med.end()) std::printf(" %s %.2f", kv.first.c_str(), mine->second / kv.second);
+        }
       std::printf("\n");
       std::fflush(stdout);
     }

@@ -4,11 +4,9 @@
 // validated call on a CUDA device. It returns true when it has enqueued the whole
 // GEMM (epilogue included) on `stream`, false when it has no path for this
 // descriptor (device, element types, shape, alignment or TF32 not allowed), in which
-// case the portable kernels run instead. It must not throw for an unsupported
+// case the SIMT f32 path or the portable kernels run instead. It must not throw for an unsupported
 // descriptor; it may throw axle::Error for a real failure (build, launch).
-//
-// Until the tensor-core implementation is linked, a weak default that returns false
-// is used (see gemm_dispatch.cpp), so builds without it keep working.
+// (f32 without TF32 is served by try_gemm_cuda_simt, gemm_cuda_simt.hpp.)
 //
 // Thread-safety: may be called concurrently for distinct streams.
 #pragma once
