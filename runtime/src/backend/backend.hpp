@@ -144,7 +144,8 @@ class DeviceImpl : public std::enable_shared_from_this<DeviceImpl> {
   virtual void* native_device() const = 0;
 
   /// Front-end state: programs built on this device, by cache key. Programs hold
-  /// their device, so the registry clears this at process exit to break the cycle.
+  /// their device; devices live until the process ends (the registry is never
+  /// destroyed), so no destructor runs after a vendor library has shut down.
   std::mutex program_cache_mutex;
   std::unordered_map<std::string, std::shared_ptr<ProgramImpl>> program_cache;
 };
