@@ -57,8 +57,8 @@ SimtChoice simt_choice() {
   if (s == "small") return SimtChoice::Small;
   static std::atomic<bool> warned{false};
   if (!warned.exchange(true))
-    std::fprintf(stderr, "axle.blas: AXLE_GEMM_SIMT=%s is not one of off, auto, large, medium, small; using auto\n",
-                 v);
+    axle::log("blas", LogLevel::Warn,
+              std::string("AXLE_GEMM_SIMT=") + v + " is not one of off, auto, large, medium, small; using auto");
   return SimtChoice::Auto;
 }
 

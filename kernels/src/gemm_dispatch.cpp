@@ -494,8 +494,8 @@ const GemmParams& chosen_params(const Device& device, ElemType dtype, std::size_
       chosen = c;
       break;
     }
-    std::fprintf(stderr, "axle.blas: tuning entry %s from %s rejected on %s: %s\n", c.str().c_str(),
-                 c.origin.c_str(), device.name().c_str(), verdict.c_str());
+    axle::log("blas", LogLevel::Warn,
+              "tuning entry " + c.str() + " from " + c.origin + " rejected on " + device.name() + ": " + verdict);
   }
   std::lock_guard<std::mutex> lock(st.mutex);
   st.plan_devices.emplace(key.device, device);

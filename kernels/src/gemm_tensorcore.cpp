@@ -58,8 +58,8 @@ PathChoice path_choice() {
     if (s == "wgmma1") return PathChoice::Wgmma1;
     if (s == "wgmma2" || s == "wgmma") return PathChoice::Wgmma2;
     if (s != "auto")
-      std::fprintf(stderr,
-                   "axle.blas: AXLE_GEMM_TC=%s is not one of off, mma, wgmma1, wgmma2, wgmma, auto; using auto\n", v);
+      axle::log("blas", LogLevel::Warn,
+                std::string("AXLE_GEMM_TC=") + v + " is not one of off, mma, wgmma1, wgmma2, wgmma, auto; using auto");
     return PathChoice::Auto;
   }();
   return choice;
@@ -274,11 +274,11 @@ bool check_wgmma(const Device& device, const Variant& wg) {
   s.synchronize();
   for (std::size_t i = 0; i < r1.size(); ++i)
     if (!(r1[i] == r2[i])) {
-      std::fprintf(stderr,
-                   "axle.blas: %s GEMM variant %d disagrees with mma.sync on %s at batch %zu element (%zu, %zu): "
-                   "%g vs %g; not using it\n",
-                   kind_name(wg.kind), wg.code(), device.name().c_str(), i / (m * n), (i % (m * n)) / n, i % n,
-                   static_cast<double>(r2[i]), static_cast<double>(r1[i]));
+      axle::log("blas", LogLevel::Warn,
+                std::string(kind_name(wg.kind)) + " GEMM variant " + std::to_string(wg.code()) +
+                    " disagrees with mma.sync on " + device.name() + " at batch " + std::to_string(i / (m * n)) +
+                    " element (" + std::to_string((i % (m * n)) / n) + ", " + std::to_string(i % n) +
+                    "): " + std::to_string(r2[i]) + " vs " + std::to_string(r1[i]) + "; not using it");
       return false;
     }
   return true;
@@ -297,8 +297,9 @@ bool wgmma_usable(const Device& device, const Variant& wg, bool forced) {
   try {
     ok = check_wgmma(device, wg);
   } catch (const Error& e) {
-    std::fprintf(stderr, "axle.blas: %s GEMM variant %d unavailable on %s: %s; not using it\n", kind_name(wg.kind),
-                 wg.code(), device.name().c_str(), e.what());
+    axle::log("blas", LogLevel::Warn,
+              std::string(kind_name(wg.kind)) + " GEMM variant " + std::to_string(wg.code()) + " unavailable on " +
+                  device.name() + ": " + e.what() + "; not using it");
     ok = false;
   }
   std::lock_guard<std::mutex> lock(dk.mutex);

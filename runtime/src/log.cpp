@@ -97,6 +97,17 @@ void set_log_levels(const std::string& spec) {
   apply_spec(st, "");
 }
 
+void log(const char* subsystem, LogLevel level, const std::string& message) noexcept {
+  static constexpr spdlog::level::level_enum kLevels[] = {spdlog::level::trace, spdlog::level::debug,
+                                                          spdlog::level::info, spdlog::level::warn,
+                                                          spdlog::level::err};
+  try {
+    detail::logger(subsystem)->log(kLevels[static_cast<int>(level)], "{}", message);
+  } catch (...) {
+    // Logging must never fail the caller.
+  }
+}
+
 namespace detail {
 std::shared_ptr<spdlog::logger> logger(const char* subsystem) {
   auto& st = state();

@@ -13,4 +13,10 @@ namespace axle {
 /// Apply a level spec like the AXLE_LOG variable. Throws ConfigError when malformed.
 void set_log_levels(const std::string& spec);
 
+enum class LogLevel { Trace, Debug, Info, Warn, Error };
+
+/// Write `message` to the logger of `subsystem` (e.g. "blas"); shown when AXLE_LOG
+/// enables that subsystem at `level`. Thread-safe; never throws.
+void log(const char* subsystem, LogLevel level, const std::string& message) noexcept;
+
 }  // namespace axle
