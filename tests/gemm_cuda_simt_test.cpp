@@ -13,6 +13,8 @@
 // configuration at 4096^3, 8192^3 and the skinny shapes.
 #include <gtest/gtest.h>
 
+#include "test_util.hpp"
+
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -42,46 +44,16 @@ std::vector<axle::Device> cuda_devices(std::string& why) {
   return out;
 }
 
-// Sets AXLE_GEMM_SIMT for its lifetime (the path reads it at every call).
-class PinSimt {
- public:
-  explicit PinSimt(const std::string& value) {
-    if (const char* old = std::getenv("AXLE_GEMM_SIMT")) {
-      had_ = true;
-      old_ = old;
-    }
-    if (value.empty())
-      unsetenv("AXLE_GEMM_SIMT");
-    else
-      setenv("AXLE_GEMM_SIMT", value.c_str(), 1);
-  }
-  ~PinSimt() {
-    if (had_)
-      setenv("AXLE_GEMM_SIMT", old_.c_str(), 1);
-    else
-      unsetenv("AXLE_GEMM_SIMT");
-  }
-  PinSimt(const PinSimt&) = delete;
-  PinSimt& operator=(const PinSimt&) = delete;
-
- private:
-  bool had_ = false;
-  std::string old_;
+// Pins AXLE_GEMM_SIMT for its lifetime ("" = the automatic choice); the path reads it at every call.
+struct PinSimt : axle_test::ScopedEnv {
+  explicit PinSimt(const std::string& value)
+      : ScopedEnv("AXLE_GEMM_SIMT", value.empty() ? std::nullopt : std::optional<std::string>(value)) {}
 };
 
 const std::vector<std::string> kPins = {"large", "medium", "small", ""};  // "" = automatic choice
 
-template <typename T>
-T from_float(float f);
-template <>
-float from_float<float>(float f) { return f; }
-template <>
-half_t from_float<half_t>(float f) { return axle::to_half(f); }
-template <>
-bfloat16_t from_float<bfloat16_t>(float f) { return axle::to_bfloat16(f); }
-inline float to_f(float f) { return f; }
-inline float to_f(half_t h) { return axle::to_float(h); }
-inline float to_f(bfloat16_t h) { return axle::to_float(h); }
+using axle_test::from_float;
+using axle_test::to_f;
 
 template <typename T>
 double out_eps() {

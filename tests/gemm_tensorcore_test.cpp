@@ -7,6 +7,8 @@
 // wgmma kernel after a self-check).
 #include <gtest/gtest.h>
 
+#include "test_util.hpp"
+
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -51,17 +53,8 @@ std::vector<axle::Device> tc_devices(std::string& why) {
   return out;
 }
 
-template <typename T>
-T from_float(float f);
-template <>
-float from_float<float>(float f) { return f; }
-template <>
-half_t from_float<half_t>(float f) { return axle::to_half(f); }
-template <>
-bfloat16_t from_float<bfloat16_t>(float f) { return axle::to_bfloat16(f); }
-inline float to_f(float f) { return f; }
-inline float to_f(half_t h) { return axle::to_float(h); }
-inline float to_f(bfloat16_t h) { return axle::to_float(h); }
+using axle_test::from_float;
+using axle_test::to_f;
 
 // Relative rounding of one output element of type T (0 for float).
 template <typename T>

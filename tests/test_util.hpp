@@ -23,6 +23,19 @@
 
 namespace axle_test {
 
+/// Element conversions for GEMM tests: float to a storage type and back.
+template <typename T>
+T from_float(float f);
+template <>
+inline float from_float<float>(float f) { return f; }
+template <>
+inline axle::half_t from_float<axle::half_t>(float f) { return axle::to_half(f); }
+template <>
+inline axle::bfloat16_t from_float<axle::bfloat16_t>(float f) { return axle::to_bfloat16(f); }
+inline float to_f(float f) { return f; }
+inline float to_f(axle::half_t h) { return axle::to_float(h); }
+inline float to_f(axle::bfloat16_t h) { return axle::to_float(h); }
+
 /// Sets (or unsets, with nullopt) an environment variable for the scope and restores
 /// the previous value afterwards. The active config is forgotten on both ends, since
 /// it may depend on the variable.

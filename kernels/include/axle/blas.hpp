@@ -134,30 +134,6 @@ struct GemmCall {
 void gemm_entry(Stream& stream, const GemmCall& call, const Epilogue& epilogue, const GemmOptions& options);
 }  // namespace detail
 
-/// C = act(alpha * op(A) * op(B) + beta * C + bias) for one matrix.
-template <typename TA, typename TB, typename TC>
-void gemm(Stream& stream, Layout layout, Op trans_a, Op trans_b, std::size_t m, std::size_t n, std::size_t k,
-          double alpha, const BufferView<TA>& a, std::size_t lda, const BufferView<TB>& b, std::size_t ldb,
-          double beta, const BufferView<TC>& c, std::size_t ldc, const Epilogue& epilogue = {},
-          const GemmOptions& options = {}) {
-  detail::GemmCall call;
-  call.layout = layout;
-  call.trans_a = trans_a;
-  call.trans_b = trans_b;
-  call.m = m;
-  call.n = n;
-  call.k = k;
-  call.alpha = alpha;
-  call.beta = beta;
-  call.a = detail::operand(a);
-  call.b = detail::operand(b);
-  call.c = detail::operand(c);
-  call.lda = lda;
-  call.ldb = ldb;
-  call.ldc = ldc;
-  detail::gemm_entry(stream, call, epilogue, options);
-}
-
 /// `batch` GEMMs; matrix i of each operand starts stride_x elements after matrix
 /// i - 1 (a stride of 0 reuses one A or B for every batch; C strides must not make
 /// outputs overlap).
@@ -187,6 +163,16 @@ void gemm_strided_batched(Stream& stream, Layout layout, Op trans_a, Op trans_b,
   call.stride_b = stride_b;
   call.stride_c = stride_c;
   detail::gemm_entry(stream, call, epilogue, options);
+}
+
+/// C = act(alpha * op(A) * op(B) + beta * C + bias) for one matrix.
+template <typename TA, typename TB, typename TC>
+void gemm(Stream& stream, Layout layout, Op trans_a, Op trans_b, std::size_t m, std::size_t n, std::size_t k,
+          double alpha, const BufferView<TA>& a, std::size_t lda, const BufferView<TB>& b, std::size_t ldb,
+          double beta, const BufferView<TC>& c, std::size_t ldc, const Epilogue& epilogue = {},
+          const GemmOptions& options = {}) {
+  gemm_strided_batched(stream, layout, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1,
+                       epilogue, options);
 }
 
 /// One GEMM per entry of the arrays (all of the same shape); the arrays must have the
