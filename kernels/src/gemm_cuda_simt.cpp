@@ -128,6 +128,7 @@ Kernel get_kernel(const Device& device, const Variant& v) {
   const std::string_view text = axle::embedded::kernel_resource(file);
   if (text.empty()) throw Error(std::string("f32 SIMT GEMM: embedded kernel source ") + file + " is missing");
   BuildOptions opts;
+  opts.header("gemm_epilogue.cuh", std::string(axle::embedded::kernel_resource("src/cuda/gemm_epilogue.cuh")));
   opts.define("AXLE_SIMT_TILE", v.tile)
       .define("AXLE_SIMT_A_KMAJOR", v.a_kmajor ? 1 : 0)
       .define("AXLE_SIMT_B_KMAJOR", v.b_kmajor ? 1 : 0)
