@@ -22,6 +22,7 @@
 // Thread-safety: the per-device kernel cache is guarded by a mutex; launches on
 // distinct streams may run concurrently.
 #include "gemm_cuda_simt.hpp"
+#include "per_device.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -108,16 +109,7 @@ struct DeviceKernels {
   std::map<int, Kernel> kernels;  // by Variant::code()
 };
 
-DeviceKernels& device_kernels(const Device& device) {
-  // Never destroyed: the cached Program/Kernel handles must not be released during
-  // static destruction, after the backend may already be gone.
-  static std::mutex* mutex = new std::mutex;
-  static auto* map = new std::unordered_map<const void*, std::unique_ptr<DeviceKernels>>;
-  std::lock_guard<std::mutex> lock(*mutex);
-  auto& slot = (*map)[device.shared_impl().get()];
-  if (!slot) slot = std::make_unique<DeviceKernels>();
-  return *slot;
-}
+DeviceKernels& device_kernels(const Device& device) { return per_device<DeviceKernels>(device); }
 
 Kernel get_kernel(const Device& device, const Variant& v) {
   DeviceKernels& dk = device_kernels(device);
