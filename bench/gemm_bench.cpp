@@ -11,6 +11,8 @@
 // Each size is measured in R interleaved rounds (Axle, then each peer, repeated), each a
 // median of several timed runs; the reported GFLOP/s is the median over rounds. Packing
 // and every launch Axle makes are inside the timed region (wall clock, synchronised).
+// After OpenBLAS's runs the bench waits 0.3 s: its pthread workers spin-wait about
+// 0.1 s after a call and would otherwise slow whatever runs next on the same cores.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -23,6 +25,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "axle/axle.hpp"
@@ -294,6 +297,9 @@ int main(int argc, char** argv) {
           // CLBlast at large sizes on a CPU takes seconds per call: one timed run per round.
           const bool slow = kv.first == "clblast" && flops > 4e9;
           res[kv.first].push_back(time_gflops(kv.second, flops, slow ? 0.0 : budget, !slow || r == 0));
+          // OpenBLAS's pthread workers spin for about 0.1 s after each call before they
+          // sleep; on a CPU device they would take the cores from whatever runs next.
+          if (kv.first == "openblas") std::this_thread::sleep_for(std::chrono::milliseconds(300));
         }
       char shape[64];
       std::snprintf(shape, sizeof shape, "%zux%zux%zu", m, n, k);

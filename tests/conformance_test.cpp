@@ -6,12 +6,18 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <numeric>
 #include <set>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
+
+#ifdef __linux__
+#include <sched.h>
+#include <sys/types.h>
+#endif
 
 #include "axle/axle.hpp"
 #include "test_util.hpp"
@@ -1161,3 +1167,39 @@ TEST_P(DeviceTest, OpenCLInterop) {
   GTEST_SKIP() << "built without the OpenCL headers for the test";
 #endif
 }
+
+#ifdef __linux__
+// PoCL's CPU device runs with its worker threads pinned one per core (Axle sets
+// POCL_AFFINITY=1 before PoCL initialises, unless the user set it): after a launch,
+// some threads of this process are allowed a single CPU each, and they cover
+// every CPU the process may use.
+TEST(OpenCl, PoclWorkersArePinnedByDefault) {
+  std::vector<axle::Device> pocl;
+  for (const auto& d : axle::devices("opencl"))
+    if (d.info().platform.find("Portable Computing Language") != std::string::npos) pocl.push_back(d);
+  if (pocl.empty()) GTEST_SKIP() << "no PoCL device";
+  const char* env = std::getenv("POCL_AFFINITY");
+  ASSERT_NE(env, nullptr) << "the OpenCL backend leaves POCL_AFFINITY unset";
+  if (std::string(env) != "1") GTEST_SKIP() << "POCL_AFFINITY=" << env << " set by the user";
+  axle::Device d = pocl.front();
+  axle::Program p = d.build(axle::Source::portable(kKernels));
+  axle::Buffer out = d.alloc_bytes(1024 * sizeof(int));
+  axle::Stream s = d.create_stream();
+  s.launch(p.kernel("iota"), axle::Range(1024), axle::Range(), out.view<int>(), 0);
+  s.synchronize();
+  cpu_set_t mine;
+  ASSERT_EQ(sched_getaffinity(0, sizeof mine, &mine), 0);
+  const int allowed = CPU_COUNT(&mine);
+  if (allowed < 2) GTEST_SKIP() << "the process may use one CPU only";
+  std::set<int> pinned_cpus;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) {
+    const pid_t tid = static_cast<pid_t>(std::stol(entry.path().filename().string()));
+    cpu_set_t set;
+    if (sched_getaffinity(tid, sizeof set, &set) != 0 || CPU_COUNT(&set) != 1) continue;
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+      if (CPU_ISSET(c, &set)) pinned_cpus.insert(c);
+  }
+  EXPECT_EQ(static_cast<int>(pinned_cpus.size()), std::min<int>(allowed, static_cast<int>(d.info().compute_units)))
+      << "threads pinned to single CPUs cover " << pinned_cpus.size() << " of " << allowed << " CPUs";
+}
+#endif

@@ -304,10 +304,12 @@ TEST_F(GemmTest, TileBoundaries) {
           c.ta = k == 256 ? Op::T : Op::N;
           run_case<float, float, float>(d, c);
         }
-    for (std::size_t k : {1023, 1024, 1025, 4097}) {  // split-K (few blocks, long k)
+    // Split K (few blocks, long k); n = 53 also splits over B read in place with a
+    // shifted last column panel.
+    for (std::size_t k : {1023, 1024, 1025, 4097}) {
       Case c;
-      c.m = 7;
-      c.n = 33;
+      c.m = k == 1025 ? 5 : 7;
+      c.n = k == 1025 ? 53 : 33;
       c.k = k;
       c.beta = 0.5;
       c.bias = BiasMode::PerCol;
@@ -318,7 +320,7 @@ TEST_F(GemmTest, TileBoundaries) {
 }
 
 TEST_F(GemmTest, ShortWideAndTallNarrowPaths) {
-  // Short C over a wide B (B read in place, partial last panel packed), the same
+  // Short C over a wide B (B read in place, partial last panel shifted), the same
   // transposed (computed as C^T), and a tall, narrow C (A read in place); batched,
   // both layouts, with epilogues.
   each([&](const axle::Device& d) {

@@ -5,6 +5,7 @@
 // arguments are bound and enqueued under that kernel's mutex; streams are used by
 // one thread at a time (front-end contract).
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -602,6 +603,12 @@ class ClDevice final : public DeviceImpl {
 class ClBackend final : public Backend {
  public:
   ClBackend() {
+    // PoCL's CPU device: pin its worker threads, one per core, unless the user chose.
+    // Unpinned, the scheduler often wakes both workers on one core and a millisecond-
+    // scale launch runs at half speed until it migrates one (seen as bimodal timings
+    // on 2-core machines). PoCL reads this when the ICD loader first initialises it,
+    // which is the clGetPlatformIDs below; other OpenCL drivers ignore it.
+    ::setenv("POCL_AFFINITY", "1", /*overwrite=*/0);
     g_api = cl::load(reason_);
     if (!g_api) return;
     cl_uint np = 0;

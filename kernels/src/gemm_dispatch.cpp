@@ -259,15 +259,23 @@ void run_packed(Stream& stream, const GemmDesc& in, const GemmParams& p) {
   // its packed copy.
   const bool few_panels = div_up(d.n, nr0) <= 2;
   var.pack_a = d.a_type != ElemType::F32 || (p.pack_a && !(few_panels && !d.trans_a)) ? 1 : 0;
-  // Short C (a few row panels) over a long, wide B: B read in place, each work-item
-  // taking every row panel of its column panel, in KC-deep slices (L2-sized).
+  // B read in place (f32, not transposed, at least one whole column panel wide):
+  //  * short C (a few row panels) over a long, wide B: each work-item takes every row
+  //    panel of its column panel, in KC-deep slices (L2-sized);
+  //  * small products, where a packing launch costs as much as the product (PoCL wakes
+  //    its worker threads for every launch): with A read in place too (the small
+  //    bucket's entries have PACK_A=0), the product is a single launch.
   const std::size_t mp_all = div_up(d.m, static_cast<std::size_t>(p.mr));
-  const bool direct_b = d.b_type == ElemType::F32 && !d.trans_b && mp_all <= 16 && d.k >= 256 &&
-                        div_up(d.n, nr0) >= 8;
-  if (direct_b) {
+  const bool b_direct_ok = d.b_type == ElemType::F32 && !d.trans_b && d.n >= nr0;
+  const bool short_c = b_direct_ok && mp_all <= 16 && d.k >= 256 && div_up(d.n, nr0) >= 8;
+  const bool small = b_direct_ok && !short_c && (getenv("XDIRECT") || std::string_view(shape_bucket(d.m, d.n, d.k)) == "small");
+  const bool direct_b = short_c || small;
+  if (short_c) {
     var.pack_b = 0;
     var.mb = static_cast<int>(mp_all);
     var.kc = 256;
+  } else if (small) {
+    var.pack_b = 0;
   }
   // Fewer row panels per work-item when there would be too few work-items to balance.
   std::size_t mb = var.mb ? var.mb : p.mb;
@@ -283,8 +291,7 @@ void run_packed(Stream& stream, const GemmDesc& in, const GemmParams& p) {
   const std::size_t mp = div_up(d.m, mr), np = div_up(d.n, nr);
   const std::size_t batch_a = d.stride_a == 0 ? 1 : d.batch;  // a stride of 0: pack once
   const std::size_t batch_b = d.stride_b == 0 ? 1 : d.batch;
-  const std::size_t ap_one = mp * mr * d.k, bp_one = (direct_b ? 1 : np) * nr * d.k;
-  const std::size_t n_edge = direct_b ? d.n % nr : 0;  // columns of the packed partial panel
+  const std::size_t ap_one = mp * mr * d.k, bp_one = direct_b ? 0 : np * nr * d.k;
 
   // Split K when there are too few blocks of C to keep every compute unit busy.
   const std::size_t units = std::max(1u, stream.device().info().compute_units);
@@ -316,13 +323,12 @@ void run_packed(Stream& stream, const GemmDesc& in, const GemmParams& p) {
       stream.launch_args(k.pack_a, Range(mp, div_up(d.k, kPackRows), nb), one, a.v);
     }
   }
-  for (std::size_t b0 = 0; b0 < batch_b && (!direct_b || n_edge); b0 += kMaxGridZ) {
+  for (std::size_t b0 = 0; b0 < batch_b && !direct_b; b0 += kMaxGridZ) {
     const std::size_t nb = std::min(kMaxGridZ, batch_b - b0);
-    const std::size_t j_edge = direct_b ? d.n - n_edge : 0;
     Args a;
-    a.buf(*d.b).u64(d.b_off + b0 * d.stride_b + j_edge).u64(d.stride_b).i32(d.ldb).i32s(d.trans_b ? 1 : 0);
-    a.buf(scratch).u64(bp_off + b0 * bp_one).u64(bp_one).i32(direct_b ? n_edge : d.n).i32(d.k);
-    stream.launch_args(k.pack_b, Range(direct_b ? 1 : np, div_up(d.k, kPackRows), nb), one, a.v);
+    a.buf(*d.b).u64(d.b_off + b0 * d.stride_b).u64(d.stride_b).i32(d.ldb).i32s(d.trans_b ? 1 : 0);
+    a.buf(scratch).u64(bp_off + b0 * bp_one).u64(bp_one).i32(d.n).i32(d.k);
+    stream.launch_args(k.pack_b, Range(np, div_up(d.k, kPackRows), nb), one, a.v);
   }
   const Buffer& bias = d.bias ? *d.bias : *d.c;
   const std::size_t per_launch = std::max<std::size_t>(1, kMaxGridZ / splits);

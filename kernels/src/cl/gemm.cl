@@ -1,6 +1,7 @@
 // axle-variant: -DA_T=0 -DB_T=0 -DC_T=0 -DMR=6 -DVW=16 -DNV=2
 // axle-variant: -DA_T=0 -DB_T=0 -DC_T=1 -DMR=12 -DVW=16 -DNV=2 -DMB=4 -DKC=128 -DPACK_A=0
 // axle-variant: -DA_T=0 -DB_T=0 -DC_T=0 -DMR=6 -DVW=16 -DNV=4 -DMB=11 -DKC=256 -DPACK_A=1 -DPACK_B=0
+// axle-variant: -DA_T=0 -DB_T=0 -DC_T=0 -DMR=8 -DVW=16 -DNV=3 -DMB=1 -DKC=0 -DPACK_A=0 -DPACK_B=0
 // axle-variant: -DA_T=1 -DB_T=1 -DC_T=1 -DMR=8 -DVW=16 -DNV=1
 // axle-variant: -DA_T=2 -DB_T=2 -DC_T=2 -DMR=4 -DVW=8 -DNV=2
 // axle-variant: -DA_T=0 -DB_T=0 -DC_T=0 -DBM=128 -DBN=128 -DBK=16 -DTM=8 -DTN=8 -DTRANS_A=0 -DTRANS_B=0
@@ -20,8 +21,9 @@
 //    f16/bf16 storage to f32 and zero-padding edges; axle_gemm_packed then runs one
 //    work-item (work-group size 1) per MB x 1 blocks of MR x NR of C, holding a block
 //    in floatVW accumulators updated with explicit fma. Options: A read in place (f32,
-//    PACK_A=0), B read in place (f32, not transposed, PACK_B=0, with KC slices and
-//    next-slice touching), k sliced (KC), work-item order (NFIRST), split K (partial
+//    PACK_A=0), B read in place (f32, not transposed, PACK_B=0; a partial last panel
+//    shifted to end at column n; with KC slices, next-slice touching), so that small
+//    products are one launch with neither operand packed, k sliced (KC), work-item order (NFIRST), split K (partial
 //    sums to a workspace, finished by axle_gemm_epilogue), transposed store (trans_c,
 //    for C^T = op(B)^T op(A)^T).
 //  * tiled (GPU): axle_gemm_tiled, the classic local-memory kernel: a work-group
@@ -165,7 +167,7 @@ AXLE_KERNEL void axle_gemm_epilogue(AXLE_GLOBAL const float* AXLE_RESTRICT w, ul
 #define MB 1  // m panels per work-item
 #endif
 #ifndef PACK_B
-#define PACK_B 1  // 0: B (f32, not transposed) read in place except a partial last panel
+#define PACK_B 1  // 0: B (f32, not transposed, n >= NR) read in place
 #endif
 #ifndef NFIRST
 #define NFIRST 0  // 1: work-items ordered column panel fastest (dims (n panels, m groups, ...))
@@ -263,8 +265,9 @@ AXLE_KERNEL void axle_gemm_pack_b(AXLE_GLOBAL const B_ELEM* AXLE_RESTRICT bsrc, 
 }
 
 // Store one finished MR x NR block (acc[r * NV + v]) of C at (i0, j0): the epilogue,
-// or raw partial sums to w when K is split.
-AXLE_FUNC void axle_gemm_packed_store(VT* acc, int i0, int j0, AXLE_GLOBAL C_ELEM* cb, int ldc,
+// or raw partial sums to w when K is split. Columns before jlo are skipped (a shifted
+// last panel overlaps the one before it).
+AXLE_FUNC void axle_gemm_packed_store(VT* acc, int i0, int j0, int jlo, AXLE_GLOBAL C_ELEM* cb, int ldc,
                                       AXLE_GLOBAL const float* bias, int bias_kind, int act, int m, int n,
                                       int splits, float alpha, float beta, AXLE_GLOBAL float* wb,
                                       int trans_c) {
@@ -276,7 +279,8 @@ AXLE_FUNC void axle_gemm_packed_store(VT* acc, int i0, int j0, AXLE_GLOBAL C_ELE
       for (int v = 0; v < NV; ++v) {
         const int jv = j0 + v * VW;
         const int cnt = min(VW, n - jv);
-        if (splits == 1 && cnt == VW && beta == 0.0f && bias_kind == 0 && act == 0 && !trans_c) {
+        const int lo = max(0, jlo - jv);  // columns before jlo belong to the previous panel
+        if (splits == 1 && lo == 0 && cnt == VW && beta == 0.0f && bias_kind == 0 && act == 0 && !trans_c) {
 #if C_T == 0
           VSTOREW(acc[r * NV + v] * alpha, 0, cb + (ulong)i * ldc + jv);
 #else
@@ -288,9 +292,9 @@ AXLE_FUNC void axle_gemm_packed_store(VT* acc, int i0, int j0, AXLE_GLOBAL C_ELE
           float tmp[VW];
           VSTOREW(acc[r * NV + v], 0, tmp);
           if (splits > 1) {
-            for (int q = 0; q < cnt; ++q) wb[(ulong)i * n + jv + q] = tmp[q];
+            for (int q = lo; q < cnt; ++q) wb[(ulong)i * n + jv + q] = tmp[q];
           } else {
-            for (int q = 0; q < cnt; ++q)
+            for (int q = lo; q < cnt; ++q)
               axle_gemm_store(cb, trans_c ? (ulong)(jv + q) * ldc + i : (ulong)i * ldc + jv + q, tmp[q], alpha, beta,
                               bias, bias_kind, act, i, jv + q);
           }
@@ -357,12 +361,14 @@ AXLE_KERNEL void axle_gemm_packed(AXLE_GLOBAL const float* AXLE_RESTRICT a, ulon
 #if PACK_B
   AXLE_GLOBAL const float* bpb = bp + bp_off + (ulong)b * bp_stride + (ulong)pb * (ulong)k * NR;
 #define AXLE_B_STEP NR
+  const int jb = j0;
 #else
-  // B (f32, not transposed) read in place for whole column panels; the partial last
-  // panel, if any, comes packed (it is the only panel in bp).
-  const int full = j0 + NR <= n;
-  AXLE_GLOBAL const float* bpb = full ? bd + bd_off + (ulong)b * bd_stride + j0 : bp + bp_off + (ulong)b * bp_stride;
-  const ulong bstep = full ? (ulong)ldb : (ulong)NR;
+  // B (f32, not transposed) read in place. A partial last column panel is shifted left
+  // to end at column n (the host guarantees n >= NR): it recomputes some columns of
+  // the panel before it and stores only its own (from j0).
+  const int jb = min(j0, n - NR);
+  AXLE_GLOBAL const float* bpb = bd + bd_off + (ulong)b * bd_stride + jb;
+  const ulong bstep = (ulong)ldb;
 #define AXLE_B_STEP bstep
 #endif
   AXLE_GLOBAL C_ELEM* cb = c + c_off + (ulong)b * c_stride;
@@ -401,7 +407,7 @@ AXLE_KERNEL void axle_gemm_packed(AXLE_GLOBAL const float* AXLE_RESTRICT a, ulon
       AXLE_GLOBAL const float* aq = ab + (ulong)kc0 * ps;
 #endif
 #if !PACK_B
-      if (pa == pa0 && full && kc1 < ke) {
+      if (pa == pa0 && kc1 < ke) {
         // First pass over this slice of in-place B: also touch the same rows of the
         // next slice (each row is on its own page, beyond the hardware prefetchers'
         // reach), so that they are in cache when the next slice starts.
@@ -430,7 +436,7 @@ AXLE_KERNEL void axle_gemm_packed(AXLE_GLOBAL const float* AXLE_RESTRICT a, ulon
         AXLE_MICRO_LOOP(kc0, kc1)
       }
       if (kc1 == ke) {
-        axle_gemm_packed_store(acc, pa * MR, j0, cb, ldc, bias, bias_kind, act, m, n, splits, alpha, beta, wb,
+        axle_gemm_packed_store(acc, pa * MR, jb, j0, cb, ldc, bias, bias_kind, act, m, n, splits, alpha, beta, wb,
                                trans_c);
       } else {
 #pragma unroll
@@ -452,7 +458,7 @@ AXLE_KERNEL void axle_gemm_packed(AXLE_GLOBAL const float* AXLE_RESTRICT a, ulon
     AXLE_GLOBAL const float* aq = ab + (ulong)kb * ps;
 #endif
     AXLE_MICRO_LOOP(kb, ke)
-    axle_gemm_packed_store(acc, pa * MR, j0, cb, ldc, bias, bias_kind, act, m, n, splits, alpha, beta, wb,
+    axle_gemm_packed_store(acc, pa * MR, jb, j0, cb, ldc, bias, bias_kind, act, m, n, splits, alpha, beta, wb,
                                trans_c);
   }
 #endif
