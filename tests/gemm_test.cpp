@@ -340,6 +340,15 @@ TEST_F(GemmTest, ShortWideAndTallNarrowPaths) {
         c.batch = 2;
         c.bias = BiasMode::PerCol;
         run_case<float, float, float>(d, c);
+        // Wide enough for several adjacent column panels per work-item: groups of 2
+        // (n = 1030, the last group one shifted panel) and of 4 (n = 2100).
+        for (std::size_t n : {std::size_t{1030}, std::size_t{2100}}) {
+          Case w = c;
+          w.n = n;
+          w.k = 300;
+          w.ta = n == 2100 ? Op::T : Op::N;
+          run_case<float, float, float>(d, w);
+        }
         Case t;
         t.layout = l;
         t.tb = tb;

@@ -64,6 +64,7 @@ struct PackedVariant {
   int pack_a = -1;  // -1: from the parameters
   int pack_b = 1;
   int mb = 0, kc = -1;  // 0 / -1: from the parameters
+  int nb = 1;           // adjacent column panels per work-item (KC slices over B in place)
 };
 KernelKey kernel_key(const Device& device, const GemmDesc& d, const GemmParams& p, PackedVariant v = {}) {
   int pack_a = v.pack_a;
@@ -72,6 +73,7 @@ KernelKey kernel_key(const Device& device, const GemmDesc& d, const GemmParams& 
   lo |= static_cast<std::uint64_t>(type_code(d.a_type)) << 1;
   lo |= static_cast<std::uint64_t>(type_code(d.b_type)) << 3;
   lo |= static_cast<std::uint64_t>(type_code(d.c_type)) << 5;
+  lo |= static_cast<std::uint64_t>(v.nb) << 16;
   std::uint64_t hi = 0;
   if (p.family == KernelFamily::Packed) {
     hi = static_cast<std::uint64_t>(p.mr) | static_cast<std::uint64_t>(p.vw) << 8 |
@@ -133,7 +135,7 @@ const GemmKernels& get_kernels(const Device& device, const GemmDesc& d, const Ge
   if (p.family == KernelFamily::Packed) {
     opt.define("MR", p.mr).define("VW", p.vw).define("NV", p.nv).define("MB", v.mb ? v.mb : p.mb);
     opt.define("KC", v.kc >= 0 ? v.kc : p.kc).define("NFIRST", p.nfirst).define("PACK_A", v.pack_a);
-    opt.define("PACK_B", v.pack_b);
+    opt.define("PACK_B", v.pack_b).define("NB", v.nb);
   } else {
     opt.define("BM", p.bm).define("BN", p.bn).define("BK", p.bk).define("TM", p.tm).define("TN", p.tn);
     opt.define("TRANS_A", d.trans_a ? 1 : 0).define("TRANS_B", d.trans_b ? 1 : 0);
@@ -261,19 +263,23 @@ void run_packed(Stream& stream, const GemmDesc& in, const GemmParams& p) {
   var.pack_a = d.a_type != ElemType::F32 || (p.pack_a && !(few_panels && !d.trans_a)) ? 1 : 0;
   // B read in place (f32, not transposed, at least one whole column panel wide):
   //  * short C (a few row panels) over a long, wide B: each work-item takes every row
-  //    panel of its column panel, in KC-deep slices (L2-sized);
+  //    panel of its (up to 4 adjacent) column panels, in KC-deep slices (L2-sized);
   //  * small products, where a packing launch costs as much as the product (PoCL wakes
   //    its worker threads for every launch): with A read in place too (the small
   //    bucket's entries have PACK_A=0), the product is a single launch.
   const std::size_t mp_all = div_up(d.m, static_cast<std::size_t>(p.mr));
   const bool b_direct_ok = d.b_type == ElemType::F32 && !d.trans_b && d.n >= nr0;
   const bool short_c = b_direct_ok && mp_all <= 16 && d.k >= 256 && div_up(d.n, nr0) >= 8;
-  const bool small = b_direct_ok && !short_c && (getenv("XDIRECT") || std::string_view(shape_bucket(d.m, d.n, d.k)) == "small");
+  const bool small = b_direct_ok && !short_c && std::string_view(shape_bucket(d.m, d.n, d.k)) == "small";
   const bool direct_b = short_c || small;
   if (short_c) {
     var.pack_b = 0;
     var.mb = static_cast<int>(mp_all);
-    var.kc = 256;
+    var.kc = 128;
+    // Up to 4 adjacent column panels per work-item (B rows read 4 * NR floats at a
+    // time), keeping at least 4 work-items per compute unit.
+    const std::size_t units = std::max(1u, stream.device().info().compute_units);
+    var.nb = static_cast<int>(std::clamp<std::size_t>(div_up(d.n, nr0) / (4 * units), 1, 4));
   } else if (small) {
     var.pack_b = 0;
   }
@@ -346,7 +352,8 @@ void run_packed(Stream& stream, const GemmDesc& in, const GemmParams& p) {
     a.i32(d.m).i32(d.n).i32(d.k).i32(kps).i32s(splits).real(d.alpha, false).real(d.beta, false);
     a.buf(scratch).u64(w_off + b0 * splits * d.m * d.n).i32s(swap ? 1 : 0);
     a.buf(*d.b).u64(d.b_off + b0 * d.stride_b).u64(d.stride_b).i32(d.ldb);
-    const Range grid = p.nfirst ? Range(np, div_up(mp, mb), nb * splits) : Range(div_up(mp, mb), np, nb * splits);
+    const std::size_t ng = div_up(np, static_cast<std::size_t>(var.nb));  // column-panel groups
+    const Range grid = p.nfirst ? Range(ng, div_up(mp, mb), nb * splits) : Range(div_up(mp, mb), ng, nb * splits);
     stream.launch_args(k.packed, grid, one, a.v);
   }
   if (splits > 1) launch_epilogue(stream, k, d, &scratch, w_off, splits, swap);

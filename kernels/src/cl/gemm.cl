@@ -1,6 +1,6 @@
 // axle-variant: -DA_T=0 -DB_T=0 -DC_T=0 -DMR=6 -DVW=16 -DNV=2
 // axle-variant: -DA_T=0 -DB_T=0 -DC_T=1 -DMR=12 -DVW=16 -DNV=2 -DMB=4 -DKC=128 -DPACK_A=0
-// axle-variant: -DA_T=0 -DB_T=0 -DC_T=0 -DMR=6 -DVW=16 -DNV=4 -DMB=11 -DKC=256 -DPACK_A=1 -DPACK_B=0
+// axle-variant: -DA_T=0 -DB_T=0 -DC_T=0 -DMR=6 -DVW=16 -DNV=4 -DMB=11 -DKC=128 -DPACK_A=1 -DPACK_B=0 -DNB=4
 // axle-variant: -DA_T=0 -DB_T=0 -DC_T=0 -DMR=8 -DVW=16 -DNV=3 -DMB=1 -DKC=0 -DPACK_A=0 -DPACK_B=0
 // axle-variant: -DA_T=1 -DB_T=1 -DC_T=1 -DMR=8 -DVW=16 -DNV=1
 // axle-variant: -DA_T=2 -DB_T=2 -DC_T=2 -DMR=4 -DVW=8 -DNV=2
@@ -174,6 +174,12 @@ AXLE_KERNEL void axle_gemm_epilogue(AXLE_GLOBAL const float* AXLE_RESTRICT w, ul
 #endif
 #ifndef KC
 #define KC 0  // k slice depth (0: whole k range at once)
+#endif
+#ifndef NB
+#define NB 1  // adjacent column panels per work-item (KC > 0 with B read in place only)
+#endif
+#if NB > 1 && (KC == 0 || PACK_B)
+#error "NB > 1 needs KC > 0 and PACK_B=0"
 #endif
 #ifndef PACK_ROWS
 #define PACK_ROWS 256  // k rows packed per work-item
@@ -353,7 +359,7 @@ AXLE_KERNEL void axle_gemm_packed(AXLE_GLOBAL const float* AXLE_RESTRICT a, ulon
   const int bs = (int)AXLE_GLOBAL_ID(2);
   const int b = bs / splits;
   const int s = bs - b * splits;
-  const int j0 = pb * NR;
+  const int j0 = pb * (NB * NR);  // first column of this work-item's first panel
   const int kb = s * kps;
   const int ke = min(k, kb + kps);
   const int pa1 = min((m + MR - 1) / MR, pa0 + MB);
@@ -382,14 +388,26 @@ AXLE_KERNEL void axle_gemm_packed(AXLE_GLOBAL const float* AXLE_RESTRICT a, ulon
 #endif
   VT acc[MR * NV];
 #if KC > 0
-  VT part[MB * MR * NV];
+  VT part[NB * MB * MR * NV];
 #if !PACK_B
   volatile float sink;  // keeps the touch loads of the next B slice
 #endif
   for (int kc0 = kb; kc0 < ke; kc0 += KC) {
     const int kc1 = min(ke, kc0 + KC);
+    // NB adjacent column panels: each B row is then read NB * NR columns at a time,
+    // fewer pages and longer runs for the prefetchers.
+    for (int jq = 0; jq < NB; ++jq) {
+    const int j0q = j0 + jq * NR;
+    if (j0q >= n) break;
+#if PACK_B
+    const int jbq = j0q;
+    AXLE_GLOBAL const float* bpbq = bpb;
+#else
+    const int jbq = min(j0q, n - NR);
+    AXLE_GLOBAL const float* bpbq = bpb + (jbq - jb);
+#endif
     for (int pa = pa0; pa < pa1; ++pa) {
-      VT* pp = part + (pa - pa0) * (MR * NV);
+      VT* pp = part + (jq * MB + pa - pa0) * (MR * NV);
       if (kc0 == kb) {
 #pragma unroll
         for (int q = 0; q < MR * NV; ++q) acc[q] = AXLE_SPLAT(VT, 0.0f);
@@ -397,7 +415,7 @@ AXLE_KERNEL void axle_gemm_packed(AXLE_GLOBAL const float* AXLE_RESTRICT a, ulon
 #pragma unroll
         for (int q = 0; q < MR * NV; ++q) acc[q] = pp[q];
       }
-      AXLE_GLOBAL const float* bq = bpb + (ulong)kc0 * AXLE_B_STEP;
+      AXLE_GLOBAL const float* bq = bpbq + (ulong)kc0 * AXLE_B_STEP;
 #if PACK_A
       AXLE_GLOBAL const float* aq = ab + ((ulong)pa * (ulong)k + (ulong)kc0) * MR;
 #else
@@ -436,12 +454,13 @@ AXLE_KERNEL void axle_gemm_packed(AXLE_GLOBAL const float* AXLE_RESTRICT a, ulon
         AXLE_MICRO_LOOP(kc0, kc1)
       }
       if (kc1 == ke) {
-        axle_gemm_packed_store(acc, pa * MR, jb, j0, cb, ldc, bias, bias_kind, act, m, n, splits, alpha, beta, wb,
+        axle_gemm_packed_store(acc, pa * MR, jbq, j0q, cb, ldc, bias, bias_kind, act, m, n, splits, alpha, beta, wb,
                                trans_c);
       } else {
 #pragma unroll
         for (int q = 0; q < MR * NV; ++q) pp[q] = acc[q];
       }
+    }
     }
   }
 #else
