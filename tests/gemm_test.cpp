@@ -316,6 +316,30 @@ TEST_F(GemmTest, TileBoundaries) {
       c.act = Activation::GELU;
       run_case<float, float, float>(d, c);
     }
+    // Deep k, cut into ~2048-deep pieces summed by the epilogue (packed B; both
+    // layouts, batched, with every epilogue input).
+    for (Layout l : {Layout::RowMajor, Layout::ColMajor}) {
+      Case c;
+      c.layout = l;
+      c.m = 37;
+      c.n = 70;
+      c.k = 5000;
+      c.tb = Op::T;
+      c.beta = -0.75;
+      c.bias = BiasMode::PerRow;
+      c.act = Activation::ReLU;
+      c.batch = 2;
+      run_case<float, float, float>(d, c);
+      Case g;
+      g.layout = l;
+      g.m = 130;
+      g.n = 140;
+      g.k = 4100;
+      g.ta = Op::T;
+      g.bias = BiasMode::PerCol;
+      g.act = Activation::GELU;
+      run_case<float, float, float>(d, g);
+    }
   });
 }
 

@@ -26,6 +26,7 @@ namespace {
 constexpr std::size_t kAlignFloats = 64;  // scratch sub-regions start on 256-byte boundaries
 constexpr std::size_t kMaxGridZ = 65535;  // CUDA's grid z limit; batches are launched in chunks
 constexpr int kPackRows = 256;            // PACK_ROWS in gemm.cl
+constexpr std::size_t kDeepK = 2048;      // k piece of a deep-k split (see run_packed)
 
 int type_code(ElemType t) {
   switch (t) {
@@ -306,6 +307,17 @@ void run_packed(Stream& stream, const GemmDesc& in, const GemmParams& p) {
   if (blocks < 2 * units && d.k >= 1024) {
     const std::size_t want = div_up(4 * units, blocks);
     splits = static_cast<int>(std::max<std::size_t>(1, std::min(want, d.k / 512)));
+  }
+  // Deep k: every row panel streams its column panel of packed B (k * NR floats), and
+  // past about 2048 rows that panel no longer stays in L2. Cutting k into ~2048-deep
+  // pieces, partial sums in a workspace (at most 256 MiB and a quarter of the largest
+  // allocation), keeps each piece's panels cached: 4096^3 ~1.1x, k = 16384 ~2x faster.
+  if (splits == 1 && !direct_b && d.k > kDeepK + kDeepK / 2) {
+    const std::size_t cap_bytes = std::min<std::size_t>(
+        std::size_t{256} << 20, static_cast<std::size_t>(stream.device().info().max_alloc_bytes) / 4);
+    const std::size_t fit = cap_bytes / sizeof(float) / (d.batch * d.m * d.n);
+    const std::size_t want = std::min(div_up(d.k, kDeepK), fit);
+    if (want >= 2) splits = static_cast<int>(want);
   }
   std::size_t kps = d.k;
   if (splits > 1) {
