@@ -387,6 +387,47 @@ TEST_F(GemmTest, ShortWideAndTallNarrowPaths) {
   });
 }
 
+TEST_F(GemmTest, NarrowGemvLikePaths) {
+  // C at most 8 columns wide (GEMV-like): B's rows used in place (f32, stored n x k)
+  // or packed, k split for few rows, strided batches with a shared B, and the same
+  // through the transposed formulation (m <= 8 with B stored n x k), every epilogue.
+  each([&](const axle::Device& d) {
+    for (Op tb : {Op::N, Op::T})
+      for (std::size_t n : {std::size_t{1}, std::size_t{5}, std::size_t{8}}) {
+        Case c;
+        c.tb = tb;
+        c.m = 1000;
+        c.n = n;
+        c.k = 1003;
+        c.beta = 0.5;
+        c.bias = BiasMode::PerRow;
+        c.act = Activation::GELU;
+        c.ldb_pad = 3;
+        c.ldc_pad = 2;
+        run_case<float, float, float>(d, c);
+        Case deep;  // few rows, long k: split
+        deep.tb = tb;
+        deep.m = 2;
+        deep.n = n == 8 ? 2 : n;
+        deep.k = 9000;
+        deep.batch = 3;
+        deep.zero_stride_b = n == 5;
+        deep.bias = BiasMode::PerCol;
+        run_case<float, float, float>(d, deep);
+        Case wide;  // C^T = op(B)^T op(A)^T with n' = m <= 8
+        wide.tb = Op::T;
+        wide.ta = tb;
+        wide.m = n;
+        wide.n = 700;
+        wide.k = 300;
+        wide.act = Activation::ReLU;
+        wide.bias = BiasMode::PerCol;
+        wide.layout = n == 5 ? Layout::ColMajor : Layout::RowMajor;
+        run_case<float, float, float>(d, wide);
+      }
+  });
+}
+
 TEST_F(GemmTest, LeadingDimensionsLargerThanMinimum) {
   each([&](const axle::Device& d) {
     for (Layout l : {Layout::RowMajor, Layout::ColMajor})

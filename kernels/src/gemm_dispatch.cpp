@@ -27,6 +27,8 @@ constexpr std::size_t kAlignFloats = 64;  // scratch sub-regions start on 256-by
 constexpr std::size_t kMaxGridZ = 65535;  // CUDA's grid z limit; batches are launched in chunks
 constexpr int kPackRows = 256;            // PACK_ROWS in gemm.cl
 constexpr std::size_t kDeepK = 2048;      // k piece of a deep-k split (see run_packed)
+constexpr std::size_t kNarrowN = 8;       // NARROW_N in gemm.cl: widest C of the narrow path
+constexpr std::size_t kNarrowR = 3;       // NARROW_R in gemm.cl: rows per narrow work-item
 constexpr std::size_t kShortKBytes = std::size_t{1} << 20;  // packed B that stays in L2 (see run_packed)
 
 int type_code(ElemType t) {
@@ -56,7 +58,7 @@ struct KeyHash {
 
 struct GemmKernels {
   Device device;  // keeps the device (and so the key's address) alive
-  Kernel pack_a, pack_b, packed, tiled, epilogue;
+  Kernel pack_a, pack_b, packed, pack_bt, narrow, tiled, epilogue;
 };
 
 // Everything that selects a program variant, packed into two words.
@@ -154,6 +156,8 @@ const GemmKernels& get_kernels(const Device& device, const GemmDesc& d, const Ge
     k.pack_a = prog.kernel("axle_gemm_pack_a");
     k.pack_b = prog.kernel("axle_gemm_pack_b");
     k.packed = prog.kernel("axle_gemm_packed");
+    k.pack_bt = prog.kernel("axle_gemm_pack_bt");
+    k.narrow = prog.kernel("axle_gemm_narrow");
   } else {
     k.tiled = prog.kernel("axle_gemm_tiled");
   }
@@ -232,6 +236,55 @@ void launch_epilogue(Stream& stream, const GemmKernels& k, const GemmDesc& d, co
   }
 }
 
+// Narrow C (n <= kNarrowN; GEMV-like), f32 A not transposed: rows of A against the n
+// rows of op(B)^T (B itself when f32 and stored n x k, else packed), vectorised along
+// k; k split when there are too few row groups for the compute units.
+void run_narrow(Stream& stream, const GemmKernels& k, const GemmDesc& d, bool trans_c) {
+  const std::size_t units = std::max(1u, stream.device().info().compute_units);
+  const std::size_t groups = div_up(d.m, kNarrowR) * d.batch;
+  int splits = 1;
+  if (groups < 4 * units && d.k >= 4096)
+    splits = static_cast<int>(std::min(div_up(4 * units, groups), div_up(d.k, std::size_t{2048})));
+  std::size_t kps = d.k;
+  if (splits > 1) {
+    kps = round_up(div_up(d.k, splits), 16);
+    splits = static_cast<int>(div_up(d.k, kps));
+  }
+  const bool b_rows = d.b_type == ElemType::F32 && d.trans_b;  // B already holds op(B)^T's rows
+  const std::size_t ldbt = b_rows ? d.ldb : round_up(d.k, 16);
+  const std::size_t batch_b = d.stride_b == 0 ? 1 : d.batch;
+  const std::size_t bt_one = d.n * ldbt;
+  const std::size_t bt_size = b_rows ? 0 : align_up(bt_one * batch_b);
+  const std::size_t w_size = splits > 1 ? align_up(static_cast<std::size_t>(splits) * d.batch * d.m * d.n) : 0;
+  const Buffer& scratch = scratch_for(stream, bt_size + w_size);
+  const std::size_t w_off = bt_size;
+  const Range one(1, 1, 1);
+  for (std::size_t b0 = 0; b0 < batch_b && !b_rows; b0 += kMaxGridZ) {
+    const std::size_t nb = std::min(kMaxGridZ, batch_b - b0);
+    Args a;
+    a.buf(*d.b).u64(d.b_off + b0 * d.stride_b).u64(d.stride_b).i32(d.ldb).i32s(d.trans_b ? 1 : 0);
+    a.buf(scratch).u64(b0 * bt_one).u64(bt_one).i32(ldbt).i32(d.n).i32(d.k);
+    stream.launch_args(k.pack_bt, Range(d.n, div_up(d.k, kPackRows), nb), one, a.v);
+  }
+  const Buffer& bias = d.bias ? *d.bias : *d.c;
+  const std::size_t per_launch = std::max<std::size_t>(1, kMaxGridZ / splits);
+  for (std::size_t b0 = 0; b0 < d.batch; b0 += per_launch) {
+    const std::size_t nb = std::min(per_launch, d.batch - b0);
+    Args a;
+    a.buf(*d.a).u64(d.a_off + b0 * d.stride_a).u64(d.stride_a).i32(d.lda);
+    if (b_rows)
+      a.buf(*d.b).u64(d.b_off + b0 * d.stride_b).u64(d.stride_b).i32(ldbt);
+    else
+      a.buf(scratch).u64(batch_b == 1 ? 0 : b0 * bt_one).u64(batch_b == 1 ? 0 : bt_one).i32(ldbt);
+    a.buf(*d.c).u64(d.c_off + b0 * d.stride_c).u64(d.stride_c).i32(d.ldc);
+    a.buf(bias).u64(d.bias ? d.bias_off : 0).i32s(bias_code(d.bias_kind)).i32s(act_code(d.act));
+    a.i32(d.m).i32(d.n).i32(d.k).i32(kps).i32s(splits).real(d.alpha, false).real(d.beta, false);
+    a.buf(scratch).u64(w_off + b0 * splits * d.m * d.n).i32s(trans_c ? 1 : 0);
+    stream.launch_args(k.narrow, Range(div_up(d.m, kNarrowR), 1, nb * splits), one, a.v);
+  }
+  if (splits > 1) launch_epilogue(stream, k, d, &scratch, w_off, splits, trans_c);
+}
+
 // The packed CPU path. Short, wide products (m small, n large) run transposed,
 // C^T = op(B)^T op(A)^T with a transposing store, so that the small dimension is the
 // column-panel one; A is read in place (no packing) when only one or two column
@@ -258,6 +311,10 @@ void run_packed(Stream& stream, const GemmDesc& in, const GemmParams& p) {
     d.stride_b = in.stride_a;
     d.bias_kind = in.bias_kind == BiasKind::PerRow ? BiasKind::PerCol
                   : in.bias_kind == BiasKind::PerCol ? BiasKind::PerRow : BiasKind::None;
+  }
+  if (d.n <= kNarrowN && d.a_type == ElemType::F32 && !d.trans_a) {
+    run_narrow(stream, get_kernels(stream.device(), d, p), d, swap);
+    return;
   }
   PackedVariant var;
   // A read in place when it is not transposed and one or two column panels would use

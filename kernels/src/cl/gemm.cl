@@ -25,7 +25,8 @@
 //    shifted to end at column n; with KC slices, next-slice touching), so that small
 //    products are one launch with neither operand packed, k sliced (KC), work-item order (NFIRST), split K (partial
 //    sums to a workspace, finished by axle_gemm_epilogue), transposed store (trans_c,
-//    for C^T = op(B)^T op(A)^T).
+//    for C^T = op(B)^T op(A)^T). Narrow C (n <= 8, GEMV-like): axle_gemm_pack_bt and
+//    axle_gemm_narrow, vectorised along k.
 //  * tiled (GPU): axle_gemm_tiled, the classic local-memory kernel: a work-group
 //    computes a BM x BN tile, each work-item TM x TN of it, staging BK-deep slices of
 //    A and B in local memory. Reads the operands directly (transposes and element
@@ -481,6 +482,88 @@ AXLE_KERNEL void axle_gemm_packed(AXLE_GLOBAL const float* AXLE_RESTRICT a, ulon
                                trans_c);
   }
 #endif
+}
+
+// ---- narrow C: GEMV-like products ------------------------------------------------
+// C (m x n, n <= NARROW_N) for f32 op(A) with rows contiguous in k (A not transposed).
+// op(B)^T comes as n rows of ldbt floats: B itself when it is f32 and stored n x k,
+// else written by axle_gemm_pack_bt. axle_gemm_narrow then runs one work-item per NARROW_R rows of C and a k
+// range: floatVW products of A rows with those B^T rows, summed across lanes at the
+// end. dims (ceil(m / NARROW_R), 1, batch * splits); with splits > 1 raw sums go to w
+// (finished by axle_gemm_epilogue). Memory-bound on A, which is read once.
+#define NARROW_N 8
+#define NARROW_R 3
+
+// dims (n, ceil(k / PACK_ROWS), batch).
+AXLE_KERNEL void axle_gemm_pack_bt(AXLE_GLOBAL const B_ELEM* AXLE_RESTRICT bsrc, ulong b_off, ulong b_stride, int ldb,
+                                   int trans_b, AXLE_GLOBAL float* AXLE_RESTRICT bt, ulong bt_off, ulong bt_stride,
+                                   int ldbt, int n, int k) {
+  const int j = (int)AXLE_GLOBAL_ID(0);
+  const int p0 = (int)AXLE_GLOBAL_ID(1) * PACK_ROWS;
+  const int b = (int)AXLE_GLOBAL_ID(2);
+  const int p1 = min(p0 + PACK_ROWS, k);
+  bsrc += b_off + (ulong)b * b_stride;
+  AXLE_GLOBAL float* dst = bt + bt_off + (ulong)b * bt_stride + (ulong)j * ldbt;
+  for (int p = p0; p < p1; ++p) dst[p] = (float)LOAD_B(bsrc, trans_b ? (ulong)j * ldb + p : (ulong)p * ldb + j);
+}
+
+AXLE_KERNEL void axle_gemm_narrow(AXLE_GLOBAL const float* AXLE_RESTRICT a, ulong a_off, ulong a_stride, int lda,
+                                  AXLE_GLOBAL const float* AXLE_RESTRICT bt, ulong bt_off, ulong bt_stride, int ldbt,
+                                  AXLE_GLOBAL C_ELEM* AXLE_RESTRICT c, ulong c_off, ulong c_stride, int ldc,
+                                  AXLE_GLOBAL const float* AXLE_RESTRICT bias, ulong bias_off, int bias_kind, int act,
+                                  int m, int n, int k, int kps, int splits, float alpha, float beta,
+                                  AXLE_GLOBAL float* AXLE_RESTRICT w, ulong w_off, int trans_c) {
+  const int i0 = (int)AXLE_GLOBAL_ID(0) * NARROW_R;
+  const int bs = (int)AXLE_GLOBAL_ID(2);
+  const int b = bs / splits;
+  const int s = bs - b * splits;
+  const int kb = s * kps;
+  const int ke = min(k, kb + kps);
+  const int kv = kb + (ke - kb) / VW * VW;  // end of the whole vectors
+  AXLE_GLOBAL const float* ab = a + a_off + (ulong)b * a_stride;
+  AXLE_GLOBAL const float* bb = bt + bt_off + (ulong)b * bt_stride;
+  ulong ro[NARROW_R];  // rows past m are clamped to the last row and not stored
+#pragma unroll
+  for (int r = 0; r < NARROW_R; ++r) ro[r] = (ulong)min(i0 + r, m - 1) * (ulong)lda;
+  ulong co[NARROW_N];  // columns past n likewise
+#pragma unroll
+  for (int j = 0; j < NARROW_N; ++j) co[j] = (ulong)min(j, n - 1) * (ulong)ldbt;
+  VT acc[NARROW_R * NARROW_N];
+#pragma unroll
+  for (int q = 0; q < NARROW_R * NARROW_N; ++q) acc[q] = AXLE_SPLAT(VT, 0.0f);
+  for (int p = kb; p < kv; p += VW) {
+    VT bv[NARROW_N];
+#pragma unroll
+    for (int j = 0; j < NARROW_N; ++j) bv[j] = VLOADW(0, bb + co[j] + p);
+#pragma unroll
+    for (int r = 0; r < NARROW_R; ++r) {
+      const VT av = VLOADW(0, ab + ro[r] + p);
+#pragma unroll
+      for (int j = 0; j < NARROW_N; ++j) acc[r * NARROW_N + j] = fma(av, bv[j], acc[r * NARROW_N + j]);
+    }
+  }
+  AXLE_GLOBAL C_ELEM* cb = c + c_off + (ulong)b * c_stride;
+  AXLE_GLOBAL float* wb = w + w_off + (ulong)bs * (ulong)m * (ulong)n;
+  bias += bias_off;
+  // Fully unrolled (static indices keep acc in registers); rows past m, columns past n skipped.
+#pragma unroll
+  for (int r = 0; r < NARROW_R; ++r) {
+    const int i = i0 + r;
+#pragma unroll
+    for (int j = 0; j < NARROW_N; ++j) {
+      if (i >= m || j >= n) continue;
+      float lanes[VW];
+      VSTOREW(acc[r * NARROW_N + j], 0, lanes);
+      float sum = 0.0f;
+      for (int q = 0; q < VW; ++q) sum += lanes[q];
+      for (int p = kv; p < ke; ++p) sum = fma(ab[ro[r] + p], bb[co[j] + p], sum);
+      if (splits > 1)
+        wb[(ulong)i * n + j] = sum;
+      else
+        axle_gemm_store(cb, trans_c ? (ulong)j * ldc + i : (ulong)i * ldc + j, sum, alpha, beta, bias, bias_kind, act,
+                        i, j);
+    }
+  }
 }
 #endif  // packed family
 
