@@ -25,6 +25,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -145,6 +146,7 @@ int compile_all(const std::vector<KernelFile>& files) {
     const Variant* variant;
     std::string arch;
     NvrtcResult result;
+    double seconds = 0;
   };
   std::vector<Job> jobs;
   for (const auto& f : files)
@@ -152,15 +154,25 @@ int compile_all(const std::vector<KernelFile>& files) {
       for (const auto& arch : f.archs) jobs.push_back(Job{&f, &v, arch, {}});
   std::atomic<std::size_t> next{0};
   auto work = [&] {
-    for (std::size_t i; (i = next++) < jobs.size();)
+    for (std::size_t i; (i = next++) < jobs.size();) {
+      const auto t0 = std::chrono::steady_clock::now();
       jobs[i].result = axle::detail::nvrtc_compile_for_test(jobs[i].file->kind, jobs[i].file->text,
                                                             jobs[i].variant->options, jobs[i].arch);
+      jobs[i].seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
   };
   const unsigned nthreads = std::max(1u, std::min(8u, std::thread::hardware_concurrency()));
   std::vector<std::thread> pool;
   for (unsigned t = 1; t < nthreads; ++t) pool.emplace_back(work);
   work();
   for (auto& t : pool) t.join();
+  // The slowest compiles, to keep an eye on what this test costs.
+  std::vector<const Job*> by_time;
+  for (const auto& j : jobs) by_time.push_back(&j);
+  std::sort(by_time.begin(), by_time.end(), [](const Job* a, const Job* b) { return a->seconds > b->seconds; });
+  for (std::size_t i = 0; i < std::min<std::size_t>(3, by_time.size()); ++i)
+    std::printf("  %.1f s: %s [%s] for %s\n", by_time[i]->seconds, by_time[i]->file->path.filename().string().c_str(),
+                by_time[i]->variant->label.c_str(), by_time[i]->arch.c_str());
   for (const auto& j : jobs) {
     const std::string what = j.file->path.string() + " [" + j.variant->label + "] for " + j.arch;
     const NvrtcResult& r = j.result;

@@ -156,8 +156,10 @@ const GemmKernels& get_kernels(const Device& device, const GemmDesc& d, const Ge
     k.pack_a = prog.kernel("axle_gemm_pack_a");
     k.pack_b = prog.kernel("axle_gemm_pack_b");
     k.packed = prog.kernel("axle_gemm_packed");
-    k.pack_bt = prog.kernel("axle_gemm_pack_bt");
-    k.narrow = prog.kernel("axle_gemm_narrow");
+    if (d.a_type == ElemType::F32) {  // the narrow kernels exist for f32 A only
+      k.pack_bt = prog.kernel("axle_gemm_pack_bt");
+      k.narrow = prog.kernel("axle_gemm_narrow");
+    }
   } else {
     k.tiled = prog.kernel("axle_gemm_tiled");
   }

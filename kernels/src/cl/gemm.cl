@@ -485,12 +485,14 @@ AXLE_KERNEL void axle_gemm_packed(AXLE_GLOBAL const float* AXLE_RESTRICT a, ulon
 }
 
 // ---- narrow C: GEMV-like products ------------------------------------------------
-// C (m x n, n <= NARROW_N) for f32 op(A) with rows contiguous in k (A not transposed).
+// C (m x n, n <= NARROW_N) for f32 op(A) with rows contiguous in k (A not transposed;
+// the kernels exist in f32-A programs only).
 // op(B)^T comes as n rows of ldbt floats: B itself when it is f32 and stored n x k,
 // else written by axle_gemm_pack_bt. axle_gemm_narrow then runs one work-item per NARROW_R rows of C and a k
 // range: floatVW products of A rows with those B^T rows, summed across lanes at the
 // end. dims (ceil(m / NARROW_R), 1, batch * splits); with splits > 1 raw sums go to w
 // (finished by axle_gemm_epilogue). Memory-bound on A, which is read once.
+#if A_T == 0
 #define NARROW_N 8
 #define NARROW_R 3
 
@@ -545,26 +547,33 @@ AXLE_KERNEL void axle_gemm_narrow(AXLE_GLOBAL const float* AXLE_RESTRICT a, ulon
   AXLE_GLOBAL C_ELEM* cb = c + c_off + (ulong)b * c_stride;
   AXLE_GLOBAL float* wb = w + w_off + (ulong)bs * (ulong)m * (ulong)n;
   bias += bias_off;
-  // Fully unrolled (static indices keep acc in registers); rows past m, columns past n skipped.
+  // Lane sums with static indices (acc stays in registers), then the k tail and the
+  // store per element in a plain loop.
+  float sums[NARROW_R * NARROW_N];
 #pragma unroll
-  for (int r = 0; r < NARROW_R; ++r) {
+  for (int q = 0; q < NARROW_R * NARROW_N; ++q) {
+    float lanes[VW];
+    VSTOREW(acc[q], 0, lanes);
+    float t = 0.0f;
+#pragma unroll
+    for (int l = 0; l < VW; ++l) t += lanes[l];
+    sums[q] = t;
+  }
+  const int rows = min(NARROW_R, m - i0);
+  for (int q = 0; q < rows * NARROW_N; ++q) {
+    const int r = q / NARROW_N, j = q - r * NARROW_N;
+    if (j >= n) continue;
     const int i = i0 + r;
-#pragma unroll
-    for (int j = 0; j < NARROW_N; ++j) {
-      if (i >= m || j >= n) continue;
-      float lanes[VW];
-      VSTOREW(acc[r * NARROW_N + j], 0, lanes);
-      float sum = 0.0f;
-      for (int q = 0; q < VW; ++q) sum += lanes[q];
-      for (int p = kv; p < ke; ++p) sum = fma(ab[ro[r] + p], bb[co[j] + p], sum);
-      if (splits > 1)
-        wb[(ulong)i * n + j] = sum;
-      else
-        axle_gemm_store(cb, trans_c ? (ulong)j * ldc + i : (ulong)i * ldc + j, sum, alpha, beta, bias, bias_kind, act,
-                        i, j);
-    }
+    float sum = sums[q];
+    for (int p = kv; p < ke; ++p) sum = fma(ab[ro[r] + p], bb[co[j] + p], sum);
+    if (splits > 1)
+      wb[(ulong)i * n + j] = sum;
+    else
+      axle_gemm_store(cb, trans_c ? (ulong)j * ldc + i : (ulong)i * ldc + j, sum, alpha, beta, bias, bias_kind, act,
+                      i, j);
   }
 }
+#endif  // A_T == 0 (narrow)
 #endif  // packed family
 
 #if defined(BM)
