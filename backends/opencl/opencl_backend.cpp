@@ -10,6 +10,11 @@
 #include <map>
 #include <mutex>
 
+#ifdef __linux__
+#include <sched.h>
+#include <unistd.h>
+#endif
+
 #include "backend/backend.hpp"
 #include "cl_loader.hpp"
 #include "log.hpp"
@@ -600,15 +605,30 @@ class ClDevice final : public DeviceImpl {
 
 // ------------------------------------------------------------------ backend
 
+// PoCL's CPU device: pin its worker threads, one per core (POCL_AFFINITY=1), unless
+// the user chose. Unpinned, the scheduler often wakes both workers on one core and a
+// millisecond-scale launch runs at half speed until it migrates one (bimodal timings
+// on 2-core machines). PoCL pins worker i to CPU i and, in recent versions, aborts
+// when that fails, so this is done only when the process may run on every online
+// CPU (no taskset or cpuset restriction). PoCL reads the variable when the ICD
+// loader first initialises it (the first clGetPlatformIDs); other drivers ignore it.
+static void pin_pocl_workers() {
+#ifdef __linux__
+  if (std::getenv("POCL_AFFINITY")) return;
+  cpu_set_t allowed;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
+  const long online = sysconf(_SC_NPROCESSORS_ONLN);
+  if (online <= 1 || online > CPU_SETSIZE || CPU_COUNT(&allowed) != online) return;
+  for (long c = 0; c < online; ++c)
+    if (!CPU_ISSET(c, &allowed)) return;
+  ::setenv("POCL_AFFINITY", "1", /*overwrite=*/0);
+#endif
+}
+
 class ClBackend final : public Backend {
  public:
   ClBackend() {
-    // PoCL's CPU device: pin its worker threads, one per core, unless the user chose.
-    // Unpinned, the scheduler often wakes both workers on one core and a millisecond-
-    // scale launch runs at half speed until it migrates one (seen as bimodal timings
-    // on 2-core machines). PoCL reads this when the ICD loader first initialises it,
-    // which is the clGetPlatformIDs below; other OpenCL drivers ignore it.
-    ::setenv("POCL_AFFINITY", "1", /*overwrite=*/0);
+    pin_pocl_workers();
     g_api = cl::load(reason_);
     if (!g_api) return;
     cl_uint np = 0;
