@@ -70,6 +70,7 @@ struct PackedVariant {
   int mb = 0, kc = -1;  // 0 / -1: from the parameters
   int nb = 1;           // adjacent column panels per work-item (KC slices over B in place)
   int nfirst = -1;      // -1: from the parameters
+  int nv = 0;           // 0: from the parameters
 };
 KernelKey kernel_key(const Device& device, const GemmDesc& d, const GemmParams& p, PackedVariant v = {}) {
   int pack_a = v.pack_a;
@@ -82,7 +83,7 @@ KernelKey kernel_key(const Device& device, const GemmDesc& d, const GemmParams& 
   std::uint64_t hi = 0;
   if (p.family == KernelFamily::Packed) {
     hi = static_cast<std::uint64_t>(p.mr) | static_cast<std::uint64_t>(p.vw) << 8 |
-         static_cast<std::uint64_t>(p.nv) << 16 | static_cast<std::uint64_t>(v.mb ? v.mb : p.mb) << 24 |
+         static_cast<std::uint64_t>(v.nv ? v.nv : p.nv) << 16 | static_cast<std::uint64_t>(v.mb ? v.mb : p.mb) << 24 |
          static_cast<std::uint64_t>(pack_a) << 40 | static_cast<std::uint64_t>(v.kc >= 0 ? v.kc : p.kc) << 41 |
          static_cast<std::uint64_t>(v.pack_b) << 59 |
          static_cast<std::uint64_t>(v.nfirst >= 0 ? v.nfirst : p.nfirst) << 58;
@@ -138,7 +139,7 @@ const GemmKernels& get_kernels(const Device& device, const GemmDesc& d, const Ge
   BuildOptions opt;
   opt.define("A_T", type_code(d.a_type)).define("B_T", type_code(d.b_type)).define("C_T", type_code(d.c_type));
   if (p.family == KernelFamily::Packed) {
-    opt.define("MR", p.mr).define("VW", p.vw).define("NV", p.nv).define("MB", v.mb ? v.mb : p.mb);
+    opt.define("MR", p.mr).define("VW", p.vw).define("NV", v.nv ? v.nv : p.nv).define("MB", v.mb ? v.mb : p.mb);
     opt.define("KC", v.kc >= 0 ? v.kc : p.kc).define("NFIRST", v.nfirst >= 0 ? v.nfirst : p.nfirst).define("PACK_A", v.pack_a);
     opt.define("PACK_B", v.pack_b).define("NB", v.nb);
   } else {
@@ -319,9 +320,13 @@ void run_packed(Stream& stream, const GemmDesc& in, const GemmParams& p) {
     return;
   }
   PackedVariant var;
+  // C narrower than the tuned column panel: fewer vectors per panel, so that neither
+  // FMAs nor packing go to padding columns (a batch of 16x16 products: ~2x).
+  var.nv = static_cast<int>(std::min<std::size_t>(p.nv, div_up(d.n, p.vw)));
+  const std::size_t nr = p.vw * static_cast<std::size_t>(var.nv);  // column panel width
   // A read in place when it is not transposed and one or two column panels would use
   // its packed copy.
-  const bool few_panels = div_up(d.n, nr0) <= 2;
+  const bool few_panels = div_up(d.n, nr) <= 2;
   var.pack_a = d.a_type != ElemType::F32 || (p.pack_a && !(few_panels && !d.trans_a)) ? 1 : 0;
   // B read in place (f32, not transposed, at least one whole column panel wide):
   //  * short C (a few row panels) over a long, wide B: each work-item takes every row
@@ -330,8 +335,8 @@ void run_packed(Stream& stream, const GemmDesc& in, const GemmParams& p) {
   //    its worker threads for every launch): with A read in place too (the small
   //    bucket's entries have PACK_A=0), the product is a single launch.
   const std::size_t mp_all = div_up(d.m, static_cast<std::size_t>(p.mr));
-  const bool b_direct_ok = d.b_type == ElemType::F32 && !d.trans_b && d.n >= nr0;
-  const bool short_c = b_direct_ok && mp_all <= 16 && d.k >= 256 && div_up(d.n, nr0) >= 8;
+  const bool b_direct_ok = d.b_type == ElemType::F32 && !d.trans_b && d.n >= nr;
+  const bool short_c = b_direct_ok && mp_all <= 16 && d.k >= 256 && div_up(d.n, nr) >= 8;
   const bool small = b_direct_ok && !short_c && std::string_view(shape_bucket(d.m, d.n, d.k)) == "small";
   const bool direct_b = short_c || small;
   if (short_c) {
@@ -341,25 +346,25 @@ void run_packed(Stream& stream, const GemmDesc& in, const GemmParams& p) {
     // Up to 4 adjacent column panels per work-item (B rows read 4 * NR floats at a
     // time), keeping at least 4 work-items per compute unit.
     const std::size_t units = std::max(1u, stream.device().info().compute_units);
-    var.nb = static_cast<int>(std::clamp<std::size_t>(div_up(d.n, nr0) / (4 * units), 1, 4));
+    var.nb = static_cast<int>(std::clamp<std::size_t>(div_up(d.n, nr) / (4 * units), 1, 4));
   } else if (small) {
     var.pack_b = 0;
   }
   // Work-item order: with a short k the whole packed B fits in L2, and consecutive
   // work-items taking consecutive column panels of the same rows (NFIRST) read A once
   // and write C in row-major sweeps: 4096x4096x16 ~3x faster. Otherwise the tuned order.
-  var.nfirst = !direct_b && d.k * round_up(d.n, nr0) * sizeof(float) <= kShortKBytes ? 1 : p.nfirst;
+  var.nfirst = !direct_b && d.k * round_up(d.n, nr) * sizeof(float) <= kShortKBytes ? 1 : p.nfirst;
   // Fewer row panels per work-item when there would be too few work-items to balance.
   std::size_t mb = var.mb ? var.mb : p.mb;
   if (!var.mb && mb > 1) {
     const std::size_t units = std::max(1u, stream.device().info().compute_units);
-    const std::size_t items = mp_all * div_up(d.n, nr0) * d.batch;
+    const std::size_t items = mp_all * div_up(d.n, nr) * d.batch;
     mb = std::max<std::size_t>(1, std::min(mb, items / (256 * units)));
     var.mb = static_cast<int>(mb);
   }
   const GemmKernels& k = get_kernels(stream.device(), d, p, var);
   const int pack_a = var.pack_a;
-  const std::size_t mr = p.mr, nr = p.nr();
+  const std::size_t mr = p.mr;
   const std::size_t mp = div_up(d.m, mr), np = div_up(d.n, nr);
   const std::size_t batch_a = d.stride_a == 0 ? 1 : d.batch;  // a stride of 0: pack once
   const std::size_t batch_b = d.stride_b == 0 ? 1 : d.batch;
