@@ -4,7 +4,10 @@
 //   CUDA device:   Axle vs cuBLAS (f32, TF32, f16, bf16)
 //
 // Usage: gemm_bench [--quick] [--device SPEC] [--dtype f32|f16|bf16|all] [--json PATH]
-//                   [--sizes MxNxK,...] [--threads N] [--rounds R] [--cpu-time] [--only IMPL,...]
+//                   [--sizes MxNxK,...] [--batch B] [--threads N] [--rounds R] [--cpu-time]
+//                   [--only IMPL,...]
+// --batch B times B contiguous products per call (Axle gemm_strided_batched, CLBlast
+// GemmStridedBatched, cuBLAS GemmStridedBatchedEx, an OpenBLAS loop).
 // --cpu-time divides by process CPU time (all threads) instead of wall time: a steadier
 // way to compare implementations on a shared, busy machine (multiply by the thread
 // count to compare with wall-clock figures).
@@ -52,7 +55,21 @@ struct Record {
   std::string impl, backend, device, dtype;
   Shape s;
   double gflops;
+  std::size_t batch;
 };
+
+// One Axle call: C = A B for `batch` contiguous m x k, k x n, m x n matrices.
+template <typename T>
+void axle_gemm(axle::Stream& s, std::size_t m, std::size_t n, std::size_t k, std::size_t batch, const axle::Buffer& a,
+               const axle::Buffer& b, const axle::Buffer& c, const axle::blas::GemmOptions& o = {}) {
+  if (batch == 1)
+    axle::blas::gemm(s, axle::Layout::RowMajor, axle::Op::N, axle::Op::N, m, n, k, 1.0, a.view<T>(), k, b.view<T>(), n,
+                     0.0, c.view<T>(), n, {}, o);
+  else
+    axle::blas::gemm_strided_batched(s, axle::Layout::RowMajor, axle::Op::N, axle::Op::N, m, n, k, 1.0, a.view<T>(), k,
+                                     m * k, b.view<T>(), n, k * n, 0.0, c.view<T>(), n, m * n, batch, {}, o);
+  s.synchronize();
+}
 
 bool g_cpu_time = false;  // --cpu-time: process CPU seconds / threads instead of wall seconds
 
@@ -119,6 +136,7 @@ int main(int argc, char** argv) {
   bool quick = false;
   std::string device_spec, dtype_arg = "f32", json_path, sizes_arg;
   int threads = 2, rounds = 3;
+  std::size_t batch = 1;
   std::string only;  // --only NAME[,NAME]: run just these implementations
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -136,11 +154,12 @@ int main(int argc, char** argv) {
     else if (a == "--sizes") sizes_arg = next();
     else if (a == "--threads") threads = std::stoi(next());
     else if (a == "--rounds") rounds = std::stoi(next());
+    else if (a == "--batch") batch = std::max(1, std::stoi(next()));
     else if (a == "--cpu-time") g_cpu_time = true;
     else if (a == "--only") only = next();
     else if (a == "--help" || a == "-h") {
       std::printf("usage: gemm_bench [--quick] [--device SPEC] [--dtype f32|f16|bf16|all] [--json PATH]\n"
-                  "                  [--sizes MxNxK,...] [--threads N] [--rounds R] [--cpu-time]\n"
+                  "                  [--sizes MxNxK,...] [--batch B] [--threads N] [--rounds R] [--cpu-time]\n"
                   "                  [--only IMPL[,IMPL]]\n");
       return 0;
     } else {
@@ -190,14 +209,15 @@ int main(int argc, char** argv) {
     bool header_done = false;
     for (const Shape& sh : sizes) {
       const std::size_t m = sh.m, n = sh.n, k = sh.k;
-      const double flops = 2.0 * m * n * k;
+      const double flops = 2.0 * m * n * k * batch;
       const double budget = quick ? 0.25 : 0.6;
-      std::vector<float> ha(m * k), hb(k * n);
+      const std::size_t sa = m * k, sb = k * n, sc = m * n;  // batch strides (contiguous matrices)
+      std::vector<float> ha(sa * batch), hb(sb * batch);
       for (auto& x : ha) x = dist(rng);
       for (auto& x : hb) x = dist(rng);
-      std::vector<float> hc(m * n, 0.f);
       const std::size_t es = dtype == "f32" ? 4 : 2;
-      axle::Buffer da = dev.alloc_bytes(m * k * es), db = dev.alloc_bytes(k * n * es), dc = dev.alloc_bytes(m * n * es);
+      axle::Buffer da = dev.alloc_bytes(sa * batch * es), db = dev.alloc_bytes(sb * batch * es),
+                   dc = dev.alloc_bytes(sc * batch * es);
       auto upload = [&](const std::vector<float>& h, const axle::Buffer& b) {
         if (dtype == "f32") {
           stream.copy(h, b.view<float>());
@@ -221,25 +241,24 @@ int main(int argc, char** argv) {
       const std::string axle_name = "axle-" + info.backend;
       impls[axle_name] = [&]() {
         if (dtype == "f32")
-          axle::blas::gemm(stream, axle::Layout::RowMajor, axle::Op::N, axle::Op::N, m, n, k, 1.0, da.view<float>(), k,
-                           db.view<float>(), n, 0.0, dc.view<float>(), n);
+          axle_gemm<float>(stream, m, n, k, batch, da, db, dc);
         else if (dtype == "f16")
-          axle::blas::gemm(stream, axle::Layout::RowMajor, axle::Op::N, axle::Op::N, m, n, k, 1.0,
-                           da.view<axle::half_t>(), k, db.view<axle::half_t>(), n, 0.0, dc.view<axle::half_t>(), n);
+          axle_gemm<axle::half_t>(stream, m, n, k, batch, da, db, dc);
         else
-          axle::blas::gemm(stream, axle::Layout::RowMajor, axle::Op::N, axle::Op::N, m, n, k, 1.0,
-                           da.view<axle::bfloat16_t>(), k, db.view<axle::bfloat16_t>(), n, 0.0,
-                           dc.view<axle::bfloat16_t>(), n);
-        stream.synchronize();
+          axle_gemm<axle::bfloat16_t>(stream, m, n, k, batch, da, db, dc);
       };
 #ifdef AXLE_BENCH_HAVE_CLBLAST
       if (info.backend == "opencl" && dtype == "f32") {
         impls["clblast"] = [&]() {
           cl_command_queue q = static_cast<cl_command_queue>(stream.native_handle());
-          auto st = clblast::Gemm<float>(clblast::Layout::kRowMajor, clblast::Transpose::kNo, clblast::Transpose::kNo, m,
-                                         n, k, 1.0f, static_cast<cl_mem>(da.native_handle()), 0, k,
-                                         static_cast<cl_mem>(db.native_handle()), 0, n, 0.0f,
-                                         static_cast<cl_mem>(dc.native_handle()), 0, n, &q, nullptr);
+          const auto a = static_cast<cl_mem>(da.native_handle()), b = static_cast<cl_mem>(db.native_handle()),
+                     c = static_cast<cl_mem>(dc.native_handle());
+          const auto no = clblast::Transpose::kNo;
+          auto st = batch == 1 ? clblast::Gemm<float>(clblast::Layout::kRowMajor, no, no, m, n, k, 1.0f, a, 0, k, b, 0,
+                                                      n, 0.0f, c, 0, n, &q, nullptr)
+                               : clblast::GemmStridedBatched<float>(clblast::Layout::kRowMajor, no, no, m, n, k, 1.0f, a,
+                                                                    0, k, sa, b, 0, n, sb, 0.0f, c, 0, n, sc, batch, &q,
+                                                                    nullptr);
           if (st != clblast::StatusCode::kSuccess) throw std::runtime_error("CLBlast failed: " + std::to_string(int(st)));
           clFinish(q);
         };
@@ -248,10 +267,11 @@ int main(int argc, char** argv) {
 #ifdef AXLE_BENCH_HAVE_OPENBLAS
       std::vector<float> hc_ob;
       if (info.type == axle::DeviceType::CPU && dtype == "f32") {
-        hc_ob.resize(m * n);
+        hc_ob.resize(sc * batch);
         impls["openblas"] = [&]() {
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, ha.data(), k, hb.data(), n, 0.0f,
-                      hc_ob.data(), n);
+          for (std::size_t i = 0; i < batch; ++i)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, ha.data() + i * sa, k,
+                        hb.data() + i * sb, n, 0.0f, hc_ob.data() + i * sc, n);
         };
       }
 #endif
@@ -261,8 +281,12 @@ int main(int argc, char** argv) {
         auto gemm_ex = [&, ptr](cudaDataType t, cublasComputeType_t ct) {
           const float one = 1.f, zero = 0.f;
           // row-major C = A B is column-major C^T = B^T A^T
-          cublasGemmEx(cublas, CUBLAS_OP_N, CUBLAS_OP_N, n, m, k, &one, ptr(db), t, n, ptr(da), t, k, &zero, ptr(dc), t,
-                       n, ct, CUBLAS_GEMM_DEFAULT);
+          if (batch == 1)
+            cublasGemmEx(cublas, CUBLAS_OP_N, CUBLAS_OP_N, n, m, k, &one, ptr(db), t, n, ptr(da), t, k, &zero, ptr(dc),
+                         t, n, ct, CUBLAS_GEMM_DEFAULT);
+          else
+            cublasGemmStridedBatchedEx(cublas, CUBLAS_OP_N, CUBLAS_OP_N, n, m, k, &one, ptr(db), t, n, sb, ptr(da), t, k,
+                                       sa, &zero, ptr(dc), t, n, sc, static_cast<int>(batch), ct, CUBLAS_GEMM_DEFAULT);
           stream.synchronize();
         };
         if (dtype == "f32") {
@@ -271,9 +295,7 @@ int main(int argc, char** argv) {
           impls["axle-cuda-tf32"] = [&]() {
             axle::blas::GemmOptions o;
             o.allow_tf32 = true;
-            axle::blas::gemm(stream, axle::Layout::RowMajor, axle::Op::N, axle::Op::N, m, n, k, 1.0, da.view<float>(),
-                             k, db.view<float>(), n, 0.0, dc.view<float>(), n, {}, o);
-            stream.synchronize();
+            axle_gemm<float>(stream, m, n, k, batch, da, db, dc, o);
           };
         } else if (dtype == "f16") {
           impls["cublas"] = [=]() { gemm_ex(CUDA_R_16F, CUBLAS_COMPUTE_32F); };
@@ -304,7 +326,10 @@ int main(int argc, char** argv) {
           if (kv.first == "openblas") std::this_thread::sleep_for(std::chrono::milliseconds(300));
         }
       char shape[64];
-      std::snprintf(shape, sizeof shape, "%zux%zux%zu", m, n, k);
+      if (batch == 1)
+        std::snprintf(shape, sizeof shape, "%zux%zux%zu", m, n, k);
+      else
+        std::snprintf(shape, sizeof shape, "%zu*%zux%zux%zu", batch, m, n, k);
       std::printf("%-16s %-10s", shape, dtype.c_str());
       std::map<std::string, double> med;
       for (const std::string& name : header_impls) {
@@ -315,7 +340,7 @@ int main(int argc, char** argv) {
         med[name] = median(res[name]);
         std::printf(" %14.1f", med[name]);
         Record rec{name, name.rfind("axle", 0) == 0 ? info.backend : (name == "openblas" ? "host" : info.backend),
-                   info.name, dtype, sh, med[name]};
+                   info.name, dtype, sh, med[name], batch};
         records.push_back(rec);
       }
       std::printf("  ");
@@ -342,7 +367,8 @@ int main(int argc, char** argv) {
       for (char c : r.device) dev_name += (c == '"' || c == '\\') ? ' ' : c;
       f << "  {\"impl\": \"" << r.impl << "\", \"backend\": \"" << r.backend << "\", \"device\": \"" << dev_name
         << "\", \"dtype\": \"" << r.dtype << "\", \"m\": " << r.s.m << ", \"n\": " << r.s.n << ", \"k\": " << r.s.k
-        << ", \"gflops\": " << r.gflops << "}" << (i + 1 < records.size() ? "," : "") << "\n";
+        << ", \"batch\": " << r.batch << ", \"gflops\": " << r.gflops << "}" << (i + 1 < records.size() ? "," : "")
+        << "\n";
     }
     f << "]\n";
     std::printf("\nwrote %s\n", json_path.c_str());

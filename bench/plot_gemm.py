@@ -34,20 +34,28 @@ def main():
         dtypes = [d for d in dtypes if d == args.dtype]
     out = args.output or (args.json.rsplit(".", 1)[0] + ".png")
 
-    def shape_key(r):
-        m, n, k = r["m"], r["n"], r["k"]
-        square = m == n == k
-        return (0 if square else 1, m * n * k if square else 0, m, n, k)
+    def shape_of(r):
+        return (r.get("batch", 1), r["m"], r["n"], r["k"])
+
+    def shape_key(s):
+        b, m, n, k = s
+        square = m == n == k and b == 1
+        return (0 if square else 1, m * n * k if square else 0, b, m, n, k)
+
+    def label(s):
+        b, m, n, k = s
+        core = f"{m}" if m == n == k else f"{m}x{n}x{k}"
+        return core if b == 1 else f"{b}*{m}x{n}x{k}"
 
     fig, axes = plt.subplots(len(dtypes), 1, figsize=(11, 4.5 * len(dtypes)), squeeze=False)
     for ax, dtype in zip(axes[:, 0], dtypes):
         recs = [r for r in records if r["dtype"] == dtype]
-        shapes = sorted({(r["m"], r["n"], r["k"]) for r in recs}, key=lambda s: shape_key({"m": s[0], "n": s[1], "k": s[2]}))
-        labels = [f"{m}" if m == n == k else f"{m}x{n}x{k}" for m, n, k in shapes]
+        shapes = sorted({shape_of(r) for r in recs}, key=shape_key)
+        labels = [label(s) for s in shapes]
         for impl in sorted({r["impl"] for r in recs}):
             ys = []
             for s in shapes:
-                v = [r["gflops"] for r in recs if r["impl"] == impl and (r["m"], r["n"], r["k"]) == s]
+                v = [r["gflops"] for r in recs if r["impl"] == impl and shape_of(r) == s]
                 ys.append(v[0] if v else float("nan"))
             style = "-o" if impl.startswith("axle") else "--s"
             ax.plot(range(len(shapes)), ys, style, label=impl)
