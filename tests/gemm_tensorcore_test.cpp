@@ -189,8 +189,10 @@ class TensorCoreGemm : public ::testing::Test {
 const std::vector<std::vector<std::size_t>> kShapes = {
     {1, 1, 1}, {17, 17, 17}, {127, 129, 65}, {257, 255, 100}, {1000, 1025, 77}, {64, 1025, 257}, {300, 520, 264}};
 
-TEST_F(TensorCoreGemm, ShapesAndTransposesF16) {
-  for (const auto& dev : devs_)
+// Every shape of kShapes with every transpose pair, on every device.
+template <typename T>
+void shapes_and_transposes(const std::vector<axle::Device>& devs) {
+  for (const auto& dev : devs)
     for (const auto& sh : kShapes)
       for (Op ta : {Op::N, Op::T})
         for (Op tb : {Op::N, Op::T}) {
@@ -200,24 +202,13 @@ TEST_F(TensorCoreGemm, ShapesAndTransposesF16) {
           c.m = sh[0];
           c.n = sh[1];
           c.k = sh[2];
-          run_case<half_t, half_t>(dev, c);
+          run_case<T, T>(dev, c);
         }
 }
 
-TEST_F(TensorCoreGemm, ShapesAndTransposesBf16) {
-  for (const auto& dev : devs_)
-    for (const auto& sh : kShapes)
-      for (Op ta : {Op::N, Op::T})
-        for (Op tb : {Op::N, Op::T}) {
-          Case c;
-          c.ta = ta;
-          c.tb = tb;
-          c.m = sh[0];
-          c.n = sh[1];
-          c.k = sh[2];
-          run_case<bfloat16_t, bfloat16_t>(dev, c);
-        }
-}
+TEST_F(TensorCoreGemm, ShapesAndTransposesF16) { shapes_and_transposes<half_t>(devs_); }
+
+TEST_F(TensorCoreGemm, ShapesAndTransposesBf16) { shapes_and_transposes<bfloat16_t>(devs_); }
 
 // Large enough that the dispatcher takes the wgmma path on sm_90 (m, n >= 256, k >= 128).
 TEST_F(TensorCoreGemm, LargeAlignedAllTransposes) {

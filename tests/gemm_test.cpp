@@ -11,9 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "../kernels/src/env_choice.hpp"
 #include "../kernels/src/gemm_tuning.hpp"
 #include "axle/axle.hpp"
 #include "axle/blas.hpp"
+#include "test_util.hpp"
 
 using axle::bfloat16_t;
 using axle::half_t;
@@ -772,3 +774,23 @@ TEST(GemmTuning, UserFileOverridesAndBadEntriesAreRejected) {
 }
 
 }  // namespace
+
+TEST(GemmEnvChoice, SpellingsUnsetAndUnknownValues) {
+  enum class Pick { Auto, Off, Big };
+  auto pick = [] {
+    return axle::blas::detail::env_choice<Pick>(
+        "AXLE_TEST_ENV_CHOICE", {{"auto", Pick::Auto}, {"off", Pick::Off}, {"0", Pick::Off}, {"big", Pick::Big}},
+        Pick::Auto, "auto, off, big");
+  };
+  {
+    axle_test::ScopedEnv unset("AXLE_TEST_ENV_CHOICE", std::nullopt);
+    EXPECT_EQ(pick(), Pick::Auto);
+  }
+  const std::pair<const char*, Pick> cases[] = {
+      {"", Pick::Auto}, {"auto", Pick::Auto}, {"off", Pick::Off}, {"0", Pick::Off}, {"big", Pick::Big},
+      {"BIG", Pick::Auto}, {"bigger", Pick::Auto}};
+  for (const auto& [value, want] : cases) {
+    axle_test::ScopedEnv env("AXLE_TEST_ENV_CHOICE", std::string(value));
+    EXPECT_EQ(pick(), want) << "AXLE_TEST_ENV_CHOICE=" << value;
+  }
+}

@@ -22,6 +22,7 @@
 // Thread-safety: the per-device kernel cache is guarded by a mutex; launches on
 // distinct streams may run concurrently.
 #include "gemm_cuda_simt.hpp"
+#include "env_choice.hpp"
 #include "per_device.hpp"
 
 #include <algorithm>
@@ -47,20 +48,13 @@ namespace {
 
 enum class SimtChoice { Auto, Off, Large, Medium, Small };
 
+// Read at every call (tests pin it per case).
 SimtChoice simt_choice() {
-  const char* v = std::getenv("AXLE_GEMM_SIMT");
-  if (!v || !*v) return SimtChoice::Auto;
-  const std::string s(v);
-  if (s == "auto") return SimtChoice::Auto;
-  if (s == "off" || s == "0" || s == "none") return SimtChoice::Off;
-  if (s == "large") return SimtChoice::Large;
-  if (s == "medium") return SimtChoice::Medium;
-  if (s == "small") return SimtChoice::Small;
-  static std::atomic<bool> warned{false};
-  if (!warned.exchange(true))
-    axle::log("blas", LogLevel::Warn,
-              std::string("AXLE_GEMM_SIMT=") + v + " is not one of off, auto, large, medium, small; using auto");
-  return SimtChoice::Auto;
+  using C = SimtChoice;
+  return env_choice<C>("AXLE_GEMM_SIMT",
+                       {{"auto", C::Auto}, {"off", C::Off}, {"0", C::Off}, {"none", C::Off}, {"large", C::Large},
+                        {"medium", C::Medium}, {"small", C::Small}},
+                       C::Auto, "off, auto, large, medium, small");
 }
 
 // One row of the tile table in sgemm_simt.cu (AXLE_SIMT_TILE = index).

@@ -217,6 +217,17 @@ struct Args {
 
 bool is_gpu(const Device& d) { return d.info().type != DeviceType::CPU; }
 
+std::size_t compute_units(const Device& d) { return std::max(1u, d.info().compute_units); }
+
+// k depth of each of `splits` pieces (a multiple of 16); `splits` becomes the number
+// of pieces that depth really gives.
+std::size_t split_depth(std::size_t k, int& splits) {
+  if (splits <= 1) return k;
+  const std::size_t kps = round_up(div_up(k, static_cast<std::size_t>(splits)), 16);
+  splits = static_cast<int>(div_up(k, kps));
+  return kps;
+}
+
 int bias_code(BiasKind b) { return b == BiasKind::None ? 0 : b == BiasKind::PerRow ? 1 : 2; }
 int act_code(Act a) { return a == Act::None ? 0 : a == Act::ReLU ? 1 : 2; }
 
@@ -243,16 +254,12 @@ void launch_epilogue(Stream& stream, const GemmKernels& k, const GemmDesc& d, co
 // rows of op(B)^T (B itself when f32 and stored n x k, else packed), vectorised along
 // k; k split when there are too few row groups for the compute units.
 void run_narrow(Stream& stream, const GemmKernels& k, const GemmDesc& d, bool trans_c) {
-  const std::size_t units = std::max(1u, stream.device().info().compute_units);
+  const std::size_t units = compute_units(stream.device());
   const std::size_t groups = div_up(d.m, kNarrowR) * d.batch;
   int splits = 1;
   if (groups < 4 * units && d.k >= 4096)
     splits = static_cast<int>(std::min(div_up(4 * units, groups), div_up(d.k, std::size_t{2048})));
-  std::size_t kps = d.k;
-  if (splits > 1) {
-    kps = round_up(div_up(d.k, splits), 16);
-    splits = static_cast<int>(div_up(d.k, kps));
-  }
+  const std::size_t kps = split_depth(d.k, splits);
   const bool b_rows = d.b_type == ElemType::F32 && d.trans_b;  // B already holds op(B)^T's rows
   const std::size_t ldbt = b_rows ? d.ldb : round_up(d.k, 16);
   const std::size_t batch_b = d.stride_b == 0 ? 1 : d.batch;
@@ -320,6 +327,7 @@ void run_packed(Stream& stream, const GemmDesc& in, const GemmParams& p) {
     run_narrow(stream, get_kernels(stream.device(), d, p), d, swap);
     return;
   }
+  const std::size_t units = compute_units(stream.device());
   PackedVariant var;
   // C narrower than the tuned column panel: fewer vectors per panel, so that neither
   // FMAs nor packing go to padding columns (a batch of 16x16 products: ~2x).
@@ -346,7 +354,6 @@ void run_packed(Stream& stream, const GemmDesc& in, const GemmParams& p) {
     var.kc = 128;
     // Up to 4 adjacent column panels per work-item (B rows read 4 * NR floats at a
     // time), keeping at least 4 work-items per compute unit.
-    const std::size_t units = std::max(1u, stream.device().info().compute_units);
     var.nb = static_cast<int>(std::clamp<std::size_t>(div_up(d.n, nr) / (4 * units), 1, 4));
   } else if (small) {
     var.pack_b = 0;
@@ -358,7 +365,6 @@ void run_packed(Stream& stream, const GemmDesc& in, const GemmParams& p) {
   // Fewer row panels per work-item when there would be too few work-items to balance.
   std::size_t mb = var.mb ? var.mb : p.mb;
   if (!var.mb && mb > 1) {
-    const std::size_t units = std::max(1u, stream.device().info().compute_units);
     const std::size_t items = mp_all * div_up(d.n, nr) * d.batch;
     mb = std::max<std::size_t>(1, std::min(mb, items / (256 * units)));
     var.mb = static_cast<int>(mb);
@@ -372,7 +378,6 @@ void run_packed(Stream& stream, const GemmDesc& in, const GemmParams& p) {
   const std::size_t ap_one = mp * mr * d.k, bp_one = direct_b ? 0 : np * nr * d.k;
 
   // Split K when there are too few blocks of C to keep every compute unit busy.
-  const std::size_t units = std::max(1u, stream.device().info().compute_units);
   const std::size_t blocks = div_up(mp, mb) * np * d.batch;
   int splits = 1;
   if (blocks < 2 * units && d.k >= 1024) {
@@ -390,11 +395,7 @@ void run_packed(Stream& stream, const GemmDesc& in, const GemmParams& p) {
     const std::size_t want = std::min(div_up(d.k, kDeepK), fit);
     if (want >= 2) splits = static_cast<int>(want);
   }
-  std::size_t kps = d.k;
-  if (splits > 1) {
-    kps = round_up(div_up(d.k, splits), 16);
-    splits = static_cast<int>(div_up(d.k, kps));
-  }
+  const std::size_t kps = split_depth(d.k, splits);
 
   const std::size_t ap_size = pack_a ? align_up(ap_one * batch_a) : 0;
   const std::size_t bp_size = align_up(bp_one * batch_b);

@@ -23,6 +23,7 @@
 // Thread-safety: the per-device kernel cache is guarded by a mutex; launches on
 // distinct streams may run concurrently.
 #include "gemm_tensorcore.hpp"
+#include "env_choice.hpp"
 #include "per_device.hpp"
 
 #include <algorithm>
@@ -49,20 +50,14 @@ namespace {
 
 enum class PathChoice { Auto, Off, Mma, Wgmma1, Wgmma2 };
 
+// Read once per process.
 PathChoice path_choice() {
-  static const PathChoice choice = [] {
-    const char* v = std::getenv("AXLE_GEMM_TC");
-    if (!v || !*v) return PathChoice::Auto;
-    const std::string s(v);
-    if (s == "off" || s == "0" || s == "none") return PathChoice::Off;
-    if (s == "mma") return PathChoice::Mma;
-    if (s == "wgmma1") return PathChoice::Wgmma1;
-    if (s == "wgmma2" || s == "wgmma") return PathChoice::Wgmma2;
-    if (s != "auto")
-      axle::log("blas", LogLevel::Warn,
-                std::string("AXLE_GEMM_TC=") + v + " is not one of off, mma, wgmma1, wgmma2, wgmma, auto; using auto");
-    return PathChoice::Auto;
-  }();
+  using C = PathChoice;
+  static const C choice = env_choice<C>("AXLE_GEMM_TC",
+                                        {{"auto", C::Auto}, {"off", C::Off}, {"0", C::Off}, {"none", C::Off},
+                                         {"mma", C::Mma}, {"wgmma1", C::Wgmma1}, {"wgmma2", C::Wgmma2},
+                                         {"wgmma", C::Wgmma2}},
+                                        C::Auto, "off, mma, wgmma1, wgmma2, wgmma, auto");
   return choice;
 }
 

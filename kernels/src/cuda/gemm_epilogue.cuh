@@ -1,8 +1,18 @@
-// Shared epilogue helpers of the CUDA GEMM kernels (gemm_mma.cu, gemm_wgmma.cu,
-// gemm_wgmma_ws.cu, sgemm_simt.cu). Each kernel file includes it inside its own
+// Shared helpers of the CUDA GEMM kernels (gemm_mma.cu, gemm_wgmma.cu,
+// gemm_wgmma_ws.cu, sgemm_simt.cu): the tile order and the epilogue. Each kernel file includes it inside its own
 // namespace after defining u16/u32/i64; the kernel library passes it as a
 // BuildOptions header. Codes: c_type 0 f32, 1 f16, 2 bf16; act 0 none, 1 ReLU,
 // 2 GELU (erf), 3 GELU (tanh); bias_kind 0 none, 1 per row, 2 per column.
+// Grouped rasterisation for L2 reuse: tile r of a tiles_m x tiles_n grid, taken
+// group_m tile rows at a time (column by column within a group).
+__device__ __forceinline__ void grouped_tile(int r, int tiles_m, int tiles_n, int group_m, int& tm, int& tn) {
+  const int per_group = group_m * tiles_n;
+  const int first_m = (r / per_group) * group_m;
+  const int gsize = min(tiles_m - first_m, group_m);
+  tm = first_m + (r % per_group) % gsize;
+  tn = (r % per_group) / gsize;
+}
+
 __device__ __forceinline__ float half_to_float(u16 h) {
   float f;
   asm("cvt.f32.f16 %0, %1;\n" : "=f"(f) : "h"(h));

@@ -329,6 +329,9 @@ __device__ __forceinline__ void load_operand(u32 s_tile, const Elem* __restrict_
 #endif
 }
 
+// ---- shared helpers: tile order, epilogue ----
+#include "gemm_epilogue.cuh"
+
 // ---- tile schedule ----
 struct TileCoord {
   int bz, m0, n0;
@@ -337,18 +340,14 @@ __device__ __forceinline__ TileCoord tile_coord(i64 t, int tiles_m, int tiles_n)
   const i64 per_batch = (i64)tiles_m * tiles_n;
   TileCoord tc;
   tc.bz = (int)(t / per_batch);
-  const int r = (int)(t - (i64)tc.bz * per_batch);
-  const int per_group = kGroupM * tiles_n;
-  const int first_m = (r / per_group) * kGroupM;
-  const int gsize = min(tiles_m - first_m, kGroupM);
-  const int q = r % per_group;
-  tc.m0 = (first_m + q % gsize) * kBM;
-  tc.n0 = (q / gsize) * kBN;
+  int tm, tn;
+  grouped_tile((int)(t - (i64)tc.bz * per_batch), tiles_m, tiles_n, kGroupM, tm, tn);
+  tc.m0 = tm * kBM;
+  tc.n0 = tn * kBN;
   return tc;
 }
 
 // ---- epilogue ----
-#include "gemm_epilogue.cuh"
 // Fast path: the whole 64 x 256 block in bounds, no bias or activation, C rows and
 // base aligned to two elements: pairs of columns stored as one 8- or 4-byte word.
 template <int CT>

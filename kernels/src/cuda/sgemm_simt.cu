@@ -268,12 +268,8 @@ axle_sgemm_simt(const float* __restrict__ A, const float* __restrict__ B, void* 
 
   // Grouped rasterisation of the 1-D grid over (tile_m, tile_n) for L2 reuse.
   const int tiles_m = (M + kBM - 1) / kBM, tiles_n = (N + kBN - 1) / kBN;
-  const int bid = blockIdx.x;
-  const int per_group = kGroupM * tiles_n;
-  const int first_m = (bid / per_group) * kGroupM;
-  const int gsize = min(tiles_m - first_m, kGroupM);
-  const int tm = first_m + (bid % per_group) % gsize;
-  const int tn = (bid % per_group) / gsize;
+  int tm, tn;
+  grouped_tile(blockIdx.x, tiles_m, tiles_n, kGroupM, tm, tn);
   if (tm >= tiles_m || tn >= tiles_n) return;
   const int m0 = tm * kBM, n0 = tn * kBN;
   const int KT = (K + kBK - 1) / kBK;
