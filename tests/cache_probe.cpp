@@ -6,14 +6,26 @@
 //   value=<out[0]>         what the kernel wrote
 //   argcheck=yes|no        whether a buffer passed for the `long` parameter is refused
 // Exit status 0 on success, 1 with the error on stderr otherwise.
+//
+// cache_probe --getenv NAME: prints NAME=<value> (or "NAME unset") as main() starts,
+// before any Axle call: what the environment holds once the libraries are loaded.
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
 #include "axle/axle.hpp"
 
 int main(int argc, char** argv) {
+  if (argc == 3 && std::string(argv[1]) == "--getenv") {
+    const char* v = std::getenv(argv[2]);
+    if (v)
+      std::printf("%s=%s\n", argv[2], v);
+    else
+      std::printf("%s unset\n", argv[2]);
+    return axle::backends().empty() ? 1 : 0;  // uses the library, so it stays linked
+  }
   if (argc < 3) {
     std::fprintf(stderr, "usage: %s DEVICE SOURCE_FILE [NAME=VALUE...]\n", argv[0]);
     return 2;

@@ -432,10 +432,13 @@ void CudaStream::launch(KernelImpl& kernel, const Range& global, const Range& lo
         params[i] = const_cast<unsigned char*>(a.value);
         break;
       case KernelArg::Kind::Buffer:
-        slots[i] = as_cuda(a.buffer->impl()).ptr() + a.offset_bytes;
+        // An empty view is a null pointer, as on OpenCL.
+        slots[i] = a.view_bytes == 0 ? 0 : as_cuda(a.buffer->impl()).ptr() + a.offset_bytes;
         params[i] = &slots[i];
         break;
       case KernelArg::Kind::Local:
+        // The front end caps the total below 2^31 bytes, so neither this sum nor the
+        // unsigned passed to cuLaunchKernel can wrap.
         shared = (shared + kLocalAlign - 1) / kLocalAlign * kLocalAlign;
         slots[i] = shared;
         shared += a.size;

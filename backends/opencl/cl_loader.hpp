@@ -18,7 +18,8 @@ namespace axle::detail::cl {
   X(clReleaseProgram) X(clCreateKernel) X(clReleaseKernel) X(clGetKernelInfo)                      \
   X(clGetKernelWorkGroupInfo) X(clGetKernelArgInfo) X(clSetKernelArg) X(clEnqueueNDRangeKernel)    \
   X(clEnqueueMarkerWithWaitList) X(clEnqueueBarrierWithWaitList) X(clWaitForEvents)                \
-  X(clGetEventInfo) X(clGetEventProfilingInfo) X(clReleaseEvent) X(clFinish) X(clFlush)
+  X(clGetEventInfo) X(clGetEventProfilingInfo) X(clRetainEvent) X(clReleaseEvent) X(clFinish) \
+  X(clFlush)
 
 struct Api {
 #define AXLE_CL_MEMBER(name) decltype(&::name) name = nullptr;
@@ -28,6 +29,10 @@ struct Api {
 
 /// The loaded table, or nullptr with `why` set (dlerror text or the missing symbol).
 const Api* load(std::string& why);
+
+/// Testing: the loaded table (as load() returns it), writable so that a test can
+/// interpose a function. Only while no other thread uses OpenCL.
+inline Api* table_for_testing(std::string& why) { return const_cast<Api*>(load(why)); }
 
 /// "CL_INVALID_VALUE" for -30, etc.
 const char* error_name(cl_int code);

@@ -118,41 +118,73 @@ class ClPinned final : public PinnedImpl {
 
 // ------------------------------------------------------------------ events
 
+// The native event is replaced by every record; a mutex guards it so that another
+// thread may query, wait on or time the event meanwhile (each call works on the
+// event of the record it saw, retained for the call).
 class ClEvent final : public EventImpl {
  public:
-  ~ClEvent() override { reset(); }
-  bool recorded() const override { return ev_ != nullptr; }
-  void synchronize() override { AXLE_CL_CHECK(api().clWaitForEvents(1, &ev_), "clWaitForEvents", "waiting for an event"); }
+  ~ClEvent() override {
+    if (ev_) log_release(api().clReleaseEvent(ev_), "clReleaseEvent");
+  }
+  bool recorded() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return ev_ != nullptr;
+  }
+  void synchronize() override {
+    Held ev(*this);
+    AXLE_CL_CHECK(api().clWaitForEvents(1, &ev.ev), "clWaitForEvents", "waiting for an event");
+  }
   bool query() override {
+    Held ev(*this);
     cl_int status = 0;
-    AXLE_CL_CHECK(api().clGetEventInfo(ev_, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof(status), &status, nullptr),
+    AXLE_CL_CHECK(api().clGetEventInfo(ev.ev, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof(status), &status, nullptr),
                   "clGetEventInfo", "querying an event");
     if (status < 0) fail(status, "clGetEventInfo", "the work before this event failed");
     return status == CL_COMPLETE;
   }
   float elapsed_ms(EventImpl& start_impl) override {
-    auto& start = static_cast<ClEvent&>(start_impl);
-    start.synchronize();
-    synchronize();
+    Held t0_ev(static_cast<ClEvent&>(start_impl)), t1_ev(*this);
+    AXLE_CL_CHECK(api().clWaitForEvents(1, &t0_ev.ev), "clWaitForEvents", "waiting for the start event");
+    AXLE_CL_CHECK(api().clWaitForEvents(1, &t1_ev.ev), "clWaitForEvents", "waiting for the end event");
     cl_ulong t0 = 0, t1 = 0;
-    AXLE_CL_CHECK(api().clGetEventProfilingInfo(start.ev_, CL_PROFILING_COMMAND_END, sizeof(t0), &t0, nullptr),
+    AXLE_CL_CHECK(api().clGetEventProfilingInfo(t0_ev.ev, CL_PROFILING_COMMAND_END, sizeof(t0), &t0, nullptr),
                   "clGetEventProfilingInfo", "reading the start event's time (was it recorded on an Axle stream?)");
-    AXLE_CL_CHECK(api().clGetEventProfilingInfo(ev_, CL_PROFILING_COMMAND_END, sizeof(t1), &t1, nullptr),
+    AXLE_CL_CHECK(api().clGetEventProfilingInfo(t1_ev.ev, CL_PROFILING_COMMAND_END, sizeof(t1), &t1, nullptr),
                   "clGetEventProfilingInfo", "reading the end event's time (was it recorded on an Axle stream?)");
     return static_cast<float>((static_cast<double>(t1) - static_cast<double>(t0)) * 1e-6);
   }
-  void* native() const override { return ev_; }
-  void set(cl_event e) {
-    reset();
-    ev_ = e;
+  void* native() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return ev_;
   }
-  cl_event get() const { return ev_; }
+  /// Replace the native event (takes ownership of `e`).
+  void set(cl_event e) {
+    cl_event old;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      old = ev_;
+      ev_ = e;
+    }
+    if (old) log_release(api().clReleaseEvent(old), "clReleaseEvent");
+  }
+  /// The current native event, retained: the caller releases it.
+  cl_event retain() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (ev_) api().clRetainEvent(ev_);
+    return ev_;
+  }
 
  private:
-  void reset() {
-    if (ev_) log_release(api().clReleaseEvent(ev_), "clReleaseEvent");
-    ev_ = nullptr;
-  }
+  struct Held {
+    cl_event ev;
+    explicit Held(const ClEvent& e) : ev(e.retain()) {}
+    ~Held() {
+      if (ev) log_release(api().clReleaseEvent(ev), "clReleaseEvent");
+    }
+    Held(const Held&) = delete;
+    Held& operator=(const Held&) = delete;
+  };
+  mutable std::mutex mu_;
   cl_event ev_ = nullptr;
 };
 
@@ -341,6 +373,18 @@ class ClStream final : public StreamImpl {
         for (cl_mem m : v) log_release(api().clReleaseMemObject(m), "clReleaseMemObject");
       }
     } release{subs};
+    // A view at a non-zero offset is bound as a sub-buffer. OpenCL leaves a launch that
+    // uses a buffer and a sub-buffer of it undefined, so when one buffer is bound more
+    // than once and any of its bindings needs a sub-buffer, all of them get one.
+    std::vector<char> as_sub(args.size(), 0);
+    for (std::size_t i = 0; i < args.size(); ++i) {
+      const KernelArg& a = args[i];
+      if (a.kind != KernelArg::Kind::Buffer || a.offset_bytes == 0) continue;
+      for (std::size_t j = 0; j < args.size(); ++j)
+        if (args[j].kind == KernelArg::Kind::Buffer && args[j].buffer && a.buffer &&
+            mem_of(args[j].buffer->impl()) == mem_of(a.buffer->impl()))
+          as_sub[j] = 1;
+    }
     std::lock_guard<std::mutex> lock(k.mu);
     for (cl_uint i = 0; i < args.size(); ++i) {
       const KernelArg& a = args[i];
@@ -357,13 +401,16 @@ class ClStream final : public StreamImpl {
       switch (a.kind) {
         case KernelArg::Kind::Buffer: {
           cl_mem m = mem_of(a.buffer->impl());
-          if (a.offset_bytes != 0) {
+          const std::size_t len =
+              a.view_bytes == KernelArg::kWhole ? a.buffer->size_bytes() - a.offset_bytes : a.view_bytes;
+          if (len == 0) {
+            m = nullptr;  // an empty view: the kernel gets a null pointer (OpenCL 1.2, clSetKernelArg)
+          } else if (as_sub[i]) {
             if (addr_align_ && a.offset_bytes % addr_align_ != 0)
               throw InvalidArgument(arg() + ": a view at byte offset " + std::to_string(a.offset_bytes) +
                                     " is not aligned to this device's " + std::to_string(addr_align_) +
                                     "-byte sub-buffer alignment; pass the whole buffer and the offset as a scalar");
             // The sub-buffer covers exactly the view, so the kernel cannot reach past it.
-            const std::size_t len = a.view_bytes ? a.view_bytes : a.buffer->size_bytes() - a.offset_bytes;
             cl_buffer_region region{a.offset_bytes, len};
             cl_mem sub = api().clCreateSubBuffer(m, 0, CL_BUFFER_CREATE_TYPE_REGION, &region, &st);
             if (st != CL_SUCCESS) fail(st, "clCreateSubBuffer", arg() + ": sub-buffer for a view");
@@ -392,12 +439,20 @@ class ClStream final : public StreamImpl {
   void record(EventImpl& e) override {
     cl_event ev = nullptr;
     AXLE_CL_CHECK(api().clEnqueueMarkerWithWaitList(q_, 0, nullptr, &ev), "clEnqueueMarkerWithWaitList", "recording an event");
+    // Submit what the event refers to: another queue may wait on it, and polling it
+    // (query) must see it complete. OpenCL 1.2, 5.13, requires the flush for both.
+    const cl_int st = api().clFlush(q_);
+    if (st != CL_SUCCESS) {
+      log_release(api().clReleaseEvent(ev), "clReleaseEvent");
+      fail(st, "clFlush", "submitting the work before an event");
+    }
     static_cast<ClEvent&>(e).set(ev);
   }
   void wait(EventImpl& e) override {
-    cl_event ev = static_cast<ClEvent&>(e).get();
-    AXLE_CL_CHECK(api().clEnqueueBarrierWithWaitList(q_, 1, &ev, nullptr), "clEnqueueBarrierWithWaitList",
-                  "making a stream wait for an event");
+    cl_event ev = static_cast<ClEvent&>(e).retain();
+    const cl_int st = api().clEnqueueBarrierWithWaitList(q_, 1, &ev, nullptr);
+    log_release(api().clReleaseEvent(ev), "clReleaseEvent");
+    if (st != CL_SUCCESS) fail(st, "clEnqueueBarrierWithWaitList", "making a stream wait for an event");
   }
   void synchronize() override { AXLE_CL_CHECK(api().clFinish(q_), "clFinish", "synchronizing a stream"); }
   void* native() const override { return q_; }
@@ -612,7 +667,11 @@ class ClDevice final : public DeviceImpl {
 // when that fails, so this is done only when the process may run on every online
 // CPU (no taskset or cpuset restriction). PoCL reads the variable when the ICD
 // loader first initialises it (the first clGetPlatformIDs); other drivers ignore it.
-static void pin_pocl_workers() {
+//
+// It is set while the library is loaded (a static initialiser, before main when the
+// program links Axle), when no other thread of the program can be reading the
+// environment, never later: setenv races with getenv in other threads.
+void pin_pocl_workers() {
 #ifdef __linux__
   if (std::getenv("POCL_AFFINITY")) return;
   cpu_set_t allowed;
@@ -625,10 +684,11 @@ static void pin_pocl_workers() {
 #endif
 }
 
+[[maybe_unused]] const bool g_pocl_pinned = (pin_pocl_workers(), true);
+
 class ClBackend final : public Backend {
  public:
   ClBackend() {
-    pin_pocl_workers();
     g_api = cl::load(reason_);
     if (!g_api) return;
     cl_uint np = 0;

@@ -73,9 +73,9 @@ void validate(const Stream& stream, const GemmCall& c, const Epilogue& ep) {
   if (!stream.valid()) throw InvalidArgument("gemm: the stream is empty (moved-from)");
   const Device& dev = stream.device();
   for (auto [v, name] : {std::pair{c.m, "m"}, std::pair{c.n, "n"}, std::pair{c.k, "k"}})
-    if (v > static_cast<std::size_t>(INT_MAX))
+    if (v > kMaxGemmDim)
       throw InvalidArgument(std::string("gemm: ") + name + " = " + std::to_string(v) + " exceeds " +
-                            std::to_string(INT_MAX));
+                            std::to_string(kMaxGemmDim) + " (2^30), the largest size the kernels index");
   if (c.batch == 0) throw InvalidArgument("gemm: batch count is 0");
   if (c.batch > static_cast<std::size_t>(INT_MAX))
     throw InvalidArgument("gemm: batch count " + std::to_string(c.batch) + " exceeds " + std::to_string(INT_MAX));

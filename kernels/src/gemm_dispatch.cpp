@@ -2,10 +2,12 @@
 #include "gemm_dispatch.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <mutex>
 #include <random>
 #include <string_view>
@@ -96,11 +98,6 @@ KernelKey kernel_key(const Device& device, const GemmDesc& d, const GemmParams& 
   return KernelKey{device.shared_impl().get(), lo, hi};
 }
 
-struct StreamScratch {
-  Device device;
-  Buffer buffer;
-};
-
 struct PlanKey {
   const void* device;
   int dtype;
@@ -117,7 +114,6 @@ struct PlanHash {
 struct State {
   std::mutex mutex;
   std::unordered_map<KernelKey, GemmKernels, KeyHash> kernels;
-  std::unordered_map<const void*, StreamScratch> scratch;  // by StreamImpl address
   std::unordered_map<PlanKey, GemmParams, PlanHash> plans;
   std::unordered_map<KernelKey, std::string, KeyHash> checked;  // "" = passed
   std::unordered_map<const void*, Device> plan_devices;         // keeps plan keys' devices alive
@@ -168,21 +164,31 @@ const GemmKernels& get_kernels(const Device& device, const GemmDesc& d, const Ge
   return st.kernels.emplace(key, std::move(k)).first->second;  // a racing build is harmless
 }
 
-// The stream's scratch buffer, at least `floats` floats long.
-const Buffer& scratch_for(Stream& stream, std::size_t floats) {
-  State& st = state();
-  std::lock_guard<std::mutex> lock(st.mutex);
-  StreamScratch& s = st.scratch[&stream.impl()];
+// Scratch regions live in the stream's workspace (freed with the stream), one
+// allocation each, so that each only has to fit the device's largest allocation.
+constexpr const char* kSlotPackA = "axle.gemm.pack_a";
+constexpr const char* kSlotPackB = "axle.gemm.pack_b";
+constexpr const char* kSlotPartials = "axle.gemm.partials";
+
+std::atomic<std::size_t> g_scratch_limit_override{0};
+std::atomic<std::size_t> g_scratch_high_water{0};
+
+// The largest scratch region one call may use, in bytes.
+std::size_t scratch_limit(const Device& device) {
+  std::size_t cap = static_cast<std::size_t>(device.info().max_alloc_bytes);
+  if (!cap) cap = std::numeric_limits<std::size_t>::max();
+  const std::size_t over = g_scratch_limit_override.load();
+  return over ? std::min(cap, over) : cap;
+}
+
+// The stream's scratch region `slot`, at least `floats` floats long (the caller has
+// checked it against scratch_limit).
+const Buffer& scratch_for(Stream& stream, const char* slot, std::size_t floats) {
   const std::size_t bytes = std::max<std::size_t>(floats, 64) * sizeof(float);
-  if (!s.buffer.valid() || s.buffer.size_bytes() < bytes || s.device != stream.device()) {
-    s.buffer = Buffer();
-    // Grow geometrically so that a sequence of growing calls does not reallocate each time.
-    const std::size_t want = std::max(bytes, bytes / 4 * 5);
-    const std::size_t cap = static_cast<std::size_t>(stream.device().info().max_alloc_bytes);
-    s.buffer = stream.device().alloc_bytes(cap && want > cap ? bytes : want);
-    s.device = stream.device();
+  std::size_t seen = g_scratch_high_water.load();
+  while (bytes > seen && !g_scratch_high_water.compare_exchange_weak(seen, bytes)) {
   }
-  return s.buffer;
+  return stream.workspace(slot, bytes);
 }
 
 std::size_t align_up(std::size_t n) { return (n + kAlignFloats - 1) / kAlignFloats * kAlignFloats; }
@@ -231,29 +237,39 @@ std::size_t split_depth(std::size_t k, int& splits) {
 int bias_code(BiasKind b) { return b == BiasKind::None ? 0 : b == BiasKind::PerRow ? 1 : 2; }
 int act_code(Act a) { return a == Act::None ? 0 : a == Act::ReLU ? 1 : 2; }
 
-// C = act(alpha * sum(partials) + beta * C + bias) for batches [b0, b0 + nb).
+// Rows of C per launch on GPUs: grid dimension y is at most 65535 groups on CUDA.
+std::atomic<std::size_t> g_max_groups_y{kMaxGridZ};
+
+// C = act(alpha * sum(partials) + beta * C + bias), in pieces of rows and batches.
 void launch_epilogue(Stream& stream, const GemmKernels& k, const GemmDesc& d, const Buffer* w, std::size_t w_off,
                      int splits, bool trans_c = false) {
   const bool f64 = d.c_type == ElemType::F64;
+  const bool gpu = is_gpu(stream.device());
   const Buffer& bias = d.bias ? *d.bias : *d.c;
+  const std::size_t rows = gpu ? g_max_groups_y.load() * 16 : d.m;
   for (std::size_t b0 = 0; b0 < d.batch; b0 += kMaxGridZ) {
     const std::size_t nb = std::min(kMaxGridZ, d.batch - b0);
-    Args a;
-    a.buf(w ? *w : *d.c).u64(w ? w_off + b0 * splits * d.m * d.n : 0).i32s(splits);
-    a.buf(*d.c).u64(d.c_off + b0 * d.stride_c).u64(d.stride_c).i32(d.ldc);
-    a.buf(bias).u64(d.bias ? d.bias_off : 0).i32s(bias_code(d.bias_kind)).i32s(act_code(d.act));
-    a.i32(d.m).i32(d.n).real(d.alpha, f64).real(d.beta, f64).i32s(trans_c ? 1 : 0);
-    if (is_gpu(stream.device()))
-      stream.launch_args(k.epilogue, Range(round_up(d.n, 16), round_up(d.m, 16), nb), Range(16, 16, 1), a.v);
-    else
-      stream.launch_args(k.epilogue, Range(d.n, d.m, nb), Range(), a.v);
+    for (std::size_t i0 = 0; i0 < d.m; i0 += rows) {
+      const std::size_t mi = std::min(rows, d.m - i0);
+      Args a;
+      a.buf(w ? *w : *d.c).u64(w ? w_off + b0 * splits * d.m * d.n : 0).i32s(splits);
+      a.buf(*d.c).u64(d.c_off + b0 * d.stride_c).u64(d.stride_c).i32(d.ldc);
+      a.buf(bias).u64(d.bias ? d.bias_off : 0).i32s(bias_code(d.bias_kind)).i32s(act_code(d.act));
+      a.i32(d.m).i32(d.n).real(d.alpha, f64).real(d.beta, f64).i32s(trans_c ? 1 : 0).i32(i0);
+      if (gpu)
+        stream.launch_args(k.epilogue, Range(round_up(d.n, 16), round_up(mi, 16), nb), Range(16, 16, 1), a.v);
+      else
+        stream.launch_args(k.epilogue, Range(d.n, mi, nb), Range(), a.v);
+    }
   }
 }
 
 // Narrow C (n <= kNarrowN; GEMV-like), f32 A not transposed: rows of A against the n
 // rows of op(B)^T (B itself when f32 and stored n x k, else packed), vectorised along
 // k; k split when there are too few row groups for the compute units.
-void run_narrow(Stream& stream, const GemmKernels& k, const GemmDesc& d, bool trans_c) {
+// Returns false, before enqueuing anything, when a scratch region would exceed the
+// per-allocation limit (the caller then splits the product).
+bool run_narrow(Stream& stream, const GemmKernels& k, const GemmDesc& d, bool trans_c) {
   const std::size_t units = compute_units(stream.device());
   const std::size_t groups = div_up(d.m, kNarrowR) * d.batch;
   int splits = 1;
@@ -266,14 +282,17 @@ void run_narrow(Stream& stream, const GemmKernels& k, const GemmDesc& d, bool tr
   const std::size_t bt_one = d.n * ldbt;
   const std::size_t bt_size = b_rows ? 0 : align_up(bt_one * batch_b);
   const std::size_t w_size = splits > 1 ? align_up(static_cast<std::size_t>(splits) * d.batch * d.m * d.n) : 0;
-  const Buffer& scratch = scratch_for(stream, bt_size + w_size);
-  const std::size_t w_off = bt_size;
+  const std::size_t limit = scratch_limit(stream.device()) / sizeof(float);
+  if (bt_size > limit || w_size > limit) return false;
+  const Buffer& packed_bt = scratch_for(stream, kSlotPackB, bt_size);
+  const Buffer& partials = scratch_for(stream, kSlotPartials, w_size);
+  const std::size_t w_off = 0;
   const Range one(1, 1, 1);
   for (std::size_t b0 = 0; b0 < batch_b && !b_rows; b0 += kMaxGridZ) {
     const std::size_t nb = std::min(kMaxGridZ, batch_b - b0);
     Args a;
     a.buf(*d.b).u64(d.b_off + b0 * d.stride_b).u64(d.stride_b).i32(d.ldb).i32s(d.trans_b ? 1 : 0);
-    a.buf(scratch).u64(b0 * bt_one).u64(bt_one).i32(ldbt).i32(d.n).i32(d.k);
+    a.buf(packed_bt).u64(b0 * bt_one).u64(bt_one).i32(ldbt).i32(d.n).i32(d.k);
     stream.launch_args(k.pack_bt, Range(d.n, div_up(d.k, kPackRows), nb), one, a.v);
   }
   const Buffer& bias = d.bias ? *d.bias : *d.c;
@@ -285,21 +304,24 @@ void run_narrow(Stream& stream, const GemmKernels& k, const GemmDesc& d, bool tr
     if (b_rows)
       a.buf(*d.b).u64(d.b_off + b0 * d.stride_b).u64(d.stride_b).i32(ldbt);
     else
-      a.buf(scratch).u64(batch_b == 1 ? 0 : b0 * bt_one).u64(batch_b == 1 ? 0 : bt_one).i32(ldbt);
+      a.buf(packed_bt).u64(batch_b == 1 ? 0 : b0 * bt_one).u64(batch_b == 1 ? 0 : bt_one).i32(ldbt);
     a.buf(*d.c).u64(d.c_off + b0 * d.stride_c).u64(d.stride_c).i32(d.ldc);
     a.buf(bias).u64(d.bias ? d.bias_off : 0).i32s(bias_code(d.bias_kind)).i32s(act_code(d.act));
     a.i32(d.m).i32(d.n).i32(d.k).i32(kps).i32s(splits).real(d.alpha, false).real(d.beta, false);
-    a.buf(scratch).u64(w_off + b0 * splits * d.m * d.n).i32s(trans_c ? 1 : 0);
+    a.buf(partials).u64(w_off + b0 * splits * d.m * d.n).i32s(trans_c ? 1 : 0);
     stream.launch_args(k.narrow, Range(div_up(d.m, kNarrowR), 1, nb * splits), one, a.v);
   }
-  if (splits > 1) launch_epilogue(stream, k, d, &scratch, w_off, splits, trans_c);
+  if (splits > 1) launch_epilogue(stream, k, d, &partials, w_off, splits, trans_c);
+  return true;
 }
 
 // The packed CPU path. Short, wide products (m small, n large) run transposed,
 // C^T = op(B)^T op(A)^T with a transposing store, so that the small dimension is the
 // column-panel one; A is read in place (no packing) when only one or two column
 // panels would reuse its packed copy.
-void run_packed(Stream& stream, const GemmDesc& in, const GemmParams& p) {
+// Returns false, before enqueuing anything, when a scratch region would exceed the
+// per-allocation limit (the caller then splits the product).
+bool run_packed(Stream& stream, const GemmDesc& in, const GemmParams& p) {
   const std::size_t nr0 = p.nr();
   // Transposing pays when op(B)^T can then be read in place (B stored n x k).
   const bool swap = in.m < in.n && in.m <= 2 * nr0 && in.trans_b;
@@ -324,8 +346,7 @@ void run_packed(Stream& stream, const GemmDesc& in, const GemmParams& p) {
   }
   // (k at least a few vectors deep: for tiny products the packed path is faster.)
   if (d.n <= kNarrowN && d.k >= 64 && d.a_type == ElemType::F32 && !d.trans_a) {
-    run_narrow(stream, get_kernels(stream.device(), d, p), d, swap);
-    return;
+    return run_narrow(stream, get_kernels(stream.device(), d, p), d, swap);
   }
   const std::size_t units = compute_units(stream.device());
   PackedVariant var;
@@ -389,8 +410,7 @@ void run_packed(Stream& stream, const GemmDesc& in, const GemmParams& p) {
   // pieces, partial sums in a workspace (at most 256 MiB and a quarter of the largest
   // allocation), keeps each piece's panels cached: 4096^3 ~1.1x, k = 16384 ~2x faster.
   if (splits == 1 && !direct_b && d.k > kDeepK + kDeepK / 2) {
-    const std::size_t cap_bytes = std::min<std::size_t>(
-        std::size_t{256} << 20, static_cast<std::size_t>(stream.device().info().max_alloc_bytes) / 4);
+    const std::size_t cap_bytes = std::min<std::size_t>(std::size_t{256} << 20, scratch_limit(stream.device()) / 4);
     const std::size_t fit = cap_bytes / sizeof(float) / (d.batch * d.m * d.n);
     const std::size_t want = std::min(div_up(d.k, kDeepK), fit);
     if (want >= 2) splits = static_cast<int>(want);
@@ -400,8 +420,12 @@ void run_packed(Stream& stream, const GemmDesc& in, const GemmParams& p) {
   const std::size_t ap_size = pack_a ? align_up(ap_one * batch_a) : 0;
   const std::size_t bp_size = align_up(bp_one * batch_b);
   const std::size_t w_size = splits > 1 ? align_up(static_cast<std::size_t>(splits) * d.batch * d.m * d.n) : 0;
-  const Buffer& scratch = scratch_for(stream, ap_size + bp_size + w_size);
-  const std::size_t ap_off = 0, bp_off = ap_size, w_off = ap_size + bp_size;
+  const std::size_t limit = scratch_limit(stream.device()) / sizeof(float);
+  if (ap_size > limit || bp_size > limit || w_size > limit) return false;
+  const Buffer& packed_a = scratch_for(stream, kSlotPackA, ap_size);
+  const Buffer& packed_b = scratch_for(stream, kSlotPackB, bp_size);
+  const Buffer& partials = scratch_for(stream, kSlotPartials, w_size);
+  const std::size_t ap_off = 0, bp_off = 0, w_off = 0;
   const Range one(1, 1, 1);
 
   if (pack_a) {
@@ -409,7 +433,7 @@ void run_packed(Stream& stream, const GemmDesc& in, const GemmParams& p) {
       const std::size_t nb = std::min(kMaxGridZ, batch_a - b0);
       Args a;
       a.buf(*d.a).u64(d.a_off + b0 * d.stride_a).u64(d.stride_a).i32(d.lda).i32s(d.trans_a ? 1 : 0);
-      a.buf(scratch).u64(ap_off + b0 * ap_one).u64(ap_one).i32(d.m).i32(d.k);
+      a.buf(packed_a).u64(ap_off + b0 * ap_one).u64(ap_one).i32(d.m).i32(d.k);
       stream.launch_args(k.pack_a, Range(mp, div_up(d.k, kPackRows), nb), one, a.v);
     }
   }
@@ -417,7 +441,7 @@ void run_packed(Stream& stream, const GemmDesc& in, const GemmParams& p) {
     const std::size_t nb = std::min(kMaxGridZ, batch_b - b0);
     Args a;
     a.buf(*d.b).u64(d.b_off + b0 * d.stride_b).u64(d.stride_b).i32(d.ldb).i32s(d.trans_b ? 1 : 0);
-    a.buf(scratch).u64(bp_off + b0 * bp_one).u64(bp_one).i32(d.n).i32(d.k);
+    a.buf(packed_b).u64(bp_off + b0 * bp_one).u64(bp_one).i32(d.n).i32(d.k);
     stream.launch_args(k.pack_b, Range(np, div_up(d.k, kPackRows), nb), one, a.v);
   }
   const Buffer& bias = d.bias ? *d.bias : *d.c;
@@ -426,36 +450,88 @@ void run_packed(Stream& stream, const GemmDesc& in, const GemmParams& p) {
     const std::size_t nb = std::min(per_launch, d.batch - b0);
     Args a;
     if (pack_a)
-      a.buf(scratch).u64(ap_off + (batch_a == 1 ? 0 : b0 * ap_one)).u64(batch_a == 1 ? 0 : ap_one).i32(d.lda);
+      a.buf(packed_a).u64(ap_off + (batch_a == 1 ? 0 : b0 * ap_one)).u64(batch_a == 1 ? 0 : ap_one).i32(d.lda);
     else
       a.buf(*d.a).u64(d.a_off + b0 * d.stride_a).u64(d.stride_a).i32(d.lda);
     a.i32s(d.trans_a ? 1 : 0);
-    a.buf(scratch).u64(bp_off + (batch_b == 1 ? 0 : b0 * bp_one)).u64(batch_b == 1 ? 0 : bp_one);
+    a.buf(packed_b).u64(bp_off + (batch_b == 1 ? 0 : b0 * bp_one)).u64(batch_b == 1 ? 0 : bp_one);
     a.buf(*d.c).u64(d.c_off + b0 * d.stride_c).u64(d.stride_c).i32(d.ldc);
     a.buf(bias).u64(d.bias ? d.bias_off : 0).i32s(bias_code(d.bias_kind)).i32s(act_code(d.act));
     a.i32(d.m).i32(d.n).i32(d.k).i32(kps).i32s(splits).real(d.alpha, false).real(d.beta, false);
-    a.buf(scratch).u64(w_off + b0 * splits * d.m * d.n).i32s(swap ? 1 : 0);
+    a.buf(partials).u64(w_off + b0 * splits * d.m * d.n).i32s(swap ? 1 : 0);
     a.buf(*d.b).u64(d.b_off + b0 * d.stride_b).u64(d.stride_b).i32(d.ldb);
     const std::size_t ng = div_up(np, static_cast<std::size_t>(var.nb));  // column-panel groups
     const Range grid = var.nfirst ? Range(ng, div_up(mp, mb), nb * splits) : Range(div_up(mp, mb), ng, nb * splits);
     stream.launch_args(k.packed, grid, one, a.v);
   }
-  if (splits > 1) launch_epilogue(stream, k, d, &scratch, w_off, splits, swap);
+  if (splits > 1) launch_epilogue(stream, k, d, &partials, w_off, splits, swap);
+  return true;
 }
 
+// The packed path for a product whose scratch does not fit one allocation: split it
+// (batch, then the largest of m, n and k) until every piece's scratch fits. A k split
+// runs the first part without bias or activation and the second with beta = 1.
+void run_packed_fitting(Stream& stream, const GemmDesc& d, const GemmParams& p) {
+  if (run_packed(stream, d, p)) return;
+  GemmDesc lo = d, hi = d;
+  if (d.batch > 1) {
+    const std::size_t h = d.batch / 2;
+    lo.batch = h;
+    hi.batch = d.batch - h;
+    hi.a_off += h * d.stride_a;
+    hi.b_off += h * d.stride_b;
+    hi.c_off += h * d.stride_c;
+  } else if (d.k >= std::max(d.m, d.n) && d.k >= 32) {
+    const std::size_t h = round_up(d.k / 2, 16);
+    lo.k = h;
+    hi.k = d.k - h;
+    hi.a_off += d.trans_a ? h * d.lda : h;
+    hi.b_off += d.trans_b ? h : h * d.ldb;
+    lo.bias_kind = BiasKind::None;
+    lo.act = Act::None;
+    hi.beta = 1.0;
+  } else if (d.m >= d.n && d.m > 1) {
+    const std::size_t h = d.m / 2;
+    lo.m = h;
+    hi.m = d.m - h;
+    hi.a_off += d.trans_a ? h : h * d.lda;
+    hi.c_off += h * d.ldc;
+    if (d.bias_kind == BiasKind::PerRow) hi.bias_off += h;
+  } else if (d.n > 1) {
+    const std::size_t h = d.n / 2;
+    lo.n = h;
+    hi.n = d.n - h;
+    hi.b_off += d.trans_b ? h * d.ldb : h;
+    hi.c_off += h;
+    if (d.bias_kind == BiasKind::PerCol) hi.bias_off += h;
+  } else {
+    throw Error("gemm: the scratch memory of a " + std::to_string(d.m) + "x" + std::to_string(d.n) + "x" +
+                std::to_string(d.k) + " product does not fit in one allocation of " + stream.device().id());
+  }
+  run_packed_fitting(stream, lo, p);
+  run_packed_fitting(stream, hi, p);
+}
+
+// Tall C runs in pieces of rows (A, C and a per-row bias offset to each piece's first
+// row): grid dimension y is at most 65535 groups on CUDA.
 void run_tiled(Stream& stream, const GemmDesc& d, const GemmParams& p, const GemmKernels& k) {
   const bool f64 = d.c_type == ElemType::F64 || d.a_type == ElemType::F64;
   const std::size_t lx = p.bn / p.tn, ly = p.bm / p.tm;
   const Buffer& bias = d.bias ? *d.bias : *d.c;
+  const std::size_t rows = g_max_groups_y.load() * p.bm;
   for (std::size_t b0 = 0; b0 < d.batch; b0 += kMaxGridZ) {
     const std::size_t nb = std::min(kMaxGridZ, d.batch - b0);
-    Args a;
-    a.buf(*d.a).u64(d.a_off + b0 * d.stride_a).u64(d.stride_a).i32(d.lda);
-    a.buf(*d.b).u64(d.b_off + b0 * d.stride_b).u64(d.stride_b).i32(d.ldb);
-    a.buf(*d.c).u64(d.c_off + b0 * d.stride_c).u64(d.stride_c).i32(d.ldc);
-    a.buf(bias).u64(d.bias ? d.bias_off : 0).i32s(bias_code(d.bias_kind)).i32s(act_code(d.act));
-    a.i32(d.m).i32(d.n).i32(d.k).real(d.alpha, f64).real(d.beta, f64);
-    stream.launch_args(k.tiled, Range(div_up(d.n, p.bn) * lx, div_up(d.m, p.bm) * ly, nb), Range(lx, ly, 1), a.v);
+    for (std::size_t i0 = 0; i0 < d.m; i0 += rows) {
+      const std::size_t mi = std::min(rows, d.m - i0);
+      const std::size_t bias_row = d.bias_kind == BiasKind::PerRow ? i0 : 0;
+      Args a;
+      a.buf(*d.a).u64(d.a_off + b0 * d.stride_a + (d.trans_a ? i0 : i0 * d.lda)).u64(d.stride_a).i32(d.lda);
+      a.buf(*d.b).u64(d.b_off + b0 * d.stride_b).u64(d.stride_b).i32(d.ldb);
+      a.buf(*d.c).u64(d.c_off + b0 * d.stride_c + i0 * d.ldc).u64(d.stride_c).i32(d.ldc);
+      a.buf(bias).u64(d.bias ? d.bias_off + bias_row : 0).i32s(bias_code(d.bias_kind)).i32s(act_code(d.act));
+      a.i32(mi).i32(d.n).i32(d.k).real(d.alpha, f64).real(d.beta, f64);
+      stream.launch_args(k.tiled, Range(div_up(d.n, p.bn) * lx, div_up(mi, p.bm) * ly, nb), Range(lx, ly, 1), a.v);
+    }
   }
 }
 
@@ -478,7 +554,7 @@ void run_gemm_with(Stream& stream, const GemmDesc& d, const GemmParams& p) {
     return;
   }
   if (p.family == KernelFamily::Packed)
-    run_packed(stream, d, p);
+    run_packed_fitting(stream, d, p);
   else
     run_tiled(stream, d, p, get_kernels(stream.device(), d, p));
 }
@@ -606,11 +682,19 @@ void run_gemm(Stream& stream, const GemmDesc& d) {
   run_gemm_with(stream, d, p);
 }
 
+void set_limits_for_testing(std::size_t scratch_bytes, std::size_t max_groups_y) {
+  g_scratch_limit_override = scratch_bytes;
+  g_max_groups_y = max_groups_y ? max_groups_y : kMaxGridZ;
+}
+
+std::size_t scratch_high_water_bytes(bool reset) {
+  return reset ? g_scratch_high_water.exchange(0) : g_scratch_high_water.load();
+}
+
 void reset_dispatch_caches() {
   State& st = state();
   std::lock_guard<std::mutex> lock(st.mutex);
   st.kernels.clear();
-  st.scratch.clear();
   st.plans.clear();
   st.checked.clear();
   st.plan_devices.clear();

@@ -5,8 +5,9 @@
 //
 // Caches (all process-wide, guarded by one mutex, cleared by reset_dispatch_caches):
 // built kernels per (device, variant), the checked parameter choice per (device,
-// dtype, shape bucket), and one scratch buffer per stream (packed panels, split-K
-// partials; reused, grown on demand; work on one stream is ordered so reuse is safe).
+// dtype, shape bucket). Scratch (packed panels, split-K partials) lives in the stream's
+// workspace (Stream::workspace: one slot per region, freed with the stream); a product
+// whose scratch would not fit one allocation is split into pieces that fit.
 #pragma once
 
 #include <string>
@@ -31,5 +32,13 @@ const GemmParams& chosen_params(const Device& device, ElemType dtype, std::size_
 std::string check_params(const Device& device, const GemmParams& params, ElemType dtype);
 
 void reset_dispatch_caches();
+
+/// Testing: cap every scratch region at `scratch_bytes` (0: the device's largest
+/// allocation only) and the groups along grid dimension y of one launch at
+/// `max_groups_y` (0: 65535, CUDA's limit), so that tests reach the split paths with
+/// small operands.
+void set_limits_for_testing(std::size_t scratch_bytes, std::size_t max_groups_y);
+/// Testing: the largest scratch region requested since the last reset, in bytes.
+std::size_t scratch_high_water_bytes(bool reset = false);
 
 }  // namespace axle::blas::detail

@@ -63,6 +63,15 @@ PinnedMemory& PinnedMemory::operator=(PinnedMemory&& o) noexcept {
 }
 PinnedMemory::~PinnedMemory() { reset(); }
 void PinnedMemory::reset() noexcept {
+  if (impl_) {
+    // Copies into or out of this memory may still be pending on the device's streams:
+    // wait for them before the memory goes (no destructor may throw: log instead).
+    try {
+      device_.impl().synchronize();
+    } catch (const std::exception& e) {
+      detail::logger("mem")->warn("freeing pinned memory: synchronizing {} failed: {}", device_.id(), e.what());
+    }
+  }
   impl_.reset();
   device_ = Device();
   data_ = nullptr;

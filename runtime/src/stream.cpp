@@ -22,6 +22,10 @@ void check_range(const Buffer& b, std::size_t offset, std::size_t bytes, const c
                      std::to_string(size) + " bytes");
 }
 
+// No device has 2^31 bytes of local memory; a larger total is a size error (and
+// could otherwise wrap the sum or a backend's 32-bit shared-memory size).
+constexpr std::size_t kMaxLocalBytes = std::size_t{1} << 31;
+
 }  // namespace
 
 Stream::Stream() noexcept = default;
@@ -143,8 +147,10 @@ void Stream::launch_args(const Kernel& kernel, const Range& global, const Range&
         if (a.buffer->device() != device_)
           throw InvalidArgument(arg() + ": the buffer belongs to " + a.buffer->device().id() + " but the stream to " +
                                 device_.id());
-        if (a.offset_bytes > a.buffer->size_bytes() || a.view_bytes > a.buffer->size_bytes() - a.offset_bytes)
-          throw OutOfRange(arg() + ": view [" + std::to_string(a.offset_bytes) + ", +" + std::to_string(a.view_bytes) +
+        if (a.offset_bytes > a.buffer->size_bytes() ||
+            (a.view_bytes != KernelArg::kWhole && a.view_bytes > a.buffer->size_bytes() - a.offset_bytes))
+          throw OutOfRange(arg() + ": view [" + std::to_string(a.offset_bytes) + ", +" +
+                           (a.view_bytes == KernelArg::kWhole ? std::string("rest") : std::to_string(a.view_bytes)) +
                            ") reaches beyond the buffer of " + std::to_string(a.buffer->size_bytes()) + " bytes");
         break;
       case KernelArg::Kind::Scalar: {
@@ -156,6 +162,10 @@ void Stream::launch_args(const Kernel& kernel, const Range& global, const Range&
       }
       case KernelArg::Kind::Local:
         if (a.size == 0) throw InvalidArgument(arg() + ": zero-byte local memory");
+        if (a.size > kMaxLocalBytes || local_total + a.size > kMaxLocalBytes)
+          throw InvalidArgument(who() + ": local memory arguments total more than " +
+                                std::to_string(kMaxLocalBytes) + " bytes (argument " + std::to_string(i) + " asks " +
+                                std::to_string(a.size) + ")");
         local_total += a.size;
         break;
     }
@@ -193,7 +203,48 @@ void Stream::wait(const Event& event) {
   s.wait(event.impl());
 }
 
-void Stream::synchronize() { impl().synchronize(); }
+void Stream::synchronize() {
+  auto& s = impl();
+  s.synchronize();
+  s.workspace.retired.clear();  // the work that could still use them has finished
+}
+
+const Buffer& Stream::workspace(std::string_view slot, std::size_t bytes) {
+  auto& s = impl();
+  if (bytes == 0)
+    throw InvalidArgument("Stream::workspace('" + std::string(slot) + "'): zero-byte workspace on " + device_.id());
+  const std::size_t cap = device_.info().max_alloc_bytes;
+  if (cap && bytes > cap)
+    throw InvalidArgument("Stream::workspace('" + std::string(slot) + "'): " + std::to_string(bytes) +
+                          " bytes exceeds the largest allocation of " + device_.id() + ": " + std::to_string(cap) +
+                          " bytes");
+  auto& ws = s.workspace;
+  auto it = ws.slots.find(std::string(slot));
+  if (it != ws.slots.end() && it->second.size_bytes() >= bytes) return it->second;
+  // Grow geometrically so that a sequence of growing calls does not reallocate each time.
+  std::size_t want = bytes + bytes / 4;
+  if (want < bytes || (cap && want > cap)) want = bytes;
+  Buffer fresh = device_.alloc_bytes(want);
+  if (it == ws.slots.end()) return ws.slots.emplace(std::string(slot), std::move(fresh)).first->second;
+  ws.retired.push_back(std::move(it->second));
+  it->second = std::move(fresh);
+  return it->second;
+}
+
+std::size_t Stream::workspace_bytes() const noexcept {
+  if (!impl_) return 0;
+  std::size_t n = 0;
+  for (auto& [name, b] : impl_->workspace.slots) n += b.size_bytes();
+  for (auto& b : impl_->workspace.retired) n += b.size_bytes();
+  return n;
+}
+
+void Stream::release_workspace() {
+  auto& s = impl();
+  s.synchronize();
+  s.workspace.retired.clear();
+  s.workspace.slots.clear();
+}
 void* Stream::native_handle() const { return impl().native(); }
 
 Stream Stream::adopt(const Device& device, void* native_queue) {

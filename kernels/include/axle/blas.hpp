@@ -15,12 +15,16 @@
 // Every size, leading dimension, stride and view is validated before anything is
 // enqueued: an operand that does not fit its view is an axle::OutOfRange, any other
 // bad argument an axle::InvalidArgument, a type the device cannot run an
-// axle::Unsupported; messages name the operand and the sizes.
+// axle::Unsupported; messages name the operand and the sizes. Limits: m, n and k at
+// most 2^30 (blas::kMaxGemmDim), leading dimensions and the batch count at most
+// 2^31 - 1; offsets and strides are 64-bit.
 //
 // All calls are asynchronous on `stream` (like a kernel launch). The views must stay
 // alive until the work completes. Calls on distinct streams may be made from distinct
-// threads; one stream must not be used by two threads at once. Internally each stream
-// gets a scratch buffer (packed operands, split-K partials), kept for reuse.
+// threads; one stream must not be used by two threads at once. Scratch (packed
+// operands, split-K partials) comes from the stream's workspace (Stream::workspace),
+// reused by later calls on that stream and freed with it; a product whose scratch
+// would exceed the device's largest allocation is computed in pieces that fit.
 #pragma once
 
 #include <cstddef>
@@ -39,6 +43,9 @@ enum class Layout { RowMajor, ColMajor };
 enum class Op { N, T };
 
 namespace blas {
+
+/// The largest m, n or k a GEMM accepts (the kernels index within a matrix in 32 bits).
+inline constexpr std::size_t kMaxGemmDim = std::size_t{1} << 30;
 
 /// Activation applied last in the epilogue. GELU is the exact (erf) form.
 enum class Activation { None, ReLU, GELU };

@@ -127,14 +127,15 @@ AXLE_FUNC void axle_gemm_store(AXLE_GLOBAL C_ELEM* c, ulong idx, real_t acc, rea
 }
 
 // C = act(alpha * sum_s W[s] + beta * C + bias); splits == 0 means no partials (the
-// scale-only case). One work-item per element; dims (n, m, batch). trans_c: the
-// (m x n) result is stored transposed (element (i, j) at c[j * ldc + i]).
+// scale-only case). One work-item per element; dims (n, rows, batch) for rows row0
+// onwards (the host launches tall C in pieces of rows: grid dimension y is limited on
+// CUDA). trans_c: the (m x n) result is stored transposed (element (i, j) at c[j * ldc + i]).
 AXLE_KERNEL void axle_gemm_epilogue(AXLE_GLOBAL const float* AXLE_RESTRICT w, ulong w_off, int splits,
                                     AXLE_GLOBAL C_ELEM* AXLE_RESTRICT c, ulong c_off, ulong c_stride, int ldc,
                                     AXLE_GLOBAL const real_t* AXLE_RESTRICT bias, ulong bias_off, int bias_kind,
-                                    int act, int m, int n, real_t alpha, real_t beta, int trans_c) {
+                                    int act, int m, int n, real_t alpha, real_t beta, int trans_c, int row0) {
   const int j = (int)AXLE_GLOBAL_ID(0);
-  const int i = (int)AXLE_GLOBAL_ID(1);
+  const int i = row0 + (int)AXLE_GLOBAL_ID(1);
   const int b = (int)AXLE_GLOBAL_ID(2);
   if (i >= m || j >= n) return;
   w += w_off;

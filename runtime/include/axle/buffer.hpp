@@ -132,7 +132,10 @@ Buffer Device::alloc(std::size_t count) const {
   return alloc_bytes(count * sizeof(T));
 }
 
-/// Untyped pinned host allocation (owned, move-only).
+/// Untyped pinned host allocation (owned, move-only). Destroying or resetting it first
+/// waits for all work enqueued on its device (copies into or out of it may be pending
+/// on any of the device's streams). A copy between it and a stream of another device
+/// must be complete (synchronized) before it is destroyed.
 class PinnedMemory {
  public:
   PinnedMemory() noexcept;

@@ -7,12 +7,17 @@
 //
 // A Stream is move-only and owns its native queue unless made by Stream::adopt.
 // One Stream must not be used by two threads at once; distinct streams may.
+//
+// A stream also owns its workspace (Stream::workspace): device scratch memory that
+// library calls enqueued on it (GEMM packing, convolution workspaces) reuse from call
+// to call. It is freed when the stream is destroyed, after its work has finished.
 #pragma once
 
 #include <cstddef>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
@@ -30,8 +35,13 @@ class StreamImpl;
 struct LocalMem {
   std::size_t bytes = 0;
 };
+/// `count` elements of T of local memory; throws InvalidArgument when the byte size
+/// overflows size_t.
 template <typename T>
 LocalMem local(std::size_t count) {
+  if (count > static_cast<std::size_t>(-1) / sizeof(T))
+    throw InvalidArgument("axle::local: " + std::to_string(count) + " elements of " + std::to_string(sizeof(T)) +
+                          " bytes overflow size_t");
   return LocalMem{count * sizeof(T)};
 }
 
@@ -39,13 +49,20 @@ LocalMem local(std::size_t count) {
 struct KernelArg {
   enum class Kind { Scalar, Buffer, Local };
   static constexpr std::size_t kMaxScalarBytes = 64;
+  /// view_bytes of a whole-buffer binding: from offset_bytes to the end of the buffer.
+  static constexpr std::size_t kWhole = static_cast<std::size_t>(-1);
 
   Kind kind = Kind::Scalar;
   std::size_t size = 0;  ///< scalar: bytes; local: bytes requested
   unsigned char value[kMaxScalarBytes] = {};
   const Buffer* buffer = nullptr;  ///< Kind::Buffer
   std::size_t offset_bytes = 0;    ///< Kind::Buffer: view offset
-  std::size_t view_bytes = 0;      ///< Kind::Buffer: view size (0 = to the end of the buffer)
+  /// Kind::Buffer: view size in bytes; kWhole = to the end of the buffer. A view of 0
+  /// bytes reaches the kernel as a null pointer on every backend (it must not be
+  /// dereferenced). OpenCL binds a view at a non-zero offset as a sub-buffer (its
+  /// offset aligned to the device's base-address alignment), and then binds every
+  /// other view of the same buffer in that launch as a sub-buffer too.
+  std::size_t view_bytes = kWhole;
 
   template <typename T>
   static KernelArg scalar(const T& v) {
@@ -57,7 +74,7 @@ struct KernelArg {
     std::memcpy(a.value, &v, sizeof(T));
     return a;
   }
-  static KernelArg buffer_arg(const Buffer& b, std::size_t offset_bytes, std::size_t view_bytes = 0) {
+  static KernelArg buffer_arg(const Buffer& b, std::size_t offset_bytes, std::size_t view_bytes = kWhole) {
     KernelArg a;
     a.kind = Kind::Buffer;
     a.buffer = &b;
@@ -173,6 +190,22 @@ class Stream {
   /// Block the host until everything enqueued so far has finished. Errors of
   /// asynchronous work surface here as axle::Error.
   void synchronize();
+
+  // ---- workspace ----
+  /// Device scratch memory owned by this stream for work enqueued on it: a buffer of at
+  /// least `bytes` bytes kept under the name `slot` (one name per purpose, e.g.
+  /// "axle.gemm.pack_a"), reused by later calls with the same slot. Work on one stream
+  /// runs in order, so work enqueued later may reuse memory that earlier work used.
+  /// When a slot grows, its old buffer is kept until the next synchronize() (work
+  /// already enqueued may still use it). Everything is freed when the stream is
+  /// destroyed, after its work has finished. The reference stays valid until the next
+  /// workspace() call with the same slot, release_workspace() or the stream's end.
+  /// Throws InvalidArgument for a zero size or one above the device's largest allocation.
+  const Buffer& workspace(std::string_view slot, std::size_t bytes);
+  /// Bytes this stream's workspace holds now (slots plus buffers retired by growth).
+  std::size_t workspace_bytes() const noexcept;
+  /// Wait for the stream's work, then free its whole workspace.
+  void release_workspace();
 
   /// cl_command_queue on OpenCL, CUstream on CUDA.
   void* native_handle() const;

@@ -79,6 +79,14 @@ class ProgramImpl {
   bool from_disk_cache = false;
 };
 
+/// Front-end state of a stream: its workspace (Stream::workspace). Held by the
+/// StreamImpl base, so it is destroyed after the derived destructor has waited for the
+/// stream's work.
+struct StreamWorkspace {
+  std::unordered_map<std::string, Buffer> slots;
+  std::vector<Buffer> retired;  ///< outgrown buffers, freed at the next synchronize
+};
+
 class StreamImpl {
  public:
   virtual ~StreamImpl() = default;  ///< must wait for outstanding work and never throw
@@ -97,6 +105,9 @@ class StreamImpl {
   virtual void wait(EventImpl& event) = 0;
   virtual void synchronize() = 0;
   virtual void* native() const = 0;
+
+  // Set by the front end.
+  StreamWorkspace workspace;
 };
 
 /// What a compile needs. `text` is the complete source (prelude + includes expanded).
