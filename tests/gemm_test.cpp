@@ -2,6 +2,7 @@
 // accumulation over the exact stored input values; plus validation and tuning tests.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -11,7 +12,10 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "../kernels/src/env_choice.hpp"
+#include "../kernels/src/gemm_dispatch.hpp"
 #include "../kernels/src/gemm_tuning.hpp"
 #include "axle/axle.hpp"
 #include "axle/blas.hpp"
@@ -710,6 +714,190 @@ TEST_F(GemmTest, BadInputsAreRejectedBeforeLaunch) {
           axle::blas::gemm(s, R, Op::N, Op::N, std::size_t(1) << 31, 2, 2, 1.0, v, 2, v, 2, 0.0, v, 2);
         },
         {"m = 2147483648"});
+    // Sizes the kernels cannot index (their 32-bit row and column arithmetic would
+    // wrap near INT_MAX) are refused before anything else is looked at.
+    for (int which = 0; which < 3; ++which) {
+      const std::size_t big = axle::blas::kMaxGemmDim + 1, one = 1;
+      const std::size_t m = which == 0 ? big : one, n = which == 1 ? big : one, k = which == 2 ? big : one;
+      const std::string want = std::string(which == 0 ? "m = " : which == 1 ? "n = " : "k = ") + std::to_string(big);
+      expect_error_at<InvalidArgument>(__LINE__, [&] {
+        axle::blas::gemm(s, R, Op::N, Op::N, m, n, k, 1.0, v, which == 2 ? big : 1, v, which == 1 ? big : 1, 0.0, v,
+                         which == 1 ? big : 1);
+      }, {want.c_str(), "2^30"});
+    }
+  });
+}
+
+// Caps the GEMM scratch regions and the grid rows of one launch for a scope.
+class ScopedGemmLimits {
+ public:
+  ScopedGemmLimits(std::size_t scratch_bytes, std::size_t groups_y) {
+    axle::blas::detail::set_limits_for_testing(scratch_bytes, groups_y);
+    axle::blas::detail::scratch_high_water_bytes(true);
+  }
+  ~ScopedGemmLimits() { axle::blas::detail::set_limits_for_testing(0, 0); }
+  ScopedGemmLimits(const ScopedGemmLimits&) = delete;
+  ScopedGemmLimits& operator=(const ScopedGemmLimits&) = delete;
+};
+
+// A product whose scratch (packed operands, split-K partials) exceeds one allocation
+// is computed in pieces: every region stays under the limit, results stay exact.
+TEST_F(GemmTest, ScratchLargerThanOneAllocationIsSplit) {
+  const std::size_t limit = 64 * 1024;
+  each([&](const axle::Device& d) {
+    ScopedGemmLimits lim(limit, 0);
+    Case c;
+    c.m = 300, c.n = 200, c.k = 400, c.beta = 0.5, c.bias = BiasMode::PerRow, c.act = Activation::ReLU;
+    run_case<float, float, float>(d, c);  // packed A and B both too big: split along k, m and n
+    c = Case{};
+    c.m = 37, c.n = 70, c.k = 5000, c.tb = Op::T, c.beta = -0.75, c.bias = BiasMode::PerCol;
+    c.act = Activation::GELU;
+    run_case<float, float, float>(d, c);  // deep k: k pieces, bias and activation once
+    c = Case{};
+    c.layout = Layout::ColMajor, c.ta = Op::T, c.m = 150, c.n = 260, c.k = 90, c.bias = BiasMode::PerCol;
+    run_case<float, float, float>(d, c);
+    c = Case{};
+    c.m = 64, c.n = 64, c.k = 64, c.batch = 7, c.beta = 1.0;
+    run_case<float, float, float>(d, c);  // batch split
+    c = Case{};
+    c.m = 500, c.n = 3, c.k = 4100, c.batch = 3, c.bias = BiasMode::PerRow;
+    run_case<float, float, float>(d, c);  // narrow path: packed op(B)^T and partials
+    c = Case{};
+    c.m = 200, c.n = 130, c.k = 300, c.beta = 0.25;
+    run_case<half_t, float, half_t>(d, c);  // 16-bit A is always packed (to f32: twice its size)
+    if (d.info().type == axle::DeviceType::CPU)  // the packed family runs on CPU devices
+      EXPECT_LE(axle::blas::detail::scratch_high_water_bytes(), limit);
+  });
+}
+
+// The same at full size under the device's real limit: a 16-bit A of 60% of the
+// largest allocation packs to 120% of it (f32 panels) and must still run.
+TEST_F(GemmTest, PackedOperandsBeyondTheLargestAllocation) {
+  each([&](const axle::Device& d) {
+    const std::uint64_t cap = d.info().max_alloc_bytes;
+    if (d.info().type != axle::DeviceType::CPU || cap == 0 || cap > (std::uint64_t{4} << 30) ||
+        d.info().global_mem_bytes < 2 * cap) {
+      std::printf("[ SKIPPED  ] %s: needs a CPU device whose largest allocation is at most 4 GiB\n", d.id().c_str());
+      return;
+    }
+    // A is filled on the device with a repeating 8-value pattern: A(i, p) = pat[(i * k + p) % 8]
+    // (k odd, so consecutive rows see it at different phases).
+    const std::size_t k = 259, n = 16;
+    const std::size_t m = static_cast<std::size_t>(cap * 6 / 10) / (k * sizeof(half_t));
+    const float pat[8] = {0.5f, -1.0f, 0.25f, 2.0f, -0.75f, 1.5f, -2.0f, 0.125f};
+    auto a_val = [&](std::size_t i, std::size_t p) { return pat[(i * k + p) % 8]; };
+    auto b_val = [](std::size_t p, std::size_t j) { return static_cast<float>(static_cast<int>((p * 5 + j) % 11) - 5) / 4; };
+    axle::Stream s = d.create_stream();
+    axle::Buffer da = d.alloc<half_t>(m * k + 8), db = d.alloc<float>(k * n), dc = d.alloc<float>(m * n);
+    {
+      struct alignas(16) Pattern {
+        half_t h[8];
+      } hp{};
+      for (int q = 0; q < 8; ++q) hp.h[q] = axle::to_half(pat[q]);
+      s.fill_bytes(da, 0, (m * k + 7) / 8 * 16, &hp, sizeof hp);
+    }
+    std::vector<float> hb(k * n);
+    for (std::size_t p = 0; p < k; ++p)
+      for (std::size_t j = 0; j < n; ++j) hb[p * n + j] = b_val(p, j);
+    s.copy(hb, db.view<float>());
+    const auto t0 = std::chrono::steady_clock::now();
+    axle::blas::gemm(s, Layout::RowMajor, Op::N, Op::N, m, n, k, 1.0, da.view<half_t>(), k, db.view<float>(), n, 0.0,
+                     dc.view<float>(), n);
+    s.synchronize();
+    std::printf("  %zu x %zu x %zu with a %.2f GB half A: %.2f s\n", m, n, k, m * k * 2e-9,
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    std::vector<float> hc(m * n);
+    s.copy(dc, hc);
+    s.synchronize();
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < m; i += (i % 1000 == 999 ? 1 : 997)) {  // rows across the whole matrix
+      for (std::size_t j = 0; j < n; ++j) {
+        double want = 0;
+        for (std::size_t p = 0; p < k; ++p) want += double(a_val(i, p)) * b_val(p, j);
+        if (hc[i * n + j] != static_cast<float>(want) && ++bad <= 5)
+          ADD_FAILURE() << "C(" << i << ", " << j << ") = " << hc[i * n + j] << ", expected " << want;
+      }
+    }
+    for (std::size_t j = 0; j < n; ++j) {  // and the last row
+      double want = 0;
+      for (std::size_t p = 0; p < k; ++p) want += double(a_val(m - 1, p)) * b_val(p, j);
+      EXPECT_EQ(hc[(m - 1) * n + j], static_cast<float>(want)) << "last row, column " << j;
+    }
+    EXPECT_EQ(bad, 0u);
+  });
+}
+
+// Tall C is launched in pieces of rows (CUDA grids allow 65535 groups along y): the
+// tiled kernel (the f64 path) and the epilogue-only calls (alpha == 0, k == 0).
+TEST_F(GemmTest, TallProductsRunInPiecesOfRows) {
+  each([&](const axle::Device& d) {
+    {
+      ScopedGemmLimits lim(0, 2);  // two groups of rows per launch
+      for (double alpha : {1.0, 0.0}) {
+        Case c;
+        c.m = 301, c.n = 5, c.k = 7, c.alpha = alpha, c.beta = 0.5, c.bias = BiasMode::PerRow, c.act = Activation::ReLU;
+        run_case<float, float, float>(d, c);
+        c.ta = Op::T;
+        if (d.info().fp64) run_case<double, double, double>(d, c);
+      }
+      Case c;
+      c.m = 77, c.n = 9, c.k = 0, c.beta = -1.0, c.bias = BiasMode::PerRow;
+      run_case<float, float, float>(d, c);
+    }
+    // Real size: more rows than 65535 groups of 16.
+    const std::size_t m = 1100000;
+    Case c;
+    c.m = m, c.n = 1, c.k = 1, c.alpha = 0.0, c.beta = 2.0, c.offset = 0;
+    run_case<float, float, float>(d, c);
+    if (d.info().fp64) {
+      c.alpha = 1.0, c.k = 2, c.bias = BiasMode::PerRow;
+      run_case<double, double, double>(d, c);
+    }
+  });
+}
+
+// Scratch belongs to the stream: many short-lived streams running a GEMM each leave
+// memory where it was.
+TEST_F(GemmTest, ScratchIsFreedWithItsStream) {
+  each([&](const axle::Device& d) {
+    const std::size_t n = 512;
+    axle::Buffer a = d.alloc<float>(n * n), b = d.alloc<float>(n * n), c = d.alloc<float>(n * n);
+    {
+      axle::Stream s = d.create_stream();
+      s.fill(a.view<float>(), 1.0f);
+      s.fill(b.view<float>(), 0.5f);
+      s.synchronize();
+    }
+    auto rss = [] {
+      std::ifstream f("/proc/self/statm");
+      std::size_t pages = 0, resident = 0;
+      f >> pages >> resident;
+      return resident * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+    };
+    auto one = [&] {
+      axle::Stream s = d.create_stream();
+      axle::blas::gemm(s, Layout::RowMajor, Op::N, Op::N, n, n, n, 1.0, a.view<float>(), n, b.view<float>(), n, 0.0,
+                       c.view<float>(), n);
+      s.synchronize();
+      return s.workspace_bytes();
+    };
+    for (int i = 0; i < 5; ++i) one();  // warm: kernels built, allocator settled
+    const std::size_t before = rss();
+    std::size_t per_stream = 0;
+    for (int i = 0; i < 300; ++i) per_stream = std::max(per_stream, one());
+    const std::size_t after = rss();
+    std::vector<float> h(n * n);
+    axle::Stream s = d.create_stream();
+    s.copy(c, h);
+    s.synchronize();
+    EXPECT_EQ(h[0], 0.5f * n);
+    EXPECT_EQ(h[n * n - 1], 0.5f * n);
+    if (d.info().type == axle::DeviceType::CPU) {  // device memory is this process's memory
+      EXPECT_GT(per_stream, 0u) << "the GEMM used no stream workspace";
+      EXPECT_LT(after, before + 64 * 1024 * 1024)
+          << "RSS grew from " << before / 1048576 << " MiB to " << after / 1048576 << " MiB over 300 streams holding "
+          << per_stream / 1024 << " KiB of scratch each";
+    }
   });
 }
 

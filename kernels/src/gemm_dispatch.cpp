@@ -470,10 +470,13 @@ bool run_packed(Stream& stream, const GemmDesc& in, const GemmParams& p) {
 
 // The packed path for a product whose scratch does not fit one allocation: split it
 // (batch, then the largest of m, n and k) until every piece's scratch fits. A k split
-// runs the first part without bias or activation and the second with beta = 1.
+// runs the first part without bias or activation and the second with beta = 1; C holds
+// the first part's sum in between, so a 16-bit C is split along k only as a last resort.
 void run_packed_fitting(Stream& stream, const GemmDesc& d, const GemmParams& p) {
   if (run_packed(stream, d, p)) return;
   GemmDesc lo = d, hi = d;
+  const bool wide_c = d.c_type == ElemType::F32 || d.c_type == ElemType::F64;
+  const bool split_k = d.k >= 32 && (wide_c ? d.k >= std::max(d.m, d.n) : d.m <= 1 && d.n <= 1);
   if (d.batch > 1) {
     const std::size_t h = d.batch / 2;
     lo.batch = h;
@@ -481,7 +484,7 @@ void run_packed_fitting(Stream& stream, const GemmDesc& d, const GemmParams& p) 
     hi.a_off += h * d.stride_a;
     hi.b_off += h * d.stride_b;
     hi.c_off += h * d.stride_c;
-  } else if (d.k >= std::max(d.m, d.n) && d.k >= 32) {
+  } else if (split_k) {
     const std::size_t h = round_up(d.k / 2, 16);
     lo.k = h;
     hi.k = d.k - h;
