@@ -21,6 +21,7 @@
 
 #include <cuda.h>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -66,18 +67,20 @@ class CudaEvent final : public EventImpl {
  public:
   CudaEvent(std::shared_ptr<CudaDevice> dev, CUevent ev) : dev_(std::move(dev)), ev_(ev) {}
   ~CudaEvent() override;
-  bool recorded() const override { return recorded_; }
+  bool recorded() const override { return recorded_.load(std::memory_order_acquire); }
   void synchronize() override;
   bool query() override;
   float elapsed_ms(EventImpl& start) override;
   void* native() const override { return ev_; }
   CUevent handle() const { return ev_; }
-  void mark_recorded() { recorded_ = true; }
+  // The CUevent itself is re-recorded in place (cuEventRecord), which the driver allows
+  // while other threads query it; only this flag is Axle's, hence atomic.
+  void mark_recorded() { recorded_.store(true, std::memory_order_release); }
 
  private:
   std::shared_ptr<CudaDevice> dev_;
   CUevent ev_;
-  bool recorded_ = false;
+  std::atomic<bool> recorded_{false};
 };
 
 class CudaProgram;
