@@ -634,7 +634,7 @@ std::shared_ptr<ProgramImpl> CudaDevice::compile(const CompileRequest& req) {
                       details("dlopen(libnvrtc)"));
   const std::string arch = target_arch(req);
   const std::string file = req.name + (req.kind == SourceKind::CUDA ? ".cu" : ".cl");
-  NvrtcResult res = cuda::compile(file, source_text(req.kind, req.text, file), req.options, arch);
+  NvrtcResult res = cuda::compile(file, source_text(req.kind, req.defines, req.text), req.options, arch);
   if (!res.ok) {
     Error::Details det{"cuda", res.status, res.call.empty() ? "" : n.nvrtcGetErrorString(static_cast<nvrtcResult>(res.status)),
                        res.call.empty() ? "nvrtcCompileProgram" : res.call};

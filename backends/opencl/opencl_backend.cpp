@@ -489,8 +489,7 @@ class ClDevice final : public DeviceImpl {
   }
 
   std::string native_options(const BuildOptions& o) const override {
-    std::string s = "-cl-std=CL1.2 -cl-kernel-arg-info";
-    for (auto& [k, v] : o.defines) s += " -D" + k + (v.empty() ? "" : "=" + v);
+    std::string s = "-cl-std=CL1.2 -cl-kernel-arg-info";  // defines travel in the source (CompileRequest::defines)
     if (!o.flags.empty()) s += " " + o.flags;
     return s;
   }
@@ -503,10 +502,13 @@ class ClDevice final : public DeviceImpl {
       throw Unsupported("'" + req.name + "' is native CUDA source; the OpenCL backend builds portable (Axle dialect) "
                         "or OpenCL C sources only. Select a CUDA device or port the kernel to the Axle dialect.",
                         Error::Details{"opencl", 0, "", "build"});
-    if (req.kind == SourceKind::Portable)
-      text = std::string(embedded::runtime_resource("axle_opencl.h")) + "\n#line 1 \"" + req.name + "\"\n" + req.text;
-    else
-      text = req.text;
+    text = req.defines;
+    if (req.kind == SourceKind::Portable) {
+      text += line_directive(1, "axle_opencl.h");
+      text += embedded::runtime_resource("axle_opencl.h");
+      text += "\n";
+    }
+    text += req.text;  // starts with #line 1 "<name>"
     const char* src = text.c_str();
     std::size_t len = text.size();
     cl_int st = CL_SUCCESS;
