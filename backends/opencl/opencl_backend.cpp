@@ -134,11 +134,29 @@ class ClEvent final : public EventImpl {
     auto& start = static_cast<ClEvent&>(start_impl);
     start.synchronize();
     synchronize();
-    cl_ulong t0 = 0, t1 = 0;
-    AXLE_CL_CHECK(api().clGetEventProfilingInfo(start.ev_, CL_PROFILING_COMMAND_END, sizeof(t0), &t0, nullptr),
-                  "clGetEventProfilingInfo", "reading the start event's time (was it recorded on an Axle stream?)");
-    AXLE_CL_CHECK(api().clGetEventProfilingInfo(ev_, CL_PROFILING_COMMAND_END, sizeof(t1), &t1, nullptr),
-                  "clGetEventProfilingInfo", "reading the end event's time (was it recorded on an Axle stream?)");
+    // A queue made without CL_QUEUE_PROFILING_ENABLE (only an adopted one can be) has
+    // no timestamps: that is Unsupported, saying so, rather than a raw status.
+    auto end_time = [](cl_event ev, const char* which) {
+      cl_ulong t = 0;
+      const cl_int st = api().clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_END, sizeof(t), &t, nullptr);
+      if (st == CL_PROFILING_INFO_NOT_AVAILABLE) {
+        cl_command_queue q = nullptr;
+        cl_command_queue_properties props = 0;
+        const bool unprofiled =
+            api().clGetEventInfo(ev, CL_EVENT_COMMAND_QUEUE, sizeof(q), &q, nullptr) == CL_SUCCESS && q &&
+            api().clGetCommandQueueInfo(q, CL_QUEUE_PROPERTIES, sizeof(props), &props, nullptr) == CL_SUCCESS &&
+            !(props & CL_QUEUE_PROFILING_ENABLE);
+        throw Unsupported(std::string("Event::elapsed_ms: the ") + which + " event has no device timestamps: " +
+                              (unprofiled ? "it was recorded on a cl_command_queue adopted without "
+                                            "CL_QUEUE_PROFILING_ENABLE; create that queue with "
+                                            "CL_QUEUE_PROFILING_ENABLE, or record on a stream Axle created"
+                                          : "the OpenCL driver keeps no profiling information for it"),
+                          details(st, "clGetEventProfilingInfo"));
+      }
+      if (st != CL_SUCCESS) fail(st, "clGetEventProfilingInfo", std::string("reading the ") + which + " event's time");
+      return t;
+    };
+    const cl_ulong t0 = end_time(start.ev_, "start"), t1 = end_time(ev_, "end");
     return static_cast<float>((static_cast<double>(t1) - static_cast<double>(t0)) * 1e-6);
   }
   void* native() const override { return ev_; }
@@ -474,11 +492,25 @@ class ClDevice final : public DeviceImpl {
   }
   std::unique_ptr<StreamImpl> adopt_stream(void* native) override {
     auto q = static_cast<cl_command_queue>(native);
+    const std::string self = "opencl:" + std::to_string(info_.index) + " ('" + info_.name + "')";
     cl_context c = nullptr;
     AXLE_CL_CHECK(api().clGetCommandQueueInfo(q, CL_QUEUE_CONTEXT, sizeof(c), &c, nullptr), "clGetCommandQueueInfo",
                   "adopting a cl_command_queue");
     if (c != ctx_)
-      throw InvalidArgument("adopting a cl_command_queue of another context: create it on axle::opencl::context(device)");
+      throw InvalidArgument("adopting a cl_command_queue of another context: " + self +
+                            " has its own; create the queue on axle::opencl::context(device)");
+    cl_device_id d = nullptr;
+    AXLE_CL_CHECK(api().clGetCommandQueueInfo(q, CL_QUEUE_DEVICE, sizeof(d), &d, nullptr), "clGetCommandQueueInfo",
+                  "adopting a cl_command_queue");
+    if (d != dev_)
+      throw InvalidArgument("adopting a cl_command_queue of another device ('" + device_string(d, CL_DEVICE_NAME) +
+                            "'), not of " + self + "; create the queue on axle::opencl::device_id(device)");
+    cl_command_queue_properties props = 0;
+    AXLE_CL_CHECK(api().clGetCommandQueueInfo(q, CL_QUEUE_PROPERTIES, sizeof(props), &props, nullptr),
+                  "clGetCommandQueueInfo", "adopting a cl_command_queue");
+    if (props & CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE)
+      throw InvalidArgument("adopting an out-of-order cl_command_queue (CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE) on " +
+                            self + ": an axle::Stream runs its work in order; create the queue without that property");
     return std::make_unique<ClStream>(q, false, queues_, addr_align_);
   }
   std::unique_ptr<EventImpl> create_event() override { return std::make_unique<ClEvent>(); }
