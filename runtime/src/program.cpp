@@ -167,7 +167,9 @@ Program Device::build(const Source& source, const BuildOptions& options) const {
   if (req.kind == SourceKind::Portable) h.field(portable_prelude(info().backend));
   h.field(req.defines);
   h.field(req.options);
-  h.field(req.text);
+  // The source's name only labels compiler messages: the key leaves it out, so a
+  // renamed source reuses its compiled program.
+  h.field(detail::expand_source(source.text, std::string(), options));
   const std::string key = h.hex_digest();
 
   {
