@@ -153,6 +153,8 @@ int main(int argc, char** argv) {
     nocache.disk_cache = false;
     axle::Kernel k = dev.build(axle::Source::portable(kEmpty, "bench_empty"), nocache).kernel("axle_bench_empty");
     CUfunction fn = axle::cuda::function(k);
+    // Axle leaves the thread's current context as it found it; raw calls need Axle's.
+    cu(d.cuCtxSetCurrent(axle::cuda::context(dev)), "cuCtxSetCurrent");
     CUstream raw = nullptr;
     cu(d.cuStreamCreate(&raw, CU_STREAM_NON_BLOCKING), "cuStreamCreate");
 

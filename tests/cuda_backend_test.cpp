@@ -6,10 +6,12 @@
 // With a CUDA device (AXLE_DEVICE ignored: these always use cuda:0): device info,
 // memory, copies, fills, launches (block choice, local memory, >48 KiB of it), events,
 // interop, kernel introspection, and bad input reported as axle::Error.
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <numeric>
 #include <string>
 #include <thread>
@@ -18,6 +20,7 @@
 #include "axle/axle.hpp"
 #include "axle/interop/cuda.hpp"
 #include "backend/backend.hpp"
+#include "test_util.hpp"
 
 namespace {
 
@@ -430,4 +433,179 @@ TEST_F(CudaDeviceTest, AdoptedStreamAndMoves) {
   EXPECT_FALSE(b.valid());
   b2 = dev_.alloc<float>(20);
   EXPECT_EQ(b2.size_bytes(), 80u);
+}
+
+// ---------------------------------------------------------------- the caller's own contexts
+
+namespace {
+
+// The driver entry points these tests call themselves, from libcuda.so.1 (the CUDA
+// 13 header maps cuCtxCreate to a newer signature, so take cuCtxCreate_v2 by name).
+struct RawDriver {
+  using CtxCreate = CUresult (*)(CUcontext*, unsigned, CUdevice);
+  using CtxDestroy = CUresult (*)(CUcontext);
+  using CtxGetCurrent = CUresult (*)(CUcontext*);
+  using CtxSetCurrent = CUresult (*)(CUcontext);
+  using CtxPush = CUresult (*)(CUcontext);
+  using CtxPop = CUresult (*)(CUcontext*);
+  using StreamCreate = CUresult (*)(CUstream*, unsigned);
+  using StreamDestroy = CUresult (*)(CUstream);
+  CtxCreate ctx_create = nullptr;
+  CtxDestroy ctx_destroy = nullptr;
+  CtxGetCurrent ctx_get_current = nullptr;
+  CtxSetCurrent ctx_set_current = nullptr;
+  CtxPush ctx_push = nullptr;
+  CtxPop ctx_pop = nullptr;
+  StreamCreate stream_create = nullptr;
+  StreamDestroy stream_destroy = nullptr;
+
+  RawDriver() {
+    void* lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!lib) return;
+    ctx_create = reinterpret_cast<CtxCreate>(dlsym(lib, "cuCtxCreate_v2"));
+    ctx_destroy = reinterpret_cast<CtxDestroy>(dlsym(lib, "cuCtxDestroy_v2"));
+    ctx_get_current = reinterpret_cast<CtxGetCurrent>(dlsym(lib, "cuCtxGetCurrent"));
+    ctx_set_current = reinterpret_cast<CtxSetCurrent>(dlsym(lib, "cuCtxSetCurrent"));
+    ctx_push = reinterpret_cast<CtxPush>(dlsym(lib, "cuCtxPushCurrent_v2"));
+    ctx_pop = reinterpret_cast<CtxPop>(dlsym(lib, "cuCtxPopCurrent_v2"));
+    stream_create = reinterpret_cast<StreamCreate>(dlsym(lib, "cuStreamCreate"));
+    stream_destroy = reinterpret_cast<StreamDestroy>(dlsym(lib, "cuStreamDestroy_v2"));
+  }
+  bool ok() const {
+    return ctx_create && ctx_destroy && ctx_get_current && ctx_set_current && ctx_push && ctx_pop && stream_create &&
+           stream_destroy;
+  }
+  CUcontext current() const {
+    CUcontext c = reinterpret_cast<CUcontext>(0x1);
+    return ctx_get_current(&c) == CUDA_SUCCESS ? c : reinterpret_cast<CUcontext>(0x1);
+  }
+};
+
+const RawDriver& raw_driver() {
+  static const RawDriver d;
+  return d;
+}
+
+// A context of our own, current on this thread while the object lives.
+class OwnContext {
+ public:
+  explicit OwnContext(CUdevice dev) {
+    if (raw_driver().ctx_create(&ctx_, 0, dev) != CUDA_SUCCESS) ctx_ = nullptr;
+  }
+  ~OwnContext() {
+    if (ctx_) raw_driver().ctx_destroy(ctx_);
+  }
+  OwnContext(const OwnContext&) = delete;
+  OwnContext& operator=(const OwnContext&) = delete;
+  CUcontext get() const { return ctx_; }
+
+ private:
+  CUcontext ctx_ = nullptr;
+};
+
+// Every kind of Axle call on `dev`: memory, streams, builds, launches, events, and the
+// destructors at the end of the scope.
+void exercise(const axle::Device& dev, const std::function<void(const char*)>& check) {
+  {
+    axle::Stream s = dev.create_stream();
+    check("create_stream");
+    const unsigned n = 1000;
+    auto a = dev.alloc<float>(n), c = dev.alloc<float>(n);
+    check("alloc");
+    s.fill(a.view<float>(), 2.0f);
+    s.fill(c.view<float>(), 1.0f);
+    check("fill");
+    axle::Kernel k = dev.build(axle::Source::portable(kVadd, "vadd"), no_disk()).kernel("vadd");
+    check("build");
+    axle::Event e0 = s.record();
+    s.launch(k, axle::Range{n}, axle::Range{}, a.view<float>(), a.view<float>(), c.view<float>(), n);
+    axle::Event e1 = s.record();
+    check("launch");
+    std::vector<float> h(n);
+    s.copy(c, h);
+    s.synchronize();
+    check("copy and synchronize");
+    EXPECT_EQ(h[0], 4.0f);
+    EXPECT_EQ(h[n - 1], 4.0f);
+    EXPECT_GE(e1.elapsed_ms(e0), 0.0f);
+    EXPECT_TRUE(e1.query());
+    check("events");
+    auto pin = dev.alloc_pinned<float>(16);
+    check("alloc_pinned");
+    dev.synchronize();
+    check("device synchronize");
+  }
+  check("destructors");
+}
+
+}  // namespace
+
+TEST_F(CudaDeviceTest, CallsKeepTheCallersCurrentContext) {
+  const RawDriver& raw = raw_driver();
+  ASSERT_TRUE(raw.ok());
+  const CUcontext primary = axle::cuda::context(dev_);
+  {
+    // The caller's own context stays current through every call.
+    OwnContext mine(axle::cuda::device_ordinal(dev_));
+    ASSERT_NE(mine.get(), nullptr);
+    ASSERT_NE(mine.get(), primary);
+    ASSERT_EQ(raw.current(), mine.get());
+    exercise(dev_, [&](const char* what) { EXPECT_EQ(raw.current(), mine.get()) << "after " << what; });
+    // With a context stack, the whole stack survives: ours on top of the primary one.
+    ASSERT_EQ(raw.ctx_push(primary), CUDA_SUCCESS);
+    OwnContext top(axle::cuda::device_ordinal(dev_));  // cuCtxCreate pushes it
+    exercise(dev_, [&](const char* what) { EXPECT_EQ(raw.current(), top.get()) << "after " << what; });
+    CUcontext popped = nullptr;
+    ASSERT_EQ(raw.ctx_pop(&popped), CUDA_SUCCESS);
+    EXPECT_EQ(popped, top.get());
+    ASSERT_EQ(raw.ctx_pop(&popped), CUDA_SUCCESS);
+    EXPECT_EQ(popped, primary);
+    EXPECT_EQ(raw.current(), mine.get());
+    ASSERT_EQ(raw.ctx_set_current(nullptr), CUDA_SUCCESS);
+  }
+  // A thread with no current context still has none afterwards.
+  std::thread([&] {
+    ASSERT_EQ(raw.current(), nullptr);
+    exercise(dev_, [&](const char* what) { EXPECT_EQ(raw.current(), nullptr) << "after " << what; });
+  }).join();
+}
+
+TEST_F(CudaDeviceTest, AdoptRefusesAStreamOfAnotherContext) {
+  const RawDriver& raw = raw_driver();
+  ASSERT_TRUE(raw.ok());
+  OwnContext mine(axle::cuda::device_ordinal(dev_));
+  ASSERT_NE(mine.get(), nullptr);
+  CUstream s = nullptr;
+  ASSERT_EQ(raw.stream_create(&s, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+  AXLE_EXPECT_THROW_MSG(axle::cuda::adopt_stream(dev_, s), axle::InvalidArgument,
+                        {"adopt_stream", "another context", "of this device", "primary context", "cuda:0"});
+  EXPECT_EQ(raw.current(), mine.get());
+  EXPECT_EQ(raw.stream_destroy(s), CUDA_SUCCESS);
+  // A stream of the primary context is accepted and works.
+  ASSERT_EQ(raw.ctx_push(axle::cuda::context(dev_)), CUDA_SUCCESS);
+  CUstream ps = nullptr;
+  ASSERT_EQ(raw.stream_create(&ps, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+  CUcontext popped = nullptr;
+  ASSERT_EQ(raw.ctx_pop(&popped), CUDA_SUCCESS);
+  {
+    axle::Stream adopted = axle::cuda::adopt_stream(dev_, ps);
+    auto b = dev_.alloc<int>(8);
+    adopted.fill(b.view<int>(), 9);
+    std::vector<int> h(8);
+    adopted.copy(b, h);
+    adopted.synchronize();
+    EXPECT_EQ(h, std::vector<int>(8, 9));
+    EXPECT_EQ(raw.current(), mine.get());
+  }
+  ASSERT_EQ(raw.ctx_push(axle::cuda::context(dev_)), CUDA_SUCCESS);
+  EXPECT_EQ(raw.stream_destroy(ps), CUDA_SUCCESS);
+  ASSERT_EQ(raw.ctx_pop(&popped), CUDA_SUCCESS);
+}
+
+TEST_F(CudaDeviceTest, AdoptRefusesAStreamOfAnotherDevice) {
+  if (axle::devices("cuda").size() < 2) GTEST_SKIP() << "one CUDA device: no stream of another device to adopt";
+  axle::Device other = axle::select_device("cuda:1");
+  axle::Stream theirs = other.create_stream();
+  AXLE_EXPECT_THROW_MSG(axle::cuda::adopt_stream(dev_, axle::cuda::stream(theirs)), axle::InvalidArgument,
+                        {"adopt_stream", "CUDA device 1", "primary context", "cuda:0"});
 }

@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "axle/axle.hpp"
+#include "backend/backend.hpp"
 #include "nvrtc_compile.hpp"
 
 namespace fs = std::filesystem;
@@ -426,10 +427,94 @@ AXLE_KERNEL void k(AXLE_GLOBAL float* p) { p[0] = (float)WIDTH; }
 )";
   const NvrtcResult r = axle::detail::nvrtc_compile_for_test(SourceKind::Portable, src, o, "sm_90");
   ASSERT_TRUE(compiled(r, "defines"));
-  EXPECT_NE(r.options.find("-DWIDTH=4"), std::string::npos);
+  // Defines travel in the source text, ahead of the prelude; never as options.
+  EXPECT_EQ(r.text.rfind("#define WIDTH 4\n#define EMPTY\n", 0), 0u) << r.text.substr(0, 200);
+  EXPECT_EQ(r.options.find("-D"), std::string::npos) << r.options;
   EXPECT_NE(r.options.find("--use_fast_math"), std::string::npos);
   EXPECT_EQ(r.options.find("-cl-std"), std::string::npos);
   EXPECT_NE(r.options.find("--gpu-architecture=sm_90"), std::string::npos);
+}
+
+TEST_F(NvrtcTest, DefineValuesArriveAsWrittenAndNeverBecomeOptions) {
+  BuildOptions o;
+  o.define("EXPR", "(3 + 4)").define("STR", "\"a b\"").define("BACKSLASH", "'\\\\'");
+  o.define("INJECT", "1 -DY=2").define("FAST", "1 --use_fast_math").define("NOTHING", "");
+  const char* src = R"(
+#ifdef Y
+#error a define's value defined Y
+#endif
+#if !defined(NOTHING)
+#error NOTHING
+#endif
+static_assert(EXPR * 2 == 14, "EXPR keeps its parentheses");
+static_assert(sizeof(STR) == 4, "STR is the literal \"a b\"");
+static_assert(BACKSLASH == 92, "BACKSLASH is '\\\\'");
+AXLE_KERNEL void k(AXLE_GLOBAL int* p) { int x = 5 NOTHING; p[0] = x + STR[1]; }
+)";
+  const NvrtcResult r = axle::detail::nvrtc_compile_for_test(SourceKind::Portable, src, o, "sm_80");
+  ASSERT_TRUE(compiled(r, "define values"));
+  EXPECT_EQ(r.options.find("use_fast_math"), std::string::npos) << r.options;
+  EXPECT_NE(r.text.find("#define INJECT 1 -DY=2\n"), std::string::npos);
+  // A name that is not an identifier is refused before NVRTC runs.
+  BuildOptions bad;
+  bad.define("A B", "1");
+  const NvrtcResult rb = axle::detail::nvrtc_compile_for_test(SourceKind::Portable, src, bad, "sm_80");
+  EXPECT_FALSE(rb.ok);
+  EXPECT_NE(rb.error.find("'A B'"), std::string::npos) << rb.error;
+}
+
+namespace {
+// What CudaDevice::compile hands NVRTC for a build: the front end's define lines and
+// expanded source, the prelude, and no headers (the front end has expanded them).
+NvrtcResult compile_as_the_backend(SourceKind kind, const std::string& text, const std::string& name,
+                                   const BuildOptions& o) {
+  namespace cu = axle::detail::cuda;
+  const std::string full =
+      cu::source_text(kind, axle::detail::define_lines(o), axle::detail::expand_source(text, name, o));
+  return cu::compile(name, full, cu::native_options(o), "sm_80");
+}
+}  // namespace
+
+TEST_F(NvrtcTest, ErrorsNameTheUsersLineAfterAHeader) {
+  BuildOptions o;
+  std::string ten;
+  for (int i = 1; i <= 10; ++i) ten += "#define TEN_" + std::to_string(i) + " " + std::to_string(i) + "\n";
+  o.header("ten.h", ten);
+  const char* portable =
+      "#include \"ten.h\"\n"
+      "AXLE_KERNEL void k(AXLE_GLOBAL int* p) {\n"
+      "  p[0] = undeclared_on_line_3;\n"
+      "}\n";
+  const NvrtcResult r = compile_as_the_backend(SourceKind::Portable, portable, "user_source.cl", o);
+  ASSERT_FALSE(r.ok);
+  EXPECT_NE(r.log.find("user_source.cl(3)"), std::string::npos) << r.log;
+  const char* cuda =
+      "#include \"ten.h\"\n"
+      "extern \"C\" __global__ void k(int* p) {\n"
+      "  p[0] = undeclared_on_line_3;\n"
+      "}\n";
+  const NvrtcResult rc = compile_as_the_backend(SourceKind::CUDA, cuda, "user_source.cu", o);
+  ASSERT_FALSE(rc.ok);
+  EXPECT_NE(rc.log.find("user_source.cu(3)"), std::string::npos) << rc.log;
+  // The test entry point assembles a build the same way.
+  const NvrtcResult rt = axle::detail::nvrtc_compile_for_test(SourceKind::Portable, portable, o, "sm_80");
+  ASSERT_FALSE(rt.ok);
+  EXPECT_NE(rt.log.find("portable.cl(3)"), std::string::npos) << rt.log;
+  // An error in the header names the header's own line.
+  o.headers[0].second = "#define A 1\nint header_error_on_line_2 = ;\n";
+  const NvrtcResult rh = compile_as_the_backend(SourceKind::CUDA, cuda, "user_source.cu", o);
+  ASSERT_FALSE(rh.ok);
+  EXPECT_NE(rh.log.find("ten.h(2)"), std::string::npos) << rh.log;
+}
+
+TEST_F(NvrtcTest, SourceNamesWithNewlinesAndQuotesCompile) {
+  const char* ok = "AXLE_KERNEL void k(AXLE_GLOBAL int* p) { p[0] = 42; }\n";
+  for (const std::string name : {"my\nkernel.cl", "say \"hi\".cl", "dir\\kernel.cl"})
+    EXPECT_TRUE(compiled(compile_as_the_backend(SourceKind::Portable, ok, name, {}), name));
+  const char* broken = "\n\nAXLE_KERNEL void k(AXLE_GLOBAL int* p) { p[0] = undeclared; }\n";
+  const NvrtcResult r = compile_as_the_backend(SourceKind::Portable, broken, "my\nkernel \"v2\".cl", {});
+  ASSERT_FALSE(r.ok);
+  EXPECT_NE(r.log.find("my_kernel _v2_.cl(3)"), std::string::npos) << r.log;
 }
 
 TEST_F(NvrtcTest, HeadersAreIncludable) {

@@ -59,6 +59,9 @@ void load_driver(DriverApi& d) {
   need(d.cuDevicePrimaryCtxRelease, {"cuDevicePrimaryCtxRelease_v2", "cuDevicePrimaryCtxRelease"});
   need(d.cuCtxGetCurrent, {"cuCtxGetCurrent"});
   need(d.cuCtxSetCurrent, {"cuCtxSetCurrent"});
+  need(d.cuCtxPushCurrent, {"cuCtxPushCurrent_v2"});
+  need(d.cuCtxPopCurrent, {"cuCtxPopCurrent_v2"});
+  need(d.cuCtxGetDevice, {"cuCtxGetDevice"});
   need(d.cuCtxSynchronize, {"cuCtxSynchronize"});
   need(d.cuMemAlloc, {"cuMemAlloc_v2"});
   need(d.cuMemFree, {"cuMemFree_v2"});
@@ -77,6 +80,7 @@ void load_driver(DriverApi& d) {
   need(d.cuStreamDestroy, {"cuStreamDestroy_v2"});
   need(d.cuStreamSynchronize, {"cuStreamSynchronize"});
   need(d.cuStreamWaitEvent, {"cuStreamWaitEvent"});
+  need(d.cuStreamGetCtx, {"cuStreamGetCtx"});
   need(d.cuEventCreate, {"cuEventCreate"});
   need(d.cuEventDestroy, {"cuEventDestroy_v2"});
   need(d.cuEventRecord, {"cuEventRecord"});
@@ -268,21 +272,33 @@ void log_release_failure(CUresult r, const char* name) noexcept {
   }
 }
 
-void make_current(CUcontext ctx) {
+ContextScope::ContextScope(CUcontext ctx) {
   const auto& d = driver();
   CUcontext cur = nullptr;
-  if (d.cuCtxGetCurrent(&cur) == CUDA_SUCCESS && cur == ctx) return;
-  check(d.cuCtxSetCurrent, "cuCtxSetCurrent", "", ctx);
+  check(d.cuCtxGetCurrent, "cuCtxGetCurrent", "", &cur);
+  if (cur != ctx) {
+    check(d.cuCtxPushCurrent, "cuCtxPushCurrent_v2", "", ctx);
+    pushed_ = true;
+  }
+  ok_ = true;
 }
 
-bool make_current_noexcept(CUcontext ctx) noexcept {
+ContextScope::ContextScope(CUcontext ctx, std::nothrow_t) noexcept {
   const auto& d = driver();
-  if (!d.loaded) return false;
+  if (!d.loaded) return;
   CUcontext cur = nullptr;
-  const CUresult r = d.cuCtxGetCurrent(&cur);
-  if (r != CUDA_SUCCESS) return false;
-  if (cur == ctx) return true;
-  return d.cuCtxSetCurrent(ctx) == CUDA_SUCCESS;
+  if (d.cuCtxGetCurrent(&cur) != CUDA_SUCCESS) return;
+  if (cur != ctx) {
+    if (d.cuCtxPushCurrent(ctx) != CUDA_SUCCESS) return;
+    pushed_ = true;
+  }
+  ok_ = true;
+}
+
+ContextScope::~ContextScope() {
+  if (!pushed_) return;
+  CUcontext popped = nullptr;
+  release(driver().cuCtxPopCurrent, "cuCtxPopCurrent_v2", &popped);
 }
 
 }  // namespace axle::detail::cuda

@@ -14,6 +14,7 @@
 #include <cuda.h>
 #include <nvrtc.h>
 
+#include <new>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,9 @@ struct DriverApi {
   AXLE_CU_FN(cuDevicePrimaryCtxRelease);  // _v2
   AXLE_CU_FN(cuCtxGetCurrent);
   AXLE_CU_FN(cuCtxSetCurrent);
+  AXLE_CU_FN(cuCtxPushCurrent);  // _v2
+  AXLE_CU_FN(cuCtxPopCurrent);   // _v2
+  AXLE_CU_FN(cuCtxGetDevice);
   AXLE_CU_FN(cuCtxSynchronize);
   AXLE_CU_FN(cuMemAlloc);  // _v2
   AXLE_CU_FN(cuMemFree);   // _v2
@@ -62,6 +66,7 @@ struct DriverApi {
   AXLE_CU_FN(cuStreamDestroy);  // _v2
   AXLE_CU_FN(cuStreamSynchronize);
   AXLE_CU_FN(cuStreamWaitEvent);
+  AXLE_CU_FN(cuStreamGetCtx);
   AXLE_CU_FN(cuEventCreate);
   AXLE_CU_FN(cuEventDestroy);  // _v2
   AXLE_CU_FN(cuEventRecord);
@@ -145,9 +150,26 @@ void release(Fn fn, const char* name, Args... args) noexcept {
     log_release_failure(r, name);
 }
 
-/// Make `ctx` current on the calling thread if it is not already. Throws on failure.
-void make_current(CUcontext ctx);
-/// Same for destructors: returns false (and logs nothing) when the driver is gone.
-bool make_current_noexcept(CUcontext ctx) noexcept;
+/// Makes `ctx` current on the calling thread for the scope's lifetime and then restores
+/// the thread's own context: cuCtxPushCurrent when `ctx` is not already current, and
+/// cuCtxPopCurrent at the end. Every backend call that needs a context opens one, so a
+/// caller's current context (its own, another device's, or none) is what it finds
+/// again after any Axle call.
+class ContextScope {
+ public:
+  /// Throws on failure.
+  explicit ContextScope(CUcontext ctx);
+  /// For destructors: never throws; ok() is false (and nothing is logged) when `ctx`
+  /// could not be made current, e.g. because the driver has shut down.
+  ContextScope(CUcontext ctx, std::nothrow_t) noexcept;
+  ~ContextScope();
+  ContextScope(const ContextScope&) = delete;
+  ContextScope& operator=(const ContextScope&) = delete;
+  bool ok() const noexcept { return ok_; }
+
+ private:
+  bool pushed_ = false;
+  bool ok_ = false;
+};
 
 }  // namespace axle::detail::cuda

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <cstring>
 #include <thread>
 
@@ -144,6 +145,12 @@ std::vector<KernelSig> parse_kernels(const std::string& source) {
   return out;
 }
 
+std::string pointer_string(const void* p) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%p", p);
+  return buf;
+}
+
 std::string join(const std::vector<std::string>& v) {
   std::string s;
   for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
@@ -163,27 +170,31 @@ std::size_t largest_divisor(std::size_t n, std::size_t limit) {
 
 CudaBuffer::~CudaBuffer() {
   if (!owned_ || ptr_ == 0) return;
-  if (make_current_noexcept(dev_->context())) release(api().cuMemFree, "cuMemFree_v2", ptr_);
+  const ContextScope scope(dev_->context(), std::nothrow);
+  if (scope.ok()) release(api().cuMemFree, "cuMemFree_v2", ptr_);
 }
 
 CudaPinned::~CudaPinned() {
   if (!p_) return;
-  if (make_current_noexcept(dev_->context())) release(api().cuMemFreeHost, "cuMemFreeHost", p_);
+  const ContextScope scope(dev_->context(), std::nothrow);
+  if (scope.ok()) release(api().cuMemFreeHost, "cuMemFreeHost", p_);
 }
 
 // ------------------------------------------------------------------ events
 
 CudaEvent::~CudaEvent() {
-  if (ev_ && make_current_noexcept(dev_->context())) release(api().cuEventDestroy, "cuEventDestroy_v2", ev_);
+  if (!ev_) return;
+  const ContextScope scope(dev_->context(), std::nothrow);
+  if (scope.ok()) release(api().cuEventDestroy, "cuEventDestroy_v2", ev_);
 }
 
 void CudaEvent::synchronize() {
-  make_current(dev_->context());
+  const ContextScope scope(dev_->context());
   check(api().cuEventSynchronize, "cuEventSynchronize", "", ev_);
 }
 
 bool CudaEvent::query() {
-  make_current(dev_->context());
+  const ContextScope scope(dev_->context());
   const CUresult r = api().cuEventQuery(ev_);
   if (r == CUDA_SUCCESS) return true;
   if (r == CUDA_ERROR_NOT_READY) return false;
@@ -192,7 +203,7 @@ bool CudaEvent::query() {
 
 float CudaEvent::elapsed_ms(EventImpl& start) {
   auto& s = as_cuda(start);
-  make_current(dev_->context());
+  const ContextScope scope(dev_->context());
   check(api().cuEventSynchronize, "cuEventSynchronize", "start event", s.ev_);
   check(api().cuEventSynchronize, "cuEventSynchronize", "end event", ev_);
   float ms = 0.f;
@@ -248,15 +259,18 @@ CudaProgram::CudaProgram(std::shared_ptr<CudaDevice> dev, CUmodule mod, std::vec
     : dev_(std::move(dev)), handle_(dev_), mod_(mod), binary_(std::move(binary)), source_(std::move(source)) {}
 
 CudaProgram::~CudaProgram() {
-  if (mod_ && make_current_noexcept(dev_->context())) release(api().cuModuleUnload, "cuModuleUnload", mod_);
+  if (!mod_) return;
+  const ContextScope scope(dev_->context(), std::nothrow);
+  if (scope.ok()) release(api().cuModuleUnload, "cuModuleUnload", mod_);
 }
 
 std::vector<std::string> CudaProgram::kernel_names() const {
   const auto& d = api();
   std::vector<std::string> names;
   unsigned count = 0;
-  if (d.cuModuleGetFunctionCount && d.cuModuleEnumerateFunctions && d.cuFuncGetName &&
-      make_current_noexcept(dev_->context()) && d.cuModuleGetFunctionCount(&count, mod_) == CUDA_SUCCESS) {
+  const ContextScope scope(dev_->context(), std::nothrow);
+  if (d.cuModuleGetFunctionCount && d.cuModuleEnumerateFunctions && d.cuFuncGetName && scope.ok() &&
+      d.cuModuleGetFunctionCount(&count, mod_) == CUDA_SUCCESS) {
     std::vector<CUfunction> fns(count);
     if (count == 0 || d.cuModuleEnumerateFunctions(fns.data(), count, mod_) == CUDA_SUCCESS) {
       for (CUfunction f : fns) {
@@ -289,7 +303,7 @@ std::shared_ptr<KernelImpl> CudaProgram::kernel(const std::string& name) {
       it = kernels_.erase(it);
     }
   }
-  make_current(dev_->context());
+  const ContextScope scope(dev_->context());
   CUfunction fn = nullptr;
   const CUresult r = api().cuModuleGetFunction(&fn, mod_, name.c_str());
   if (r == CUDA_ERROR_NOT_FOUND)
@@ -305,24 +319,26 @@ std::shared_ptr<KernelImpl> CudaProgram::kernel(const std::string& name) {
 // ------------------------------------------------------------------ streams
 
 CudaStream::~CudaStream() {
-  if (!s_ || !make_current_noexcept(dev_->context())) return;
+  if (!s_) return;
+  const ContextScope scope(dev_->context(), std::nothrow);
+  if (!scope.ok()) return;
   release(api().cuStreamSynchronize, "cuStreamSynchronize", s_);
   if (owned_) release(api().cuStreamDestroy, "cuStreamDestroy_v2", s_);
 }
 
 void CudaStream::copy_h2d(const void* host, BufferImpl& dst, std::size_t dst_offset, std::size_t bytes) {
-  make_current(dev_->context());
+  const ContextScope scope(dev_->context());
   check(api().cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2", "", as_cuda(dst).ptr() + dst_offset, host, bytes, s_);
 }
 
 void CudaStream::copy_d2h(BufferImpl& src, std::size_t src_offset, void* host, std::size_t bytes) {
-  make_current(dev_->context());
+  const ContextScope scope(dev_->context());
   check(api().cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2", "", host, as_cuda(src).ptr() + src_offset, bytes, s_);
 }
 
 void CudaStream::copy_d2d(BufferImpl& src, std::size_t src_offset, BufferImpl& dst, std::size_t dst_offset,
                           std::size_t bytes) {
-  make_current(dev_->context());
+  const ContextScope scope(dev_->context());
   check(api().cuMemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2", "", as_cuda(dst).ptr() + dst_offset,
         as_cuda(src).ptr() + src_offset, bytes, s_);
 }
@@ -330,7 +346,7 @@ void CudaStream::copy_d2d(BufferImpl& src, std::size_t src_offset, BufferImpl& d
 void CudaStream::fill(BufferImpl& dst, std::size_t offset, std::size_t bytes, const void* pattern,
                       std::size_t pattern_size) {
   const auto& d = api();
-  make_current(dev_->context());
+  const ContextScope scope(dev_->context());
   const CUdeviceptr p = as_cuda(dst).ptr() + offset;
   if (pattern_size == 1) {
     unsigned char v;
@@ -456,7 +472,7 @@ void CudaStream::launch(KernelImpl& kernel, const Range& global, const Range& lo
                               std::to_string(k.static_shared()) + " static exceed the device's " +
                               std::to_string(dev_->max_shared_optin()) + " bytes per block",
                           details("cuLaunchKernel", CUDA_ERROR_INVALID_VALUE));
-  make_current(dev_->context());
+  const ContextScope scope(dev_->context());
   if (shared > kDefaultDynamicShared) k.ensure_dynamic_shared(shared);
   check(api().cuLaunchKernel, "cuLaunchKernel", "kernel '" + k.name() + "'", k.function(), grid[0], grid[1],
         grid[2], block[0], block[1], block[2], static_cast<unsigned>(shared), s_, n ? params.data() : nullptr,
@@ -465,18 +481,18 @@ void CudaStream::launch(KernelImpl& kernel, const Range& global, const Range& lo
 
 void CudaStream::record(EventImpl& event) {
   auto& e = as_cuda(event);
-  make_current(dev_->context());
+  const ContextScope scope(dev_->context());
   check(api().cuEventRecord, "cuEventRecord", "", e.handle(), s_);
   e.mark_recorded();
 }
 
 void CudaStream::wait(EventImpl& event) {
-  make_current(dev_->context());
+  const ContextScope scope(dev_->context());
   check(api().cuStreamWaitEvent, "cuStreamWaitEvent", "", s_, as_cuda(event).handle(), 0u);
 }
 
 void CudaStream::synchronize() {
-  make_current(dev_->context());
+  const ContextScope scope(dev_->context());
   check(api().cuStreamSynchronize, "cuStreamSynchronize", "", s_);
 }
 
@@ -529,14 +545,17 @@ CudaDevice::CudaDevice(int ordinal, const std::string& backend_name) {
 
 CudaDevice::~CudaDevice() {
   if (!ctx_) return;
-  if (fill_module_ && make_current_noexcept(ctx_)) release(api().cuModuleUnload, "cuModuleUnload", fill_module_);
+  if (fill_module_) {
+    const ContextScope scope(ctx_, std::nothrow);
+    if (scope.ok()) release(api().cuModuleUnload, "cuModuleUnload", fill_module_);
+  }
   release(api().cuDevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2", dev_);
 }
 
 CUfunction CudaDevice::fill_function() {
   std::lock_guard<std::mutex> lock(mu_);
   if (fill_fn_) return fill_fn_;
-  make_current(ctx_);
+  const ContextScope scope(ctx_);
   check(api().cuModuleLoadData, "cuModuleLoadData", "built-in fill kernel (PTX)", &fill_module_,
         static_cast<const void*>(kFillPtx));
   check(api().cuModuleGetFunction, "cuModuleGetFunction", "built-in fill kernel", &fill_fn_, fill_module_,
@@ -545,7 +564,7 @@ CUfunction CudaDevice::fill_function() {
 }
 
 std::unique_ptr<BufferImpl> CudaDevice::alloc(std::size_t bytes) {
-  make_current(ctx_);
+  const ContextScope scope(ctx_);
   CUdeviceptr p = 0;
   check(api().cuMemAlloc, "cuMemAlloc_v2", std::to_string(bytes) + " bytes on " + info_.name, &p, bytes);
   return std::make_unique<CudaBuffer>(self(), p, bytes, true);
@@ -553,7 +572,7 @@ std::unique_ptr<BufferImpl> CudaDevice::alloc(std::size_t bytes) {
 
 std::unique_ptr<BufferImpl> CudaDevice::adopt_buffer(void* native, std::size_t bytes) {
   const auto& d = api();
-  make_current(ctx_);
+  const ContextScope scope(ctx_);
   const CUdeviceptr p = reinterpret_cast<CUdeviceptr>(native);
   CUcontext owner = nullptr;
   CUresult r = d.cuPointerGetAttribute(&owner, CU_POINTER_ATTRIBUTE_CONTEXT, p);
@@ -581,7 +600,7 @@ std::unique_ptr<BufferImpl> CudaDevice::adopt_buffer(void* native, std::size_t b
 }
 
 std::unique_ptr<PinnedImpl> CudaDevice::alloc_pinned(std::size_t bytes) {
-  make_current(ctx_);
+  const ContextScope scope(ctx_);
   void* p = nullptr;
   check(api().cuMemHostAlloc, "cuMemHostAlloc", std::to_string(bytes) + " bytes of pinned host memory", &p, bytes,
         static_cast<unsigned>(CU_MEMHOSTALLOC_PORTABLE));
@@ -589,25 +608,50 @@ std::unique_ptr<PinnedImpl> CudaDevice::alloc_pinned(std::size_t bytes) {
 }
 
 std::unique_ptr<StreamImpl> CudaDevice::create_stream() {
-  make_current(ctx_);
+  const ContextScope scope(ctx_);
   CUstream s = nullptr;
   check(api().cuStreamCreate, "cuStreamCreate", "", &s, static_cast<unsigned>(CU_STREAM_NON_BLOCKING));
   return std::make_unique<CudaStream>(self(), s, true);
 }
 
 std::unique_ptr<StreamImpl> CudaDevice::adopt_stream(void* native) {
-  return std::make_unique<CudaStream>(self(), static_cast<CUstream>(native), false);
+  const auto& d = api();
+  const auto s = static_cast<CUstream>(native);
+  const std::string self_name = "the primary context " + pointer_string(ctx_) + " of " + info_.name +
+                                " (cuda:" + std::to_string(info_.index) + ")";
+  const ContextScope scope(ctx_);
+  CUcontext owner = nullptr;
+  const CUresult r = d.cuStreamGetCtx(s, &owner);
+  if (r != CUDA_SUCCESS)
+    throw InvalidArgument("adopt_stream: " + pointer_string(s) + " is not a CUDA stream of a live context (" +
+                              status_name(r) + "); expected a stream of " + self_name,
+                          details("cuStreamGetCtx", r));
+  if (owner != ctx_) {
+    CUdevice owner_dev = -1;
+    {
+      const ContextScope other(owner, std::nothrow);
+      if (!other.ok() || d.cuCtxGetDevice(&owner_dev) != CUDA_SUCCESS) owner_dev = -1;
+    }
+    const std::string where = owner_dev == dev_ ? "another context " + pointer_string(owner) + " of this device"
+                              : owner_dev >= 0
+                                  ? "context " + pointer_string(owner) + " of CUDA device " + std::to_string(owner_dev)
+                                  : "context " + pointer_string(owner);
+    throw InvalidArgument("adopt_stream: the stream belongs to " + where + ", not to " + self_name +
+                              "; create it while axle::cuda::context(device) is current",
+                          details("cuStreamGetCtx"));
+  }
+  return std::make_unique<CudaStream>(self(), s, false);
 }
 
 std::unique_ptr<EventImpl> CudaDevice::create_event() {
-  make_current(ctx_);
+  const ContextScope scope(ctx_);
   CUevent e = nullptr;
   check(api().cuEventCreate, "cuEventCreate", "", &e, static_cast<unsigned>(CU_EVENT_DEFAULT));
   return std::make_unique<CudaEvent>(self(), e);
 }
 
 void CudaDevice::synchronize() {
-  make_current(ctx_);
+  const ContextScope scope(ctx_);
   check(api().cuCtxSynchronize, "cuCtxSynchronize", "");
 }
 
@@ -637,7 +681,7 @@ std::shared_ptr<ProgramImpl> CudaDevice::compile(const CompileRequest& req) {
                       details("dlopen(libnvrtc)"));
   const std::string arch = target_arch(req);
   const std::string file = req.name + (req.kind == SourceKind::CUDA ? ".cu" : ".cl");
-  NvrtcResult res = cuda::compile(file, source_text(req.kind, req.text, file), req.options, arch);
+  NvrtcResult res = cuda::compile(file, source_text(req.kind, req.defines, req.text), req.options, arch);
   if (!res.ok) {
     Error::Details det{"cuda", res.status, res.call.empty() ? "" : n.nvrtcGetErrorString(static_cast<nvrtcResult>(res.status)),
                        res.call.empty() ? "nvrtcCompileProgram" : res.call};
@@ -663,7 +707,7 @@ std::shared_ptr<ProgramImpl> CudaDevice::load_binary(const CompileRequest& req,
 
 std::shared_ptr<ProgramImpl> CudaDevice::load_module(const CompileRequest& req, std::vector<std::uint8_t> binary,
                                                      bool throw_on_reject, const std::string& arch) {
-  make_current(ctx_);
+  const ContextScope scope(ctx_);
   CUmodule mod = nullptr;
   const CUresult r = api().cuModuleLoadData(&mod, binary.data());
   if (r != CUDA_SUCCESS) {

@@ -9,9 +9,10 @@
 //  - CudaBuffer / CudaPinned / CudaStream / CudaEvent / CudaProgram own their native
 //    handle unless adopted (CudaBuffer/CudaStream made by adopt_*), which are never freed.
 //  - CudaKernel holds its CudaProgram (the CUmodule must outlive the CUfunction).
-// Contexts: every entry point that calls the driver first makes the primary context
-// current on the calling thread (cuda::make_current), so objects may be used from any
-// thread.
+// Contexts: every entry point that calls the driver makes the primary context current
+// on the calling thread for the call only (cuda::ContextScope: push, then pop), so
+// objects may be used from any thread and the caller's own current context is left as
+// it was. adopt_stream accepts only streams of the primary context (cuStreamGetCtx).
 // Thread-safety: as the interface requires. Device-level calls are safe from any thread;
 // one stream must not be used by two threads at once; CudaKernel's lazily set
 // dynamic-shared-memory attribute is guarded by a mutex.

@@ -5,6 +5,7 @@
 #include <sstream>
 #include <string_view>
 
+#include "backend/backend.hpp"
 #include "cuda_api.hpp"
 
 namespace axle {
@@ -50,8 +51,7 @@ NvrtcResult failed(std::string error) {
 namespace cuda {
 
 std::string native_options(const BuildOptions& options) {
-  std::string out = "-default-device\n-std=c++17\n";
-  for (const auto& [name, value] : options.defines) out += "-D" + name + (value.empty() ? "=" : "=" + value) + "\n";
+  std::string out = "-default-device\n-std=c++17\n";  // defines travel in the source (source_text)
   std::istringstream in(options.flags);
   for (std::string tok; in >> tok;) {
     if (tok == "-cl-fast-relaxed-math") tok = "--use_fast_math";
@@ -62,12 +62,13 @@ std::string native_options(const BuildOptions& options) {
   return out;
 }
 
-std::string source_text(SourceKind kind, const std::string& text, const std::string& name) {
-  if (kind != SourceKind::Portable) return text;
-  std::string out(embedded::runtime_resource("axle_cuda.h"));
-  out += "\n#line 1 \"";
-  for (char c : name) out += (c == '"' || c == '\\') ? '_' : c;
-  out += "\"\n";
+std::string source_text(SourceKind kind, const std::string& defines, const std::string& text) {
+  std::string out = defines;
+  if (kind == SourceKind::Portable) {
+    out += line_directive(1, "axle_cuda.h");
+    out += embedded::runtime_resource("axle_cuda.h");
+    out += "\n";
+  }
   out += text;
   return out;
 }
@@ -171,9 +172,16 @@ NvrtcResult nvrtc_compile_for_test(SourceKind kind, const std::string& text, con
                                    const std::string& arch) {
   if (kind == SourceKind::OpenCL) return failed("native OpenCL C cannot be compiled by NVRTC");
   const std::string name = kind == SourceKind::Portable ? "portable.cl" : "cuda.cu";
-  std::string opts = cuda::native_options(options);
-  return cuda::compile(name, cuda::source_text(kind, text, name), opts, arch.empty() ? "sm_80" : arch,
-                       options.headers);
+  std::string full;
+  try {
+    full = cuda::source_text(kind, define_lines(options), expand_source(text, name, options));
+  } catch (const Error& e) {
+    return failed(e.what());
+  }
+  NvrtcResult r =
+      cuda::compile(name, full, cuda::native_options(options), arch.empty() ? "sm_80" : arch, options.headers);
+  r.text = std::move(full);
+  return r;
 }
 
 bool nvrtc_available() { return cuda::nvrtc().loaded; }

@@ -5,13 +5,16 @@
 // with no device, so every kernel in the tree can be checked on a machine with the
 // CUDA toolkit and no GPU.
 //
-// Source handling:
-//   SourceKind::Portable  the CUDA prelude (axle_cuda.h) is prepended, then
-//                         `#line 1 "<name>"` so NVRTC's messages point at the user's lines.
-//   SourceKind::CUDA      compiled as is.
+// Source handling (source_text): BuildOptions::defines as `#define NAME VALUE` lines
+// (define_lines in backend.hpp; never -D options, so values with spaces, quotes or
+// backslashes arrive as written), then
+//   SourceKind::Portable  the CUDA prelude (axle_cuda.h), then the source;
+//   SourceKind::CUDA      the source;
 //   SourceKind::OpenCL    rejected (Unsupported from the backend; ok=false here).
-// Options (native_options): one token per line: -default-device, -std=c++17, one
-// -DNAME=VALUE per define, then BuildOptions::flags split on white space. OpenCL's
+// The source comes from expand_source: `#line 1 "<name>"` and headers expanded between
+// #line directives, so NVRTC's messages point at the user's own file and line.
+// Options (native_options): one token per line: -default-device, -std=c++17, then
+// BuildOptions::flags split on white space. OpenCL's
 // -cl-fast-relaxed-math becomes --use_fast_math and -cl-mad-enable becomes --fmad=true;
 // other -cl-* flags are dropped (they have no NVRTC meaning). The architecture flag is
 // added per compile: --gpu-architecture=sm_XY gives a CUBIN; when NVRTC is older than
@@ -38,10 +41,13 @@ struct NvrtcResult {
   bool is_cubin = false;
   std::string arch;     ///< what it was compiled for: "sm_90a", or "compute_120" for PTX
   std::string options;  ///< every option passed to NVRTC, one per line
+  std::string text;     ///< nvrtc_compile_for_test only: the complete source text compiled
 };
 
 /// Compile `text` with NVRTC for `arch` ("sm_80", "sm_90a", ...; "" means sm_80) with no
-/// device involved. BuildOptions::headers are handed to NVRTC as include-able headers.
+/// device involved, assembled as the CUDA backend assembles a build (see above).
+/// BuildOptions::headers are expanded in place and also handed to NVRTC as include-able
+/// headers.
 NvrtcResult nvrtc_compile_for_test(SourceKind kind, const std::string& text, const BuildOptions& options,
                                    const std::string& arch);
 
@@ -56,8 +62,9 @@ namespace cuda {
 /// The option lines for `options` (see above), without the architecture.
 std::string native_options(const BuildOptions& options);
 
-/// The text handed to NVRTC for a source of `kind` (prelude prepended for Portable).
-std::string source_text(SourceKind kind, const std::string& text, const std::string& name);
+/// The text handed to NVRTC: `defines` (define_lines), the prelude for Portable, then
+/// `text` (expand_source).
+std::string source_text(SourceKind kind, const std::string& defines, const std::string& text);
 
 /// What to compile for: `requested` when given, else sm_<major><minor>; falls back to
 /// the newest compute_XY NVRTC knows when it cannot target the device (PTX).

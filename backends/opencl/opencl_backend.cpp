@@ -146,11 +146,29 @@ class ClEvent final : public EventImpl {
     Held t0_ev(static_cast<ClEvent&>(start_impl)), t1_ev(*this);
     AXLE_CL_CHECK(api().clWaitForEvents(1, &t0_ev.ev), "clWaitForEvents", "waiting for the start event");
     AXLE_CL_CHECK(api().clWaitForEvents(1, &t1_ev.ev), "clWaitForEvents", "waiting for the end event");
-    cl_ulong t0 = 0, t1 = 0;
-    AXLE_CL_CHECK(api().clGetEventProfilingInfo(t0_ev.ev, CL_PROFILING_COMMAND_END, sizeof(t0), &t0, nullptr),
-                  "clGetEventProfilingInfo", "reading the start event's time (was it recorded on an Axle stream?)");
-    AXLE_CL_CHECK(api().clGetEventProfilingInfo(t1_ev.ev, CL_PROFILING_COMMAND_END, sizeof(t1), &t1, nullptr),
-                  "clGetEventProfilingInfo", "reading the end event's time (was it recorded on an Axle stream?)");
+    // A queue made without CL_QUEUE_PROFILING_ENABLE (only an adopted one can be) has
+    // no timestamps: that is Unsupported, saying so, rather than a raw status.
+    auto end_time = [](cl_event ev, const char* which) {
+      cl_ulong t = 0;
+      const cl_int st = api().clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_END, sizeof(t), &t, nullptr);
+      if (st == CL_PROFILING_INFO_NOT_AVAILABLE) {
+        cl_command_queue q = nullptr;
+        cl_command_queue_properties props = 0;
+        const bool unprofiled =
+            api().clGetEventInfo(ev, CL_EVENT_COMMAND_QUEUE, sizeof(q), &q, nullptr) == CL_SUCCESS && q &&
+            api().clGetCommandQueueInfo(q, CL_QUEUE_PROPERTIES, sizeof(props), &props, nullptr) == CL_SUCCESS &&
+            !(props & CL_QUEUE_PROFILING_ENABLE);
+        throw Unsupported(std::string("Event::elapsed_ms: the ") + which + " event has no device timestamps: " +
+                              (unprofiled ? "it was recorded on a cl_command_queue adopted without "
+                                            "CL_QUEUE_PROFILING_ENABLE; create that queue with "
+                                            "CL_QUEUE_PROFILING_ENABLE, or record on a stream Axle created"
+                                          : "the OpenCL driver keeps no profiling information for it"),
+                          details(st, "clGetEventProfilingInfo"));
+      }
+      if (st != CL_SUCCESS) fail(st, "clGetEventProfilingInfo", std::string("reading the ") + which + " event's time");
+      return t;
+    };
+    const cl_ulong t0 = end_time(t0_ev.ev, "start"), t1 = end_time(t1_ev.ev, "end");
     return static_cast<float>((static_cast<double>(t1) - static_cast<double>(t0)) * 1e-6);
   }
   void* native() const override {
@@ -529,11 +547,25 @@ class ClDevice final : public DeviceImpl {
   }
   std::unique_ptr<StreamImpl> adopt_stream(void* native) override {
     auto q = static_cast<cl_command_queue>(native);
+    const std::string self = "opencl:" + std::to_string(info_.index) + " ('" + info_.name + "')";
     cl_context c = nullptr;
     AXLE_CL_CHECK(api().clGetCommandQueueInfo(q, CL_QUEUE_CONTEXT, sizeof(c), &c, nullptr), "clGetCommandQueueInfo",
                   "adopting a cl_command_queue");
     if (c != ctx_)
-      throw InvalidArgument("adopting a cl_command_queue of another context: create it on axle::opencl::context(device)");
+      throw InvalidArgument("adopting a cl_command_queue of another context: " + self +
+                            " has its own; create the queue on axle::opencl::context(device)");
+    cl_device_id d = nullptr;
+    AXLE_CL_CHECK(api().clGetCommandQueueInfo(q, CL_QUEUE_DEVICE, sizeof(d), &d, nullptr), "clGetCommandQueueInfo",
+                  "adopting a cl_command_queue");
+    if (d != dev_)
+      throw InvalidArgument("adopting a cl_command_queue of another device ('" + device_string(d, CL_DEVICE_NAME) +
+                            "'), not of " + self + "; create the queue on axle::opencl::device_id(device)");
+    cl_command_queue_properties props = 0;
+    AXLE_CL_CHECK(api().clGetCommandQueueInfo(q, CL_QUEUE_PROPERTIES, sizeof(props), &props, nullptr),
+                  "clGetCommandQueueInfo", "adopting a cl_command_queue");
+    if (props & CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE)
+      throw InvalidArgument("adopting an out-of-order cl_command_queue (CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE) on " +
+                            self + ": an axle::Stream runs its work in order; create the queue without that property");
     return std::make_unique<ClStream>(q, false, queues_, addr_align_);
   }
   std::unique_ptr<EventImpl> create_event() override { return std::make_unique<ClEvent>(); }
@@ -544,8 +576,7 @@ class ClDevice final : public DeviceImpl {
   }
 
   std::string native_options(const BuildOptions& o) const override {
-    std::string s = "-cl-std=CL1.2 -cl-kernel-arg-info";
-    for (auto& [k, v] : o.defines) s += " -D" + k + (v.empty() ? "" : "=" + v);
+    std::string s = "-cl-std=CL1.2 -cl-kernel-arg-info";  // defines travel in the source (CompileRequest::defines)
     if (!o.flags.empty()) s += " " + o.flags;
     return s;
   }
@@ -558,10 +589,13 @@ class ClDevice final : public DeviceImpl {
       throw Unsupported("'" + req.name + "' is native CUDA source; the OpenCL backend builds portable (Axle dialect) "
                         "or OpenCL C sources only. Select a CUDA device or port the kernel to the Axle dialect.",
                         Error::Details{"opencl", 0, "", "build"});
-    if (req.kind == SourceKind::Portable)
-      text = std::string(embedded::runtime_resource("axle_opencl.h")) + "\n#line 1 \"" + req.name + "\"\n" + req.text;
-    else
-      text = req.text;
+    text = req.defines;
+    if (req.kind == SourceKind::Portable) {
+      text += line_directive(1, "axle_opencl.h");
+      text += embedded::runtime_resource("axle_opencl.h");
+      text += "\n";
+    }
+    text += req.text;  // starts with #line 1 "<name>"
     const char* src = text.c_str();
     std::size_t len = text.size();
     cl_int st = CL_SUCCESS;

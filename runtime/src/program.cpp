@@ -1,6 +1,7 @@
 // Program building: include expansion, cache keys, in-memory and disk caches.
 #include "axle/program.hpp"
 
+#include <cctype>
 #include <chrono>
 #include <fstream>
 #include <sstream>
@@ -52,44 +53,92 @@ const std::string& portable_prelude(const std::string& backend) {
   throw InvalidArgument("portable_prelude: unknown backend '" + backend + "'");
 }
 
+namespace detail {
+
+std::string line_directive(std::size_t line, const std::string& name) {
+  std::string out = "#line " + std::to_string(line) + " \"";
+  for (char c : name) {
+    const auto u = static_cast<unsigned char>(c);
+    out += (c == '"' || c == '\\' || u < 0x20 || u == 0x7f) ? '_' : c;
+  }
+  out += "\"\n";
+  return out;
+}
+
 namespace {
 
-// Replace `#include "name"` lines whose name is one of the given headers.
-std::string expand_includes(const std::string& text, const BuildOptions& opts, int depth, const std::string& where) {
-  if (opts.headers.empty()) return text;
+bool is_identifier(const std::string& s) {
+  if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
+  for (char c : s)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) return false;
+  return true;
+}
+
+// Append `text` with `#include "name"` lines of BuildOptions::headers replaced by the
+// header's text between #line directives, so every line keeps its file and number.
+void expand_includes(std::string& out, const std::string& text, const std::string& where, const BuildOptions& opts,
+                     int depth) {
   if (depth > 16) throw InvalidArgument("build: #include nesting deeper than 16 in '" + where + "'");
-  std::string out;
   std::istringstream in(text);
+  std::size_t lineno = 0;
   for (std::string line; std::getline(in, line);) {
+    ++lineno;
+    const std::string* header = nullptr;
+    std::string name;
     std::size_t p = line.find_first_not_of(" \t");
-    bool replaced = false;
     if (p != std::string::npos && line.compare(p, 1, "#") == 0) {
       std::size_t q = line.find_first_not_of(" \t", p + 1);
       if (q != std::string::npos && line.compare(q, 7, "include") == 0) {
         std::size_t a = line.find('"', q + 7);
         std::size_t b = a == std::string::npos ? a : line.find('"', a + 1);
         if (b != std::string::npos) {
-          const std::string name = line.substr(a + 1, b - a - 1);
-          for (auto& [hname, htext] : opts.headers) {
+          name = line.substr(a + 1, b - a - 1);
+          for (auto& [hname, htext] : opts.headers)
             if (hname == name) {
-              out += expand_includes(htext, opts, depth + 1, name);
-              out += "\n";
-              replaced = true;
+              header = &htext;
               break;
             }
-          }
         }
       }
     }
-    if (!replaced) {
+    if (!header) {
       out += line;
       out += "\n";
+      continue;
     }
+    out += line_directive(1, name);
+    expand_includes(out, *header, name, opts, depth + 1);
+    out += line_directive(lineno + 1, where);
+  }
+}
+
+}  // namespace
+
+std::string define_lines(const BuildOptions& options) {
+  std::string out;
+  for (const auto& [name, value] : options.defines) {
+    if (!is_identifier(name))
+      throw InvalidArgument("BuildOptions::define: '" + name +
+                            "' is not a valid macro name (letters, digits and '_', not starting with a digit)");
+    if (value.find_first_of("\r\n") != std::string::npos)
+      throw InvalidArgument("BuildOptions::define: the value of '" + name +
+                            "' holds a line break; a macro value must be one line");
+    if (!value.empty() && value.back() == '\\')
+      throw InvalidArgument("BuildOptions::define: the value of '" + name +
+                            "' ends in a backslash, which would continue the #define onto the next line");
+    out += "#define " + name + (value.empty() ? "" : " " + value) + "\n";
   }
   return out;
 }
 
-}  // namespace
+std::string expand_source(const std::string& text, const std::string& name, const BuildOptions& options) {
+  std::string out = line_directive(1, name);
+  out.reserve(text.size() + 64);
+  expand_includes(out, text, name, options, 0);
+  return out;
+}
+
+}  // namespace detail
 
 Program Device::build(const Source& source) const { return build(source, BuildOptions{}); }
 
@@ -101,7 +150,8 @@ Program Device::build(const Source& source, const BuildOptions& options) const {
   detail::CompileRequest req;
   req.kind = source.kind;
   req.name = source.name;
-  req.text = expand_includes(source.text, options, 0, source.name);
+  req.defines = detail::define_lines(options);
+  req.text = detail::expand_source(source.text, source.name, options);
   req.options = dev.native_options(options);
   req.cuda_arch = options.cuda_arch;
 
@@ -115,8 +165,11 @@ Program Device::build(const Source& source, const BuildOptions& options) const {
   h.field(dev.compiler_id());
   h.field(to_string(req.kind));
   if (req.kind == SourceKind::Portable) h.field(portable_prelude(info().backend));
+  h.field(req.defines);
   h.field(req.options);
-  h.field(req.text);
+  // The source's name only labels compiler messages: the key leaves it out, so a
+  // renamed source reuses its compiled program.
+  h.field(detail::expand_source(source.text, std::string(), options));
   const std::string key = h.hex_digest();
 
   {

@@ -32,7 +32,10 @@ class Event {
   /// True when the work before the record point has finished (never blocks).
   bool query() const;
   /// Device time in milliseconds from `start` to this event. Both must be recorded
-  /// on the same device and complete (this call waits for them).
+  /// on the same device and complete (this call waits for them). Throws
+  /// InvalidArgument when either is not recorded or they are of different devices,
+  /// and Unsupported when the device kept no timestamps for one of them (on OpenCL:
+  /// recorded on a queue adopted without CL_QUEUE_PROFILING_ENABLE).
   float elapsed_ms(const Event& start) const;
   const Device& device() const noexcept { return device_; }
   /// cl_event of the last record on OpenCL, CUevent on CUDA.

@@ -45,10 +45,20 @@ struct Source {
 };
 
 /// Options for a build. Everything here is part of the cache key.
+///
+/// Compiler messages name the file and line the user wrote: Source::name (quotes,
+/// backslashes and control characters in it shown as '_') and, within a header, the
+/// header's name and line.
 struct BuildOptions {
-  /// -D definitions, in order. An empty value defines the name as nothing.
+  /// Macro definitions, in order, placed as `#define NAME VALUE` lines before the
+  /// prelude and the source on every backend (not as compiler options): a value reaches
+  /// the kernel exactly as written, spaces, quotes and backslashes included, and never
+  /// becomes a compiler flag. An empty value defines the name as nothing. A build throws
+  /// InvalidArgument naming the define when a name is not an identifier or a value holds
+  /// a line break or ends in a backslash.
   std::vector<std::pair<std::string, std::string>> defines;
-  /// Texts that the source may #include "name" (resolved by Axle before compiling).
+  /// Texts that the source may #include "name" (resolved by Axle before compiling,
+  /// keeping the line numbers of the source and of each header).
   std::vector<std::pair<std::string, std::string>> headers;
   /// Extra native compiler flags, passed through to clBuildProgram or NVRTC.
   std::string flags;

@@ -209,7 +209,9 @@ class Stream {
 
   /// cl_command_queue on OpenCL, CUstream on CUDA.
   void* native_handle() const;
-  /// Wrap a native queue/stream without taking ownership.
+  /// Wrap a native queue/stream without taking ownership. It must belong to `device`
+  /// (on CUDA: a stream of its primary context; on OpenCL: an in-order queue of its
+  /// context, see axle/interop/opencl.hpp); otherwise InvalidArgument.
   static Stream adopt(const Device& device, void* native_queue);
 
   // ---- untyped forms ----

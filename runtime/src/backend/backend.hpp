@@ -110,14 +110,33 @@ class StreamImpl {
   StreamWorkspace workspace;
 };
 
-/// What a compile needs. `text` is the complete source (prelude + includes expanded).
+/// What a compile needs. A backend compiles `defines`, then (for Portable sources) its
+/// prelude, then `text`, joined in that order.
 struct CompileRequest {
   SourceKind kind = SourceKind::Portable;
   std::string name;
-  std::string text;
-  std::string options;    ///< complete native option string (defines included)
+  std::string defines;    ///< BuildOptions::defines as `#define` lines (define_lines)
+  std::string text;       ///< the source, includes expanded, with #line directives (expand_source)
+  std::string options;    ///< native option string for BuildOptions::flags (no defines)
   std::string cuda_arch;  ///< CUDA only; "" = the device's own
 };
+
+// Source assembly, shared by the front end and every backend (runtime/src/program.cpp).
+// Defines travel in the source text, never as compiler options, so a value reaches the
+// kernel exactly as written on every backend and cannot become a compiler flag.
+
+/// `#define NAME VALUE` lines for `options.defines`, in order (an empty value defines
+/// NAME as nothing). Throws InvalidArgument naming the define when a name is not an
+/// identifier or a value holds a line break or ends in a backslash.
+std::string define_lines(const BuildOptions& options);
+/// `#line <line> "<name>"` and a newline; characters that cannot stand in that string
+/// (quotes, backslashes, control characters) are replaced by '_'.
+std::string line_directive(std::size_t line, const std::string& name);
+/// `text` after `#line 1 "<name>"`, with each `#include "h"` line naming one of
+/// `options.headers` replaced by that header's text between #line directives, so that
+/// compiler messages name the file and line the user wrote. Throws InvalidArgument
+/// when includes nest deeper than 16.
+std::string expand_source(const std::string& text, const std::string& name, const BuildOptions& options);
 
 class DeviceImpl : public std::enable_shared_from_this<DeviceImpl> {
  public:
@@ -135,8 +154,9 @@ class DeviceImpl : public std::enable_shared_from_this<DeviceImpl> {
   virtual std::unique_ptr<EventImpl> create_event() = 0;
   virtual void synchronize() = 0;
 
-  /// The native option string for a request's defines and flags (e.g. "-DX=1 -cl-std=CL1.2"
-  /// or NVRTC flags joined by '\n'). Part of the cache key.
+  /// The native option string for BuildOptions::flags (e.g. "-cl-std=CL1.2 -cl-kernel-arg-info"
+  /// or NVRTC flags joined by '\n'); defines are not options (CompileRequest::defines).
+  /// Part of the cache key.
   virtual std::string native_options(const BuildOptions& options) const = 0;
   /// Compiler/driver identity for the cache key (driver version, NVRTC version, ...).
   virtual std::string compiler_id() const = 0;

@@ -2,6 +2,12 @@
 //
 // Requires cuda.h. Handles returned here stay owned by Axle. Adopted handles stay
 // owned by the caller and must outlive the Axle object that wraps them.
+//
+// Contexts: Axle works in each device's primary context (context()). Every Axle call
+// makes it current only for the call's duration and restores the calling thread's own
+// current context (or none) before returning, so an application's own contexts are
+// undisturbed. To call the driver API on Axle's handles, make context() current
+// yourself (cuCtxSetCurrent or cuCtxPushCurrent).
 #pragma once
 
 #include <cuda.h>
@@ -19,6 +25,8 @@ inline CUfunction function(const Kernel& k) { return static_cast<CUfunction>(k.n
 inline CUmodule module(const Program& p) { return static_cast<CUmodule>(p.native_handle()); }
 inline CUevent event(const Event& e) { return static_cast<CUevent>(e.native_handle()); }
 
+/// Wrap a stream of the device's primary context without taking ownership. A stream of
+/// another context (of this device or another) is an InvalidArgument naming both.
 inline Stream adopt_stream(const Device& device, CUstream s) { return Stream::adopt(device, s); }
 /// Wrap device memory of this device without taking ownership.
 Buffer adopt_buffer(const Device& device, CUdeviceptr ptr, std::size_t bytes);

@@ -23,7 +23,11 @@ inline cl_kernel kernel(const Kernel& k) { return static_cast<cl_kernel>(k.nativ
 inline cl_program program(const Program& p) { return static_cast<cl_program>(p.native_handle()); }
 inline cl_event event(const Event& e) { return static_cast<cl_event>(e.native_handle()); }
 
-/// Wrap a queue of this device's context without taking ownership.
+/// Wrap a queue of this device's context without taking ownership. The queue must be
+/// of this device and in order (an axle::Stream runs its work in order): a queue of
+/// another context or device, or one made with CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE,
+/// is an InvalidArgument. Events recorded on a queue made without
+/// CL_QUEUE_PROFILING_ENABLE cannot be timed (Event::elapsed_ms throws Unsupported).
 inline Stream adopt_queue(const Device& device, cl_command_queue q) { return Stream::adopt(device, q); }
 /// Wrap a cl_mem of this device's context without taking ownership.
 Buffer adopt_buffer(const Device& device, cl_mem mem);
