@@ -117,7 +117,19 @@ int query(bool json) {
 
 int cache(int argc, char** argv) {
   const std::string sub = argc > 2 ? argv[2] : "list";
+  if (sub != "list" && sub != "clear" && sub != "dir") {
+    std::cerr << "axle cache: unknown subcommand '" << sub << "' (list, clear, dir)\n";
+    return 2;
+  }
   const std::string dir = axle::cache_dir();
+  if (dir.empty()) {
+    std::cerr << "axle cache: " << axle::cache_dir_problem() << "; kernels are built in memory\n";
+    return 1;
+  }
+  if (const std::string problem = axle::cache_dir_problem(dir); !problem.empty()) {
+    std::cerr << "axle cache: " << problem << "\n";
+    if (sub != "dir") return 1;
+  }
   if (sub == "list") {
     auto entries = axle::cache_entries(dir);
     std::cout << "Kernel cache: " << dir << " (" << entries.size() << " entries)\n";
@@ -131,15 +143,12 @@ int cache(int argc, char** argv) {
     return 0;
   }
   if (sub == "clear") {
-    std::cout << "Removed " << axle::clear_cache(dir) << " entries from " << dir << "\n";
+    std::cout << "Removed " << axle::clear_cache(dir) << " file(s) (entries and leftover temporaries) from " << dir
+              << "\n";
     return 0;
   }
-  if (sub == "dir") {
-    std::cout << dir << "\n";
-    return 0;
-  }
-  std::cerr << "axle cache: unknown subcommand '" << sub << "' (list, clear, dir)\n";
-  return 2;
+  std::cout << dir << "\n";
+  return 0;
 }
 
 void usage() {
