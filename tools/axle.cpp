@@ -52,7 +52,13 @@ int query(bool json) {
     o << "{\"version\":" << json_str(axle::version()) << ",\"backends\":[";
     for (std::size_t i = 0; i < bs.size(); ++i)
       o << (i ? "," : "") << "{\"name\":" << json_str(bs[i].name) << ",\"available\":" << (bs[i].available ? "true" : "false")
-        << ",\"reason\":" << json_str(bs[i].reason) << ",\"device_count\":" << bs[i].device_count << "}";
+        << ",\"reason\":" << json_str(bs[i].reason) << ",\"device_count\":" << bs[i].device_count
+        << ",\"failed_devices\":[" << [&] {
+             std::string f;
+             for (std::size_t j = 0; j < bs[i].failed_devices.size(); ++j)
+               f += (j ? "," : "") + json_str(bs[i].failed_devices[j]);
+             return f;
+           }() << "]}";
     o << "],\"devices\":[";
     for (std::size_t i = 0; i < ds.size(); ++i) {
       const auto& d = ds[i].info();
@@ -79,6 +85,7 @@ int query(bool json) {
     std::cout << "  " << b.name << ": ";
     if (b.available) std::cout << "available, " << b.device_count << " device(s)\n";
     else std::cout << "unavailable: " << b.reason << "\n";
+    for (auto& f : b.failed_devices) std::cout << "    unavailable device " << f << "\n";
   }
   std::cout << "\nDevices (default order):\n";
   if (ds.empty()) std::cout << "  none\n";
