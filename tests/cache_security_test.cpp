@@ -3,6 +3,7 @@
 // else can write, no symbolic links followed, temporaries created exclusively, and a
 // corrupt entry removed only while it is still the file that was read.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -12,8 +13,6 @@
 #include <ctime>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "axle/axle.hpp"
 #include "axle/cache.hpp"
@@ -96,12 +95,12 @@ bool nobody_has_no_home() {
   return pw && pw->pw_dir && ::stat(pw->pw_dir, &st) != 0;
 }
 
-#define CHILD_CHECK(cond)                                       \
-  do {                                                          \
-    if (!(cond)) {                                              \
+#define CHILD_CHECK(cond)                                            \
+  do {                                                               \
+    if (!(cond)) {                                                   \
       std::printf("check failed at line %d: %s\n", __LINE__, #cond); \
-      return 1;                                                 \
-    }                                                           \
+      return 1;                                                      \
+    }                                                                \
   } while (0)
 
 }  // namespace
@@ -334,8 +333,8 @@ TEST_P(CacheSecurityDeviceTest, RefusedDirectoryBuildsInMemory) {
   ASSERT_EQ(::mkdir(dir.c_str(), 0700), 0);
   ASSERT_EQ(::chmod(dir.c_str(), 0777), 0);
   ScopedEnv env("AXLE_CACHE_DIR", dir);
-  const std::string src = "// " + axle_test::unique_token() +
-                          "\nAXLE_KERNEL void k(AXLE_GLOBAL int* o) { o[AXLE_GLOBAL_ID(0)] = 7; }\n";
+  const std::string src =
+      "// " + axle_test::unique_token() + "\nAXLE_KERNEL void k(AXLE_GLOBAL int* o) { o[AXLE_GLOBAL_ID(0)] = 7; }\n";
   axle::Program p = GetParam().build(axle::Source::portable(src, "refused.cl"));
   EXPECT_FALSE(p.from_disk_cache());
   axle::Stream s = GetParam().create_stream();

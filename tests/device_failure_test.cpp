@@ -2,6 +2,7 @@
 // unavailable with its reason; every other device stays usable. The failure is
 // injected through the backend interface's test seam, in a process of its own, since
 // devices are opened once per process.
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -9,8 +10,6 @@
 #include <cstdlib>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "axle/axle.hpp"
 #include "backend/backend.hpp"

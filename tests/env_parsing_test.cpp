@@ -1,13 +1,12 @@
 // AXLE_LOG and device specs: parsed whole, every documented form means what it says,
 // and anything else is an error that names the spec and what is wrong with it.
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "axle/axle.hpp"
 #include "log_levels.hpp"
@@ -207,8 +206,8 @@ TEST(DeviceSpec, EveryReadmeForm) {
     return nullptr;
   };
   const auto all = axle::devices();
-  for (const auto& [word, type] : {std::pair<const char*, axle::DeviceType>{"cpu", axle::DeviceType::CPU},
-                                   {"gpu", axle::DeviceType::GPU}}) {
+  for (const auto& [word, type] :
+       {std::pair<const char*, axle::DeviceType>{"cpu", axle::DeviceType::CPU}, {"gpu", axle::DeviceType::GPU}}) {
     const std::string w = word;
     if (const axle::Device* d = first_of(cl, type))
       EXPECT_EQ(axle::select_device("opencl:" + w), *d);
@@ -231,9 +230,11 @@ TEST(DeviceSpec, EveryReadmeForm) {
   expect_unavailable("opencl:abc:def", {"no device on opencl whose name contains 'abc:def'"});
   expect_unavailable("name=424242", {"no device whose name contains '424242'"});
   // name= matches what would otherwise be a number: the digits of a device name.
-  const auto digit = std::find_if(name.begin(), name.end(), [](char ch) { return std::isdigit(static_cast<unsigned char>(ch)); });
+  const auto digit =
+      std::find_if(name.begin(), name.end(), [](char ch) { return std::isdigit(static_cast<unsigned char>(ch)); });
   if (digit != name.end()) {
-    const std::string digits(digit, std::find_if(digit, name.end(), [](char ch) { return !std::isdigit(static_cast<unsigned char>(ch)); }));
+    const std::string digits(
+        digit, std::find_if(digit, name.end(), [](char ch) { return !std::isdigit(static_cast<unsigned char>(ch)); }));
     EXPECT_NE(axle::select_device("name=" + digits).name().find(digits), std::string::npos);
     expect_malformed(digits, {"a number alone"});
   }
@@ -245,8 +246,8 @@ TEST(DeviceSpec, EveryReadmeForm) {
 TEST(DeviceSpec, TwoOpenCLDevicesByIndex) {
   if (axle::devices("opencl").empty()) GTEST_SKIP() << "no OpenCL device";
   int status = 0;
-  const std::string out = rerun_self("POCL_DEVICES='pthread pthread' AXLE_TEST_CHILD=two_devices",
-                                     "DeviceSpecChild.TwoDevices", status);
+  const std::string out =
+      rerun_self("POCL_DEVICES='pthread pthread' AXLE_TEST_CHILD=two_devices", "DeviceSpecChild.TwoDevices", status);
   if (out.find("child: fewer than two OpenCL devices") != std::string::npos)
     GTEST_SKIP() << "the OpenCL platform here does not honour POCL_DEVICES";
   EXPECT_EQ(status, 0) << out;

@@ -51,14 +51,16 @@ int query(bool json) {
     std::ostringstream o;
     o << "{\"version\":" << json_str(axle::version()) << ",\"backends\":[";
     for (std::size_t i = 0; i < bs.size(); ++i)
-      o << (i ? "," : "") << "{\"name\":" << json_str(bs[i].name) << ",\"available\":" << (bs[i].available ? "true" : "false")
-        << ",\"reason\":" << json_str(bs[i].reason) << ",\"device_count\":" << bs[i].device_count
-        << ",\"failed_devices\":[" << [&] {
-             std::string f;
-             for (std::size_t j = 0; j < bs[i].failed_devices.size(); ++j)
-               f += (j ? "," : "") + json_str(bs[i].failed_devices[j]);
-             return f;
-           }() << "]}";
+      o << (i ? "," : "") << "{\"name\":" << json_str(bs[i].name)
+        << ",\"available\":" << (bs[i].available ? "true" : "false") << ",\"reason\":" << json_str(bs[i].reason)
+        << ",\"device_count\":" << bs[i].device_count << ",\"failed_devices\":[" <<
+          [&] {
+            std::string f;
+            for (std::size_t j = 0; j < bs[i].failed_devices.size(); ++j)
+              f += (j ? "," : "") + json_str(bs[i].failed_devices[j]);
+            return f;
+          }()
+        << "]}";
     o << "],\"devices\":[";
     for (std::size_t i = 0; i < ds.size(); ++i) {
       const auto& d = ds[i].info();

@@ -2,13 +2,13 @@
 
 #include <pwd.h>
 #include <sys/stat.h>
+#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "axle/error.hpp"
 #include "user_dirs.hpp"
@@ -136,8 +136,7 @@ std::string user_home() {
   std::vector<char> buf(static_cast<std::size_t>(size > 0 ? size : 16384));
   passwd pw{};
   passwd* found = nullptr;
-  if (::getpwuid_r(::geteuid(), &pw, buf.data(), buf.size(), &found) != 0 || !found || !found->pw_dir)
-    return "";
+  if (::getpwuid_r(::geteuid(), &pw, buf.data(), buf.size(), &found) != 0 || !found || !found->pw_dir) return "";
   std::string dir = found->pw_dir;
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   if (dir.empty() || dir[0] != '/' || dir == "/" || is_shared_tmp(dir)) return "";
@@ -180,8 +179,9 @@ std::string resolve_cache_dir(std::string& why) {
   if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return std::string(xdg) + "/axle";
   const std::string home = detail::user_home();
   if (home.empty()) {
-    why = "HOME is unset and the password database gives no usable home directory "
-          "(set AXLE_CACHE_DIR or XDG_CACHE_HOME)";
+    why =
+        "HOME is unset and the password database gives no usable home directory "
+        "(set AXLE_CACHE_DIR or XDG_CACHE_HOME)";
     return "";
   }
   return home + "/.cache/axle";

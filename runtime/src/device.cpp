@@ -176,7 +176,9 @@ constexpr const char* kSpecForms =
     "forms: cuda, cuda:0, opencl, opencl:1, opencl:cpu, opencl:gpu, gpu, cpu, opencl:NAME, name=NAME, "
     "or part of a device name";
 
-bool all_of(const std::string& s, const char* set) { return !s.empty() && s.find_first_not_of(set) == std::string::npos; }
+bool all_of(const std::string& s, const char* set) {
+  return !s.empty() && s.find_first_not_of(set) == std::string::npos;
+}
 
 // Parses the spec (already trimmed and lower case); returns "" or why it is malformed.
 std::string parse_spec(const std::string& spec, Spec& out) {
@@ -215,8 +217,7 @@ std::string parse_spec(const std::string& spec, Spec& out) {
     if (out.backend.empty())
       return "a number alone does not say which backend: write opencl:" + rest + " or cuda:" + rest +
              " for an index, or name=" + rest + " to match device names";
-    if (!all_of(rest, "0123456789"))
-      return "'" + rest + "' is not a device index (a decimal number from 0)";
+    if (!all_of(rest, "0123456789")) return "'" + rest + "' is not a device index (a decimal number from 0)";
     out.kind = Spec::Kind::Index;
     out.index = rest.size() > 9 ? -1 : std::atoi(rest.c_str());
     return "";
@@ -273,12 +274,12 @@ Selection try_select(const std::string& spec_in) {
       const std::string prefix = p.backend + ":" + std::to_string(p.index) + ": ";
       for (auto& f : failed)
         if (p.index >= 0 && f.rfind(prefix, 0) == 0) {
-          sel.why = "'" + spec + "': " + p.backend + ":" + std::to_string(p.index) + " cannot be opened: " +
-                    f.substr(prefix.size());
+          sel.why = "'" + spec + "': " + p.backend + ":" + std::to_string(p.index) +
+                    " cannot be opened: " + f.substr(prefix.size());
           return sel;
         }
-      sel.why = "'" + spec + "': " + p.backend + " has " + std::to_string(b->device_count()) +
-                " device(s), no index " + spec.substr(spec.find(':') + 1);
+      sel.why = "'" + spec + "': " + p.backend + " has " + std::to_string(b->device_count()) + " device(s), no index " +
+                spec.substr(spec.find(':') + 1);
       return sel;
     }
   } else {

@@ -135,13 +135,18 @@ int open_entry(int dfd, const std::string& name, struct stat& st, std::string& w
   why.clear();
   const int fd = ::openat(dfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
-    if (errno == ELOOP) why = "it is a symbolic link";
-    else if (errno != ENOENT) why = std::strerror(errno);
+    if (errno == ELOOP)
+      why = "it is a symbolic link";
+    else if (errno != ENOENT)
+      why = std::strerror(errno);
     return -1;
   }
-  if (::fstat(fd, &st) != 0) why = std::strerror(errno);
-  else if (!S_ISREG(st.st_mode)) why = "it is not a regular file";
-  else why = untrusted(st);
+  if (::fstat(fd, &st) != 0)
+    why = std::strerror(errno);
+  else if (!S_ISREG(st.st_mode))
+    why = "it is not a regular file";
+  else
+    why = untrusted(st);
   if (!why.empty()) {
     ::close(fd);
     return -1;

@@ -83,8 +83,8 @@ ParsedSpec parse_spec(const std::string& spec, const std::string& source) {
     if (name.empty())
       throw ConfigError("item '" + item + "' of '" + spec + "' names no subsystem before '='", source, 0, "log");
     if (std::find(std::begin(kSubsystems), std::end(kSubsystems), name) == std::end(kSubsystems))
-      throw ConfigError("unknown subsystem '" + name + "' in item '" + item + "' of '" + spec + "' (subsystems: " +
-                            kSubsystemList + ")",
+      throw ConfigError("unknown subsystem '" + name + "' in item '" + item + "' of '" + spec +
+                            "' (subsystems: " + kSubsystemList + ")",
                         source, 0, "log");
     out.levels[name] = parse_level(trim(item.substr(eq + 1)), item, spec, source);
   }
@@ -131,13 +131,20 @@ void init_locked(LogState& st) {
 
 const char* level_name(spdlog::level::level_enum l) {
   switch (l) {
-    case spdlog::level::trace: return "trace";
-    case spdlog::level::debug: return "debug";
-    case spdlog::level::info: return "info";
-    case spdlog::level::warn: return "warn";
-    case spdlog::level::err: return "error";
-    case spdlog::level::critical: return "critical";
-    default: return "off";
+    case spdlog::level::trace:
+      return "trace";
+    case spdlog::level::debug:
+      return "debug";
+    case spdlog::level::info:
+      return "info";
+    case spdlog::level::warn:
+      return "warn";
+    case spdlog::level::err:
+      return "error";
+    case spdlog::level::critical:
+      return "critical";
+    default:
+      return "off";
   }
 }
 
