@@ -52,11 +52,14 @@ class Registry final : public BackendRegistry {
   // Every device of `b`, opened once: one slot per index. A device whose creation
   // throws is remembered with the error's text and never tried again.
   std::vector<DeviceSlot> slots(Backend& b) {
-    std::lock_guard<std::mutex> lock(devices_mu_);
     Entry* entry = nullptr;
-    for (auto& e : entries_)
-      if (e.backend.get() == &b) entry = &e;
+    {
+      std::lock_guard<std::mutex> lock(mu_);  // ensure() sets Entry::backend under mu_
+      for (auto& e : entries_)
+        if (e.backend.get() == &b) entry = &e;
+    }
     if (!entry || !b.available()) return {};
+    std::lock_guard<std::mutex> lock(devices_mu_);
     auto& slots = entry->slots;
     slots.resize(static_cast<std::size_t>(std::max(0, b.device_count())));
     for (std::size_t i = 0; i < slots.size(); ++i) {
