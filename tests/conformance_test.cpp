@@ -215,7 +215,7 @@ TEST(Selection, FailuresListEveryBackend) {
   if (cl.size() < 8) expect_unavailable("opencl:7", {"opencl:7", "no index 7"});
   expect_unavailable("vulkan:0", {"vulkan", "unknown backend"});
   expect_unavailable("no-such-device-name-xyz", {"no-such-device-name-xyz"});
-  expect_unavailable("", {"empty device spec"});
+  AXLE_EXPECT_THROW_MSG(axle::select_device(""), axle::InvalidArgument, {"is not a device spec", "empty"});
   bool cuda_usable = false, cuda_built = false;
   for (const auto& b : axle::backends())
     if (b.name == "cuda") {

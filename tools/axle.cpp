@@ -51,8 +51,16 @@ int query(bool json) {
     std::ostringstream o;
     o << "{\"version\":" << json_str(axle::version()) << ",\"backends\":[";
     for (std::size_t i = 0; i < bs.size(); ++i)
-      o << (i ? "," : "") << "{\"name\":" << json_str(bs[i].name) << ",\"available\":" << (bs[i].available ? "true" : "false")
-        << ",\"reason\":" << json_str(bs[i].reason) << ",\"device_count\":" << bs[i].device_count << "}";
+      o << (i ? "," : "") << "{\"name\":" << json_str(bs[i].name)
+        << ",\"available\":" << (bs[i].available ? "true" : "false") << ",\"reason\":" << json_str(bs[i].reason)
+        << ",\"device_count\":" << bs[i].device_count << ",\"failed_devices\":[" <<
+          [&] {
+            std::string f;
+            for (std::size_t j = 0; j < bs[i].failed_devices.size(); ++j)
+              f += (j ? "," : "") + json_str(bs[i].failed_devices[j]);
+            return f;
+          }()
+        << "]}";
     o << "],\"devices\":[";
     for (std::size_t i = 0; i < ds.size(); ++i) {
       const auto& d = ds[i].info();
@@ -79,6 +87,7 @@ int query(bool json) {
     std::cout << "  " << b.name << ": ";
     if (b.available) std::cout << "available, " << b.device_count << " device(s)\n";
     else std::cout << "unavailable: " << b.reason << "\n";
+    for (auto& f : b.failed_devices) std::cout << "    unavailable device " << f << "\n";
   }
   std::cout << "\nDevices (default order):\n";
   if (ds.empty()) std::cout << "  none\n";
@@ -117,7 +126,19 @@ int query(bool json) {
 
 int cache(int argc, char** argv) {
   const std::string sub = argc > 2 ? argv[2] : "list";
+  if (sub != "list" && sub != "clear" && sub != "dir") {
+    std::cerr << "axle cache: unknown subcommand '" << sub << "' (list, clear, dir)\n";
+    return 2;
+  }
   const std::string dir = axle::cache_dir();
+  if (dir.empty()) {
+    std::cerr << "axle cache: " << axle::cache_dir_problem() << "; kernels are built in memory\n";
+    return 1;
+  }
+  if (const std::string problem = axle::cache_dir_problem(dir); !problem.empty()) {
+    std::cerr << "axle cache: " << problem << "\n";
+    if (sub != "dir") return 1;
+  }
   if (sub == "list") {
     auto entries = axle::cache_entries(dir);
     std::cout << "Kernel cache: " << dir << " (" << entries.size() << " entries)\n";
@@ -131,15 +152,12 @@ int cache(int argc, char** argv) {
     return 0;
   }
   if (sub == "clear") {
-    std::cout << "Removed " << axle::clear_cache(dir) << " entries from " << dir << "\n";
+    std::cout << "Removed " << axle::clear_cache(dir) << " file(s) (entries and leftover temporaries) from " << dir
+              << "\n";
     return 0;
   }
-  if (sub == "dir") {
-    std::cout << dir << "\n";
-    return 0;
-  }
-  std::cerr << "axle cache: unknown subcommand '" << sub << "' (list, clear, dir)\n";
-  return 2;
+  std::cout << dir << "\n";
+  return 0;
 }
 
 void usage() {

@@ -158,6 +158,11 @@ int axle_tune_main(int argc, char** argv) {
     return 2;
   }
   if (output.empty()) output = axle::tuning_file();
+  if (output.empty()) {
+    std::fprintf(stderr, "axle tune: no user tuning file location (%s); pass --output PATH\n",
+                 axle::no_cache_dir_reason().c_str());
+    return 2;
+  }
   std::vector<Shape> sizes;
   try {
     sizes = parse_sizes(sizes_s);

@@ -1,12 +1,17 @@
 #include "axle/config.hpp"
 
+#include <pwd.h>
+#include <sys/stat.h>
+#include <toml++/toml.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "axle/error.hpp"
+#include "user_dirs.hpp"
 
 namespace axle {
 namespace {
@@ -16,11 +21,6 @@ int line_of(const toml::node& n) { return static_cast<int>(n.source().begin.line
 std::string get_string(const toml::node& n, const std::string& key, const std::string& path) {
   if (auto v = n.value<std::string>(); v && n.is_string()) return *v;
   throw ConfigError("'" + key + "' must be a string", path, line_of(n), key);
-}
-
-std::string home_dir() {
-  const char* h = std::getenv("HOME");
-  return h && *h ? h : "/tmp";
 }
 
 bool file_exists(const std::string& p) {
@@ -94,9 +94,11 @@ const Config& active_config() {
     } else if (file_exists("axle.toml")) {
       path = "axle.toml";
     } else {
+      // The per-user file; with no per-user location there is none (never a shared one).
       const char* xdg = std::getenv("XDG_CONFIG_HOME");
-      std::string dir = xdg && *xdg ? std::string(xdg) : home_dir() + "/.config";
-      if (file_exists(dir + "/axle/axle.toml")) path = dir + "/axle/axle.toml";
+      const std::string home = detail::user_home();
+      const std::string dir = xdg && *xdg ? std::string(xdg) : home.empty() ? "" : home + "/.config";
+      if (!dir.empty() && file_exists(dir + "/axle/axle.toml")) path = dir + "/axle/axle.toml";
     }
     if (!path.empty()) {
       try {
@@ -124,19 +126,85 @@ void reset_config_for_testing() {
   st.error.clear();
 }
 
-std::string cache_dir() {
-  if (const char* env = std::getenv("AXLE_CACHE_DIR"); env && *env) return env;
+namespace detail {
+
+std::string user_home() {
+  if (const char* h = std::getenv("HOME"); h && *h) return h;
+  // The password database's home directory, when it is a real per-user directory:
+  // absolute, existing, owned by this user, and not a shared temporary location.
+  long size = ::sysconf(_SC_GETPW_R_SIZE_MAX);
+  std::vector<char> buf(static_cast<std::size_t>(size > 0 ? size : 16384));
+  passwd pw{};
+  passwd* found = nullptr;
+  if (::getpwuid_r(::geteuid(), &pw, buf.data(), buf.size(), &found) != 0 || !found || !found->pw_dir) return "";
+  std::string dir = found->pw_dir;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  if (dir.empty() || dir[0] != '/' || dir == "/" || is_shared_tmp(dir)) return "";
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid()) return "";
+  return dir;
+}
+
+bool is_shared_tmp(const std::string& path) {
+  for (const char* t : {"/tmp", "/var/tmp", "/dev/shm"}) {
+    const std::string p = t;
+    if (path == p || path.rfind(p + "/", 0) == 0) return true;
+  }
+  return false;
+}
+
+std::string expand_home(const std::string& path, std::string* why) {
+  if (path != "~" && path.rfind("~/", 0) != 0) return path;
+  const std::string home = user_home();
+  if (home.empty()) {
+    if (why) *why = "'" + path + "' starts with '~' but there is no home directory to expand it to (HOME is unset)";
+    return "";
+  }
+  return home + path.substr(1);
+}
+
+}  // namespace detail
+
+namespace {
+
+// The cache directory, or "" with `why` saying why there is none.
+std::string resolve_cache_dir(std::string& why) {
+  if (const char* env = std::getenv("AXLE_CACHE_DIR"); env && *env) return detail::expand_home(env, &why);
   const Config& c = active_config();
-  if (!c.cache_dir.empty()) return c.cache_dir;
+  if (!c.cache_dir.empty()) {
+    std::string dir = detail::expand_home(c.cache_dir, &why);
+    if (dir.empty()) why = c.path + ": cache_dir " + why;
+    return dir;
+  }
   if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return std::string(xdg) + "/axle";
-  return home_dir() + "/.cache/axle";
+  const std::string home = detail::user_home();
+  if (home.empty()) {
+    why =
+        "HOME is unset and the password database gives no usable home directory "
+        "(set AXLE_CACHE_DIR or XDG_CACHE_HOME)";
+    return "";
+  }
+  return home + "/.cache/axle";
+}
+
+}  // namespace
+
+std::string cache_dir() {
+  std::string why;
+  return resolve_cache_dir(why);
+}
+
+std::string no_cache_dir_reason() {
+  std::string why;
+  return resolve_cache_dir(why).empty() ? why : std::string();
 }
 
 std::string tuning_file() {
-  if (const char* env = std::getenv("AXLE_TUNING_FILE"); env && *env) return env;
+  if (const char* env = std::getenv("AXLE_TUNING_FILE"); env && *env) return detail::expand_home(env, nullptr);
   const Config& c = active_config();
-  if (!c.tuning_file.empty()) return c.tuning_file;
-  return cache_dir() + "/tuning.json";
+  if (!c.tuning_file.empty()) return detail::expand_home(c.tuning_file, nullptr);
+  const std::string dir = cache_dir();
+  return dir.empty() ? "" : dir + "/tuning.json";
 }
 
 }  // namespace axle

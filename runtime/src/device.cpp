@@ -1,5 +1,6 @@
 // Backend registry, device enumeration and device selection.
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cstdlib>
 #include <mutex>
@@ -15,10 +16,20 @@ namespace axle {
 namespace detail {
 namespace {
 
+std::atomic<DeviceOpenHook> g_device_open_hook{nullptr};
+
+// One device of a backend as the front end opened it: the device, or why it cannot be
+// created. Each device is opened once per process.
+struct DeviceSlot {
+  bool opened = false;
+  std::shared_ptr<DeviceImpl> impl;
+  std::string error;
+};
+
 class Registry final : public BackendRegistry {
  public:
   Registry() { register_backends(*this); }
-  void add(const std::string& name, Factory factory) override { entries_.push_back(Entry{name, factory, nullptr}); }
+  void add(const std::string& name, Factory factory) override { entries_.push_back(Entry{name, factory, nullptr, {}}); }
 
   // Every backend, created on first use (creation probes the vendor library).
   std::vector<Backend*> all() {
@@ -38,12 +49,41 @@ class Registry final : public BackendRegistry {
     for (auto& e : entries_) n.push_back(e.name);
     return n;
   }
+  // Every device of `b`, opened once: one slot per index. A device whose creation
+  // throws is remembered with the error's text and never tried again.
+  std::vector<DeviceSlot> slots(Backend& b) {
+    Entry* entry = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu_);  // ensure() sets Entry::backend under mu_
+      for (auto& e : entries_)
+        if (e.backend.get() == &b) entry = &e;
+    }
+    if (!entry || !b.available()) return {};
+    std::lock_guard<std::mutex> lock(devices_mu_);
+    auto& slots = entry->slots;
+    slots.resize(static_cast<std::size_t>(std::max(0, b.device_count())));
+    for (std::size_t i = 0; i < slots.size(); ++i) {
+      DeviceSlot& slot = slots[i];
+      if (slot.opened) continue;
+      slot.opened = true;
+      const int index = static_cast<int>(i);
+      try {
+        if (DeviceOpenHook hook = g_device_open_hook.load()) hook(b.name(), index);
+        slot.impl = b.device(index);
+      } catch (const std::exception& e) {
+        slot.error = e.what();
+        logger("rt")->warn("{}:{} cannot be opened: {}", b.name(), index, slot.error);
+      }
+    }
+    return slots;
+  }
 
  private:
   struct Entry {
     std::string name;
     Factory factory;
     std::unique_ptr<Backend> backend;
+    std::vector<DeviceSlot> slots;
   };
   Backend* ensure(Entry& e) {
     if (!e.backend) {
@@ -57,6 +97,7 @@ class Registry final : public BackendRegistry {
     return e.backend.get();
   }
   std::mutex mu_;
+  std::mutex devices_mu_;
   std::vector<Entry> entries_;
 };
 
@@ -85,11 +126,23 @@ int type_rank(const DeviceInfo& i) {
   return 3;
 }
 
-std::vector<Device> backend_devices(Backend& b) {
+// The devices of `b` that opened; `failed` (when given) gets "opencl:1: why" for the others.
+std::vector<Device> backend_devices(Backend& b, std::vector<std::string>* failed = nullptr) {
   std::vector<Device> out;
-  if (!b.available()) return out;
-  for (int i = 0; i < b.device_count(); ++i) out.push_back(b.device(i)->handle());
+  const auto slots = registry().slots(b);
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    if (slots[i].impl)
+      out.push_back(slots[i].impl->handle());
+    else if (failed)
+      failed->push_back(b.name() + ":" + std::to_string(i) + ": " + slots[i].error);
+  }
   return out;
+}
+
+std::string join(const std::vector<std::string>& parts, const std::string& sep) {
+  std::string s;
+  for (std::size_t i = 0; i < parts.size(); ++i) s += (i ? sep : "") + parts[i];
+  return s;
 }
 
 // "cuda: unavailable (reason)" / "opencl: 1 device: opencl:0 'name' (CPU)".
@@ -101,89 +154,182 @@ std::string describe_backends() {
       s += "unavailable: " + b->reason();
       continue;
     }
-    auto devs = backend_devices(*b);
+    std::vector<std::string> failed;
+    auto devs = backend_devices(*b, &failed);
     s += std::to_string(devs.size()) + " device(s)";
     for (auto& d : devs) s += "; " + d.id() + " '" + d.info().name + "' (" + to_string(d.info().type) + ")";
+    for (auto& f : failed) s += "; unavailable: " + f;
   }
   if (registry().names().empty()) s += "\n  (no backend was compiled into this build)";
   return s;
 }
 
-bool parse_index(const std::string& s, int& out) {
-  if (s.empty() || s.size() > 6) return false;
-  for (char c : s)
-    if (!std::isdigit(static_cast<unsigned char>(c))) return false;
-  out = std::atoi(s.c_str());
-  return true;
+// A device spec taken apart (see select_device in axle/device.hpp).
+struct Spec {
+  enum class Kind { Best, Index, Type, Name };
+  std::string backend;  // "" = every backend
+  Kind kind = Kind::Best;
+  int index = -1;  // -1: an index too large to exist
+  DeviceType type = DeviceType::Other;
+  std::string needle;          // Kind::Name
+  std::string unknown_prefix;  // "vulkan" of "vulkan:0", matched as a name
+};
+
+constexpr const char* kSpecForms =
+    "forms: cuda, cuda:0, opencl, opencl:1, opencl:cpu, opencl:gpu, gpu, cpu, opencl:NAME, name=NAME, "
+    "or part of a device name";
+
+bool all_of(const std::string& s, const char* set) {
+  return !s.empty() && s.find_first_not_of(set) == std::string::npos;
 }
 
-// Returns the matching device or an empty handle; `why` says why not.
-Device try_select(const std::string& spec_in, std::string& why) {
-  const std::string spec = lower(trim(spec_in));
-  if (spec.empty()) {
-    why = "empty device spec";
-    return {};
-  }
-  std::string backend_name, rest = spec;
-  auto colon = spec.find(':');
+// Parses the spec (already trimmed and lower case); returns "" or why it is malformed.
+std::string parse_spec(const std::string& spec, Spec& out) {
+  if (spec.empty()) return "it is empty";
   auto names = registry().names();
-  if (colon != std::string::npos) {
-    backend_name = spec.substr(0, colon);
-    rest = spec.substr(colon + 1);
-  } else if (spec == "cuda" || spec == "opencl" || std::find(names.begin(), names.end(), spec) != names.end()) {
-    // A backend name, even one not compiled in: the error must say so, not search device names.
-    backend_name = spec;
-    rest.clear();
-  }
-  std::vector<Device> candidates;
-  if (!backend_name.empty()) {
-    Backend* b = registry().find(backend_name);
-    if (!b) {
-      if (backend_name == "cuda" || backend_name == "opencl")
-        why = "backend '" + backend_name + "' was not compiled into this build";
-      else
-        why = "unknown backend '" + backend_name + "'";
-      return {};
+  auto is_backend = [&](const std::string& n) {
+    return n == "cuda" || n == "opencl" || std::find(names.begin(), names.end(), n) != names.end();
+  };
+  std::string rest = spec;
+  const auto colon = spec.find(':');
+  if (colon == std::string::npos) {
+    if (is_backend(spec)) {
+      // A backend name, even one not compiled in: the error must say so, not search device names.
+      out.backend = spec;
+      return "";
     }
-    if (!b->available()) {
-      why = "backend '" + backend_name + "' is unavailable: " + b->reason();
-      return {};
-    }
-    candidates = backend_devices(*b);
   } else {
-    candidates = devices();
+    const std::string prefix = spec.substr(0, colon);
+    if (prefix.empty()) return "nothing before ':' (a backend: cuda or opencl)";
+    if (is_backend(prefix)) {
+      out.backend = prefix;
+      rest = spec.substr(colon + 1);
+      if (rest.empty())
+        return "nothing after '" + prefix + ":' (an index, cpu, gpu, accelerator or part of a device name)";
+    } else if (all_of(prefix, "abcdefghijklmnopqrstuvwxyz_")) {
+      out.unknown_prefix = prefix;
+    }
   }
-  if (candidates.empty()) {
-    why = "no device is available";
-    return {};
+  if (rest.rfind("name=", 0) == 0) {
+    out.kind = Spec::Kind::Name;
+    out.needle = rest.substr(5);
+    if (out.needle.empty()) return "'name=' needs part of a device name after it";
+    return "";
   }
-  int index = 0;
-  if (rest.empty()) {
-    std::stable_sort(candidates.begin(), candidates.end(),
-                     [](const Device& a, const Device& b) { return type_rank(a.info()) < type_rank(b.info()); });
-    return candidates.front();
-  }
-  if (!backend_name.empty() && parse_index(rest, index)) {
-    for (auto& d : candidates)
-      if (d.info().index == index) return d;
-    why = "'" + spec + "': " + backend_name + " has " + std::to_string(candidates.size()) + " device(s), no index " +
-          std::to_string(index);
-    return {};
+  if (all_of(rest, "0123456789+-:.")) {
+    if (out.backend.empty())
+      return "a number alone does not say which backend: write opencl:" + rest + " or cuda:" + rest +
+             " for an index, or name=" + rest + " to match device names";
+    if (!all_of(rest, "0123456789")) return "'" + rest + "' is not a device index (a decimal number from 0)";
+    out.kind = Spec::Kind::Index;
+    out.index = rest.size() > 9 ? -1 : std::atoi(rest.c_str());
+    return "";
   }
   static const std::pair<const char*, DeviceType> kTypes[] = {
       {"gpu", DeviceType::GPU}, {"cpu", DeviceType::CPU}, {"accelerator", DeviceType::Accelerator}};
   for (auto& [word, type] : kTypes) {
     if (rest == word) {
-      for (auto& d : candidates)
-        if (d.info().type == type) return d;
-      why = "'" + spec + "': no " + word + " device" + (backend_name.empty() ? "" : " on " + backend_name);
-      return {};
+      out.kind = Spec::Kind::Type;
+      out.type = type;
+      return "";
     }
   }
-  for (auto& d : candidates)
-    if (lower(d.info().name).find(rest) != std::string::npos) return d;
-  why = "'" + spec + "': no device whose name contains '" + rest + "'";
-  return {};
+  out.kind = Spec::Kind::Name;
+  out.needle = rest;
+  return "";
+}
+
+struct Selection {
+  Device device;
+  bool malformed = false;
+  std::string why;  // when !device.valid()
+};
+
+// The device a spec names, or why none (malformed: the spec itself is wrong).
+Selection try_select(const std::string& spec_in) {
+  Selection sel;
+  const std::string spec = lower(trim(spec_in));
+  Spec p;
+  if (std::string bad = parse_spec(spec, p); !bad.empty()) {
+    sel.malformed = true;
+    sel.why = "'" + trim(spec_in) + "' is not a device spec: " + bad + " (" + kSpecForms + ")";
+    return sel;
+  }
+  std::vector<Device> candidates;
+  std::vector<std::string> failed;
+  if (!p.backend.empty()) {
+    Backend* b = registry().find(p.backend);
+    if (!b) {
+      sel.why = "backend '" + p.backend + "' was not compiled into this build";
+      return sel;
+    }
+    if (!b->available()) {
+      sel.why = "backend '" + p.backend + "' is unavailable: " + b->reason();
+      return sel;
+    }
+    candidates = backend_devices(*b, &failed);
+    if (p.kind == Spec::Kind::Index) {
+      for (auto& d : candidates)
+        if (d.info().index == p.index) {
+          sel.device = d;
+          return sel;
+        }
+      const std::string prefix = p.backend + ":" + std::to_string(p.index) + ": ";
+      for (auto& f : failed)
+        if (p.index >= 0 && f.rfind(prefix, 0) == 0) {
+          sel.why = "'" + spec + "': " + p.backend + ":" + std::to_string(p.index) +
+                    " cannot be opened: " + f.substr(prefix.size());
+          return sel;
+        }
+      sel.why = "'" + spec + "': " + p.backend + " has " + std::to_string(b->device_count()) + " device(s), no index " +
+                spec.substr(spec.find(':') + 1);
+      return sel;
+    }
+  } else {
+    for (Backend* b : registry().all()) {
+      if (b->available()) backend_devices(*b, &failed);
+    }
+    candidates = devices();
+  }
+  const std::string on = p.backend.empty() ? "" : " on " + p.backend;
+  const std::string failures = failed.empty() ? "" : " (unavailable: " + join(failed, "; ") + ")";
+  if (candidates.empty()) {
+    sel.why = "no device" + on + " is available" + failures;
+    return sel;
+  }
+  switch (p.kind) {
+    case Spec::Kind::Best:
+    case Spec::Kind::Index:  // handled above
+      std::stable_sort(candidates.begin(), candidates.end(),
+                       [](const Device& a, const Device& b) { return type_rank(a.info()) < type_rank(b.info()); });
+      sel.device = candidates.front();
+      return sel;
+    case Spec::Kind::Type:
+      for (auto& d : candidates)
+        if (d.info().type == p.type) {
+          sel.device = d;
+          return sel;
+        }
+      sel.why = "'" + spec + "': no " + lower(to_string(p.type)) + " device" + on + failures;
+      return sel;
+    case Spec::Kind::Name:
+      for (auto& d : candidates)
+        if (lower(d.info().name).find(p.needle) != std::string::npos) {
+          sel.device = d;
+          return sel;
+        }
+      sel.why = "'" + spec + "': no device" + on + " whose name contains '" + p.needle + "'" + failures;
+      if (!p.unknown_prefix.empty())
+        sel.why += ", and '" + p.unknown_prefix + "' is not a backend (unknown backend '" + p.unknown_prefix +
+                   "'; backends: " + join(registry().names(), ", ") + ")";
+      return sel;
+  }
+  return sel;
+}
+
+[[noreturn]] void throw_selection(const Selection& sel, const std::string& what) {
+  if (sel.malformed) throw InvalidArgument(what + ": " + sel.why);
+  throw DeviceUnavailable(what + " cannot serve: " + sel.why + "\nbackends in this build:" + describe_backends());
 }
 
 }  // namespace
@@ -222,11 +368,23 @@ PinnedMemory alloc_pinned_bytes(const Device& device, std::size_t bytes) {
 
 // ---------------------------------------------------------------- enumeration
 
+namespace detail {
+void set_device_open_hook_for_testing(DeviceOpenHook hook) { g_device_open_hook.store(hook); }
+}  // namespace detail
+
 std::vector<BackendStatus> backends() {
   std::vector<BackendStatus> out;
-  for (detail::Backend* b : detail::registry().all())
-    out.push_back(BackendStatus{b->name(), b->available(), b->available() ? "" : b->reason(),
-                                b->available() ? b->device_count() : 0});
+  for (detail::Backend* b : detail::registry().all()) {
+    BackendStatus st{b->name(), b->available(), b->available() ? "" : b->reason(), 0, {}};
+    if (st.available) {
+      st.device_count = static_cast<int>(detail::backend_devices(*b, &st.failed_devices).size());
+      if (st.device_count == 0) {
+        st.available = false;
+        st.reason = "no device can be opened: " + detail::join(st.failed_devices, "; ");
+      }
+    }
+    out.push_back(std::move(st));
+  }
   return out;
 }
 
@@ -249,25 +407,21 @@ std::vector<Device> devices() {
 }
 
 Device select_device(std::string_view spec) {
-  std::string why;
-  Device d = detail::try_select(std::string(spec), why);
-  if (d.valid()) return d;
-  throw DeviceUnavailable("device '" + std::string(spec) + "' cannot serve: " + why +
-                          "\nbackends in this build:" + detail::describe_backends());
+  const detail::Selection sel = detail::try_select(std::string(spec));
+  if (sel.device.valid()) return sel.device;
+  detail::throw_selection(sel, "device '" + std::string(spec) + "'");
 }
 
 Device default_device(std::string_view spec) {
   auto lg = detail::logger("rt");
   if (!spec.empty()) return select_device(spec);
   if (const char* env = std::getenv("AXLE_DEVICE"); env && *env) {
-    std::string why;
-    Device d = detail::try_select(env, why);
-    if (d.valid()) {
-      lg->debug("AXLE_DEVICE={} -> {}", env, d.id());
-      return d;
+    const detail::Selection sel = detail::try_select(env);
+    if (sel.device.valid()) {
+      lg->debug("AXLE_DEVICE={} -> {}", env, sel.device.id());
+      return sel.device;
     }
-    throw DeviceUnavailable("AXLE_DEVICE=" + std::string(env) + " cannot serve: " + why +
-                            "\nbackends in this build:" + detail::describe_backends());
+    detail::throw_selection(sel, "AXLE_DEVICE=" + std::string(env));
   }
   const Config& cfg = active_config();
   if (!cfg.device.empty() || !cfg.fallback.empty()) {
@@ -276,14 +430,14 @@ Device default_device(std::string_view spec) {
     if (!cfg.device.empty()) tries.push_back(cfg.device);
     tries.insert(tries.end(), cfg.fallback.begin(), cfg.fallback.end());
     for (auto& t : tries) {
-      std::string why;
-      Device d = detail::try_select(t, why);
-      if (d.valid()) {
-        lg->debug("config {} device '{}' -> {}", cfg.path, t, d.id());
-        return d;
+      const detail::Selection sel = detail::try_select(t);
+      if (sel.device.valid()) {
+        lg->debug("config {} device '{}' -> {}", cfg.path, t, sel.device.id());
+        return sel.device;
       }
-      lg->debug("config {} device '{}' rejected: {}", cfg.path, t, why);
-      attempts += "\n  " + t + ": " + why;
+      if (sel.malformed) throw InvalidArgument(cfg.path + ": device '" + t + "': " + sel.why);
+      lg->debug("config {} device '{}' rejected: {}", cfg.path, t, sel.why);
+      attempts += "\n  " + t + ": " + sel.why;
     }
     throw DeviceUnavailable("no device named by " + cfg.path + " (device, then fallback) can serve:" + attempts +
                             "\nbackends in this build:" + detail::describe_backends());

@@ -1,14 +1,19 @@
 #include "disk_cache.hpp"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
+#include <ctime>
+#include <mutex>
+#include <random>
+#include <set>
 #include <sstream>
 
 #include "axle/cache.hpp"
@@ -35,24 +40,188 @@ std::uint64_t get_le(const std::string& s, std::size_t pos, int n) {
   return v;
 }
 
+constexpr const char* kTempMarker = ".axlebin.tmp.";
+constexpr long kStaleTempSeconds = 600;  // a writer takes milliseconds; older ones were abandoned
+
 bool make_dirs(const std::string& dir) {
   std::string cur;
   for (std::size_t i = 0; i <= dir.size(); ++i) {
     if (i == dir.size() || dir[i] == '/') {
-      if (!cur.empty() && ::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST) return false;
+      if (!cur.empty() && ::mkdir(cur.c_str(), 0700) != 0 && errno != EEXIST) return false;
     }
     if (i < dir.size()) cur.push_back(dir[i]);
   }
   return true;
 }
 
-bool read_file(const std::string& path, std::string& out) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return false;
-  std::stringstream ss;
-  ss << f.rdbuf();
-  out = ss.str();
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() > suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+bool is_temp_name(const std::string& name) { return name.find(kTempMarker) != std::string::npos; }
+
+std::string octal_mode(mode_t m) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(m & 07777));
+  return buf;
+}
+
+// "" when `st` is trustworthy for this user: owned by it and not writable by group or others.
+std::string untrusted(const struct stat& st) {
+  if (st.st_uid != ::geteuid())
+    return "owned by uid " + std::to_string(st.st_uid) + ", not by this user (uid " + std::to_string(::geteuid()) + ")";
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) return "writable by group or others (mode " + octal_mode(st.st_mode) + ")";
+  return "";
+}
+
+// Warn once per distinct message: a refused directory would otherwise warn on every build.
+void warn_once(const std::string& message) {
+  static std::mutex mu;
+  static std::set<std::string> seen;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!seen.insert(message).second) return;
+  }
+  logger("jit")->warn("{}", message);
+}
+
+// An open descriptor, closed at scope end.
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  explicit operator bool() const { return fd_ >= 0; }
+
+ private:
+  int fd_;
+};
+
+// Opens the cache directory (creating it, 0700, when `create`) and checks that it is a
+// directory of this user's that no one else can write. -1 when it does not exist
+// (why = "") or cannot be used (why says so).
+int open_dir(const std::string& dir, bool create, std::string& why) {
+  why.clear();
+  if (dir.empty()) {
+    why = "no kernel cache directory (" + no_cache_dir_reason() + "): kernels are built in memory";
+    return -1;
+  }
+  if (create && !make_dirs(dir)) {
+    why = "cannot create cache directory " + dir + ": " + std::strerror(errno);
+    return -1;
+  }
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno != ENOENT) why = "cannot open cache directory " + dir + ": " + std::strerror(errno);
+    return -1;
+  }
+  struct stat st {};
+  std::string bad = ::fstat(fd, &st) != 0 ? std::string(std::strerror(errno)) : untrusted(st);
+  if (!bad.empty()) {
+    ::close(fd);
+    why = "not using cache directory " + dir + ": it is " + bad + "; kernels are built in memory";
+    return -1;
+  }
+  return fd;
+}
+
+// Opens entry `name` of the directory for reading without following a symbolic link,
+// and checks that it is a regular file of this user's that no one else can write.
+// -1 when absent (why = "") or refused (why says so); `st` is its fstat.
+int open_entry(int dfd, const std::string& name, struct stat& st, std::string& why) {
+  why.clear();
+  const int fd = ::openat(dfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ELOOP)
+      why = "it is a symbolic link";
+    else if (errno != ENOENT)
+      why = std::strerror(errno);
+    return -1;
+  }
+  if (::fstat(fd, &st) != 0)
+    why = std::strerror(errno);
+  else if (!S_ISREG(st.st_mode))
+    why = "it is not a regular file";
+  else
+    why = untrusted(st);
+  if (!why.empty()) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool read_fd(int fd, std::string& out) {
+  out.clear();
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n == 0) return true;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+bool write_all(int fd, const std::string& data) {
+  std::size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    done += static_cast<std::size_t>(n);
+  }
   return true;
+}
+
+// Unlinks `name` only while it is still the file (st_dev, st_ino) that was read: a valid
+// entry another process has renamed into place since is left alone.
+bool unlink_if_same(int dfd, const std::string& name, std::uint64_t dev, std::uint64_t ino) {
+  struct stat now {};
+  if (::fstatat(dfd, name.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0) return false;
+  if (static_cast<std::uint64_t>(now.st_dev) != dev || static_cast<std::uint64_t>(now.st_ino) != ino) return false;
+  return ::unlinkat(dfd, name.c_str(), 0) == 0;
+}
+
+// Names of the directory's entries (via a duplicate of dfd, which stays open).
+std::vector<std::string> dir_names(int dfd) {
+  std::vector<std::string> out;
+  const int dup = ::fcntl(dfd, F_DUPFD_CLOEXEC, 0);
+  if (dup < 0) return out;
+  DIR* d = ::fdopendir(dup);
+  if (!d) {
+    ::close(dup);
+    return out;
+  }
+  ::rewinddir(d);  // the duplicate shares its position with dfd, which an earlier listing moved
+  while (dirent* e = ::readdir(d)) {
+    const std::string n = e->d_name;
+    if (n != "." && n != "..") out.push_back(n);
+  }
+  ::closedir(d);
+  return out;
+}
+
+// Removes temporary files writers left behind: those older than `min_age_s` (every one
+// when 0). Returns how many were removed.
+std::size_t remove_temporaries(int dfd, long min_age_s) {
+  std::size_t n = 0;
+  const std::time_t now = std::time(nullptr);
+  for (const auto& name : dir_names(dfd)) {
+    if (!is_temp_name(name)) continue;
+    struct stat st {};
+    if (::fstatat(dfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (min_age_s > 0 && now - st.st_mtime < min_age_s) continue;
+    if (::unlinkat(dfd, name.c_str(), 0) == 0) ++n;
+  }
+  return n;
 }
 
 struct Parsed {
@@ -107,27 +276,60 @@ bool parse_entry(const std::string& data, Parsed& out, std::string& why) {
 
 std::string disk_cache_path(const std::string& dir, const std::string& key) { return dir + "/" + key + kSuffix; }
 
-std::optional<std::vector<std::uint8_t>> disk_cache_load(const std::string& dir, const std::string& key) {
-  const std::string path = disk_cache_path(dir, key);
-  std::string data;
-  if (!read_file(path, data)) return std::nullopt;
-  Parsed p;
+std::optional<CacheHit> disk_cache_load(const std::string& dir, const std::string& key) {
   std::string why;
-  if (!parse_entry(data, p, why) || p.meta.key != key) {
-    if (why.empty()) why = "key mismatch";
-    logger("jit")->warn("removing corrupt cache entry {}: {}", path, why);
-    ::unlink(path.c_str());
+  Fd dfd(open_dir(dir, false, why));
+  if (!dfd) {
+    if (!why.empty()) warn_once(why);
     return std::nullopt;
   }
-  return std::vector<std::uint8_t>(p.payload.begin(), p.payload.end());
+  const std::string name = key + kSuffix, path = disk_cache_path(dir, key);
+  struct stat st {};
+  Fd fd(open_entry(dfd.get(), name, st, why));
+  if (!fd) {
+    if (!why.empty()) logger("jit")->warn("not loading cache entry {}: {}", path, why);
+    return std::nullopt;
+  }
+  std::string data;
+  if (!read_fd(fd.get(), data)) {
+    logger("jit")->warn("cannot read cache entry {}: {}", path, std::strerror(errno));
+    return std::nullopt;
+  }
+  CacheHit hit;
+  hit.dev = static_cast<std::uint64_t>(st.st_dev);
+  hit.ino = static_cast<std::uint64_t>(st.st_ino);
+  Parsed p;
+  if (!parse_entry(data, p, why) || p.meta.key != key) {
+    if (why.empty()) why = "key mismatch";
+    disk_cache_discard(dir, key, hit, why);
+    return std::nullopt;
+  }
+  hit.payload.assign(p.payload.begin(), p.payload.end());
+  return hit;
+}
+
+bool disk_cache_discard(const std::string& dir, const std::string& key, const CacheHit& hit, const std::string& why) {
+  std::string open_why;
+  Fd dfd(open_dir(dir, false, open_why));
+  if (!dfd) return false;
+  const std::string path = disk_cache_path(dir, key);
+  if (unlink_if_same(dfd.get(), key + kSuffix, hit.dev, hit.ino)) {
+    logger("jit")->warn("removed corrupt cache entry {}: {}", path, why);
+    return true;
+  }
+  logger("jit")->debug("corrupt cache entry {} ({}) was already replaced; left alone", path, why);
+  return false;
 }
 
 void disk_cache_store(const std::string& dir, const CacheMeta& meta, const std::vector<std::uint8_t>& payload) {
   auto lg = logger("jit");
-  if (!make_dirs(dir)) {
-    lg->warn("cannot create cache directory {}: {}", dir, std::strerror(errno));
+  std::string why;
+  Fd dfd(open_dir(dir, true, why));
+  if (!dfd) {
+    warn_once(why.empty() ? "cannot open cache directory " + dir : why);
     return;
   }
+  remove_temporaries(dfd.get(), kStaleTempSeconds);
   std::string m = "key=" + meta.key + "\nbackend=" + meta.backend + "\ndevice=" + meta.device +
                   "\nprogram=" + meta.program + "\n";
   std::string out(kMagic, 8);
@@ -140,21 +342,35 @@ void disk_cache_store(const std::string& dir, const CacheMeta& meta, const std::
   out.append(reinterpret_cast<const char*>(d.data()), d.size());
   out.append(reinterpret_cast<const char*>(payload.data()), payload.size());
 
+  // A fresh temporary, created exclusively (never an existing file, never through a
+  // symbolic link), then renamed over the entry.
   static std::atomic<unsigned> counter{0};
-  const std::string path = disk_cache_path(dir, meta.key);
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f.write(out.data(), static_cast<std::streamsize>(out.size())) || !f.flush()) {
-      lg->warn("cannot write cache entry {}", tmp);
-      f.close();
-      ::unlink(tmp.c_str());
-      return;
-    }
+  static const unsigned salt = std::random_device{}();
+  const std::string name = meta.key + kSuffix, path = disk_cache_path(dir, meta.key);
+  std::string tmp;
+  int fd = -1;
+  for (int attempt = 0; attempt < 16 && fd < 0; ++attempt) {
+    char suffix[64];
+    std::snprintf(suffix, sizeof suffix, "%ld.%u.%08x", static_cast<long>(::getpid()), counter++,
+                  salt ^ static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count()));
+    tmp = name + ".tmp." + suffix;
+    fd = ::openat(dfd.get(), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != EEXIST) break;
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    lg->warn("cannot rename {} to {}: {}", tmp, path, std::strerror(errno));
-    ::unlink(tmp.c_str());
+  if (fd < 0) {
+    lg->warn("cannot create a temporary cache file in {}: {}", dir, std::strerror(errno));
+    return;
+  }
+  const bool written = write_all(fd, out);
+  const int write_errno = errno;
+  if (::close(fd) != 0 || !written) {
+    lg->warn("cannot write cache entry {}/{}: {}", dir, tmp, std::strerror(written ? errno : write_errno));
+    ::unlinkat(dfd.get(), tmp.c_str(), 0);
+    return;
+  }
+  if (::renameat(dfd.get(), tmp.c_str(), dfd.get(), name.c_str()) != 0) {
+    lg->warn("cannot rename {}/{} to {}: {}", dir, tmp, path, std::strerror(errno));
+    ::unlinkat(dfd.get(), tmp.c_str(), 0);
     return;
   }
   lg->debug("stored {} ({} bytes)", path, payload.size());
@@ -162,24 +378,32 @@ void disk_cache_store(const std::string& dir, const CacheMeta& meta, const std::
 
 }  // namespace detail
 
+std::string cache_dir_problem(const std::string& dir_in) {
+  const std::string dir = dir_in.empty() ? cache_dir() : dir_in;
+  if (dir.empty()) return "no kernel cache directory: " + no_cache_dir_reason();
+  std::string why;
+  detail::Fd dfd(detail::open_dir(dir, false, why));
+  return why;
+}
+
 std::vector<CacheEntry> cache_entries(const std::string& dir_in) {
   const std::string dir = dir_in.empty() ? cache_dir() : dir_in;
   std::vector<CacheEntry> out;
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) return out;
+  std::string why;
+  detail::Fd dfd(detail::open_dir(dir, false, why));
+  if (!dfd) return out;
   const std::string suffix = detail::kSuffix;
-  while (dirent* e = ::readdir(d)) {
-    std::string name = e->d_name;
-    if (name.size() <= suffix.size() || name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0)
-      continue;
+  for (const auto& name : detail::dir_names(dfd.get())) {
+    if (!detail::ends_with(name, suffix)) continue;
     CacheEntry ce;
     ce.path = dir + "/" + name;
     ce.key = name.substr(0, name.size() - suffix.size());
+    struct stat st {};
+    detail::Fd fd(detail::open_entry(dfd.get(), name, st, why));
     std::string data;
-    if (detail::read_file(ce.path, data)) {
+    if (fd && detail::read_fd(fd.get(), data)) {
       ce.bytes = data.size();
       detail::Parsed p;
-      std::string why;
       ce.valid = detail::parse_entry(data, p, why) && p.meta.key == ce.key;
       ce.backend = p.meta.backend;
       ce.device = p.meta.device;
@@ -187,16 +411,21 @@ std::vector<CacheEntry> cache_entries(const std::string& dir_in) {
     }
     out.push_back(std::move(ce));
   }
-  ::closedir(d);
   return out;
 }
 
 std::size_t clear_cache(const std::string& dir_in) {
   const std::string dir = dir_in.empty() ? cache_dir() : dir_in;
+  std::string why;
+  detail::Fd dfd(detail::open_dir(dir, false, why));
+  if (!dfd) {
+    if (!why.empty()) detail::warn_once(why);
+    return 0;
+  }
   std::size_t n = 0;
-  for (auto& e : cache_entries(dir))
-    if (::unlink(e.path.c_str()) == 0) ++n;
-  return n;
+  for (const auto& name : detail::dir_names(dfd.get()))
+    if (detail::ends_with(name, detail::kSuffix) && ::unlinkat(dfd.get(), name.c_str(), 0) == 0) ++n;
+  return n + detail::remove_temporaries(dfd.get(), 0);
 }
 
 }  // namespace axle

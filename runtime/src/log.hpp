@@ -7,7 +7,8 @@
 
 namespace axle::detail {
 
-/// The logger of a subsystem ("rt", "jit", "mem", "opencl", "cuda", "blas", "config").
+/// The logger of a subsystem ("rt", "jit", "mem", "opencl", "cuda", "blas": the names
+/// AXLE_LOG accepts, listed in log.cpp).
 /// Created on first use with the level AXLE_LOG / the config gives it. Thread-safe.
 std::shared_ptr<spdlog::logger> logger(const char* subsystem);
 

@@ -183,13 +183,13 @@ Program Device::build(const Source& source, const BuildOptions& options) const {
   std::string dir;
   if (options.disk_cache) {
     dir = cache_dir();
-    if (auto bin = detail::disk_cache_load(dir, key)) {
-      prog = dev.load_binary(req, *bin);
+    if (auto hit = detail::disk_cache_load(dir, key)) {
+      prog = dev.load_binary(req, hit->payload);
       if (prog) {
         prog->from_disk_cache = true;
       } else {
         lg->warn("cache entry {} was rejected by the {} driver; rebuilding", key, info().backend);
-        std::remove(detail::disk_cache_path(dir, key).c_str());
+        detail::disk_cache_discard(dir, key, *hit, "rejected by the " + info().backend + " driver");
       }
     }
   }

@@ -3,8 +3,15 @@
 // Compiled programs are stored under cache_dir() (axle/config.hpp) as one file per
 // program, named by its key: an ordered SHA-256 of the source, every included text,
 // the build options, the device and its architecture, the driver and compiler
-// versions and Axle's version. Writes are atomic (temporary file, then rename);
-// an entry whose checksum does not match is removed and rebuilt, never loaded.
+// versions and Axle's version. Writes are atomic (a temporary file created exclusively,
+// mode 0600, then renamed); an entry whose checksum does not match is removed and
+// rebuilt, never loaded.
+//
+// The cache runs code it reads, so it only trusts what this user alone can write: the
+// directory is created 0700, and a directory or entry owned by another user or writable
+// by group or others is refused (a warning on the "jit" logger; kernels are then built
+// in memory and nothing is written). Entries are opened without following symbolic
+// links. With no per-user location (see cache_dir()) there is no disk cache.
 #pragma once
 
 #include <cstdint>
@@ -23,9 +30,17 @@ struct CacheEntry {
   bool valid = false;  ///< header and checksum verified
 };
 
-/// Every entry in the cache directory (or `dir` when given).
+/// Why the cache directory (or `dir` when given) cannot be used: there is none, or it is
+/// refused (another user's, writable by group or others, not a directory). "" when it
+/// can be used or does not exist yet.
+std::string cache_dir_problem(const std::string& dir = {});
+
+/// Every entry in the cache directory (or `dir` when given); an entry that is refused
+/// (a symbolic link, another user's, writable by others) is listed as not valid. Empty
+/// when the directory is refused.
 std::vector<CacheEntry> cache_entries(const std::string& dir = {});
-/// Remove every entry; returns how many were removed.
+/// Remove every entry and every temporary file a writer left behind; returns how many
+/// files were removed (0 when the directory is refused).
 std::size_t clear_cache(const std::string& dir = {});
 
 }  // namespace axle

@@ -1,12 +1,13 @@
 // axle/config.hpp: the configuration file and environment.
 //
 // The config file is TOML. It is the file named by AXLE_CONFIG, else ./axle.toml,
-// else $XDG_CONFIG_HOME/axle/axle.toml (~/.config/axle/axle.toml). Keys (all optional):
+// else $XDG_CONFIG_HOME/axle/axle.toml (~/.config/axle/axle.toml; none when there is no
+// home directory: a shared location such as /tmp is never read). Keys (all optional):
 //
 //   device    = "opencl:0"                 # as AXLE_DEVICE
 //   fallback  = ["opencl:gpu", "opencl:cpu"]  # tried in order if `device` cannot serve
 //   log       = "info"                     # as AXLE_LOG
-//   cache_dir = "/path/to/cache"           # as AXLE_CACHE_DIR
+//   cache_dir = "/path/to/cache"           # as AXLE_CACHE_DIR ("~/..." is the home directory)
 //   tuning_file = "/path/to/tuning.json"   # user tuning database (as AXLE_TUNING_FILE)
 //
 // An unknown key, a wrong type or malformed TOML is a ConfigError naming the file,
@@ -39,11 +40,17 @@ Config parse_config(const std::string& text, const std::string& path);
 const Config& active_config();
 
 /// Where compiled kernels are cached: AXLE_CACHE_DIR, else the config's cache_dir,
-/// else $XDG_CACHE_HOME/axle, else ~/.cache/axle.
+/// else $XDG_CACHE_HOME/axle, else ~/.cache/axle. A leading "~/" is the home directory
+/// ($HOME, else the password database's when it is a directory of this user's). ""
+/// when there is no per-user location (no home, or "~/" with no home): programs are
+/// then built in memory only, never cached in a shared directory such as /tmp.
 std::string cache_dir();
 
-/// Where user tuning results go: AXLE_TUNING_FILE, else the config's tuning_file,
-/// else <cache_dir>/tuning.json.
+/// Why cache_dir() is "" (e.g. "HOME is unset and ..."); "" when it is not.
+std::string no_cache_dir_reason();
+
+/// Where user tuning results go: AXLE_TUNING_FILE, else the config's tuning_file
+/// ("~/" expanded as for cache_dir), else <cache_dir>/tuning.json; "" when none.
 std::string tuning_file();
 
 /// Forget the cached active config (for tests that change the environment).

@@ -59,7 +59,11 @@ struct BackendStatus {
   std::string name;    ///< "opencl", "cuda"
   bool available = false;
   std::string reason;  ///< why not, when !available ("libcuda.so.1: cannot open shared object file ...")
-  int device_count = 0;
+  int device_count = 0;  ///< devices that can serve (listed by devices())
+  /// One line per device the backend found but cannot open, with the reason
+  /// ("opencl:1: clCreateContext failed: ..."). Such a device is left out of devices();
+  /// the others stay usable. A backend none of whose devices opens is unavailable.
+  std::vector<std::string> failed_devices;
 };
 
 class Device {
@@ -114,15 +118,25 @@ std::vector<Device> devices();
 /// Devices of one backend ("opencl" / "cuda"); empty when it is unavailable.
 std::vector<Device> devices(std::string_view backend);
 
-/// Pick a device from a spec: "cuda", "cuda:0", "opencl:1", "opencl:cpu", "opencl:gpu",
-/// "gpu", "cpu", or a substring of a device name (case-insensitive). Throws
-/// DeviceUnavailable listing every backend and why it was rejected.
+/// Pick a device from a spec (case-insensitive, surrounding blanks ignored):
+///   "cuda", "opencl"             the best device of that backend
+///   "opencl:1"                   the device with that index (decimal, from 0)
+///   "opencl:cpu", "opencl:gpu", "opencl:accelerator"   the first of that type
+///   "opencl:NAME", "opencl:name=NAME"   the first whose name contains NAME; NAME is
+///                                everything after the first ':' and may contain ':'
+///   "gpu", "cpu", "accelerator"  the first of that type in the default order
+///   "NAME", "name=NAME"          the first device (default order) whose name contains
+///                                NAME; use name= for a NAME that is a number or a type word
+/// A spec that is not of these forms (empty, a bare number such as "1", ":1",
+/// "opencl:", "opencl:-1", "opencl:1:2", "name=") throws InvalidArgument naming it and
+/// why. A well-formed spec that no device matches throws DeviceUnavailable listing
+/// every backend and why it was rejected.
 Device select_device(std::string_view spec);
 
 /// The default device. Precedence: `spec` when non-empty; AXLE_DEVICE; the config
 /// file's `device` (then its `fallback` list); the default order. A device asked for
-/// explicitly that cannot serve throws DeviceUnavailable; there is no silent fallback
-/// unless the config names one.
+/// explicitly that cannot serve throws DeviceUnavailable (a malformed spec, from any of
+/// these sources, InvalidArgument); there is no silent fallback unless the config names one.
 Device default_device(std::string_view spec = {});
 
 }  // namespace axle

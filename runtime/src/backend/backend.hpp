@@ -189,9 +189,20 @@ class Backend {
   virtual bool available() const = 0;
   virtual const std::string& reason() const = 0;  ///< why not available
   virtual int device_count() const = 0;
-  /// The device object for index i (created once, then shared).
+  /// The device object for index i (created once, then shared). Throws an axle::Error
+  /// when it cannot be created (e.g. its context): the front end opens each device
+  /// once, remembers such a failure with its text and lists that device as unavailable.
   virtual std::shared_ptr<DeviceImpl> device(int index) = 0;
 };
+
+/// Test seam: when set, the front end calls it right before it first asks
+/// Backend::device(index) for a device; it may throw an axle::Error, which then stands
+/// for a failed device creation (context creation) and is handled like one: that device
+/// is listed as unavailable with the error's text and the others stay usable. Unset in
+/// normal runs (one null-pointer test per device, once per process). A test sets it
+/// before anything opens a device (in a process of its own).
+using DeviceOpenHook = void (*)(const std::string& backend, int index);
+void set_device_open_hook_for_testing(DeviceOpenHook hook);
 
 /// Registration: the registry calls register_backends() once (defined in
 /// backends/registry.cpp), which calls add() for each compiled-in backend.
