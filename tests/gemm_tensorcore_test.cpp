@@ -20,7 +20,7 @@
 
 #include "axle/axle.hpp"
 #include "axle/blas.hpp"
-#include "../kernels/src/gemm_tensorcore.hpp"
+#include "../kernels/src/gemm/gemm_tensorcore.hpp"
 
 namespace {
 

@@ -14,9 +14,9 @@
 
 #include <unistd.h>
 
-#include "../kernels/src/env_choice.hpp"
-#include "../kernels/src/gemm_dispatch.hpp"
-#include "../kernels/src/gemm_tuning.hpp"
+#include "../kernels/src/common/env_choice.hpp"
+#include "../kernels/src/gemm/gemm_dispatch.hpp"
+#include "../kernels/src/gemm/gemm_tuning.hpp"
 #include "axle/axle.hpp"
 #include "axle/blas.hpp"
 #include "test_util.hpp"

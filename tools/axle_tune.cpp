@@ -24,8 +24,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../kernels/src/gemm_dispatch.hpp"
-#include "../kernels/src/gemm_tuning.hpp"
+#include "../kernels/src/gemm/gemm_dispatch.hpp"
+#include "../kernels/src/gemm/gemm_tuning.hpp"
 #include "axle/axle.hpp"
 #include "axle/blas.hpp"
 

@@ -23,8 +23,8 @@
 // Thread-safety: the per-device kernel cache is guarded by a mutex; launches on
 // distinct streams may run concurrently.
 #include "gemm_tensorcore.hpp"
-#include "env_choice.hpp"
-#include "per_device.hpp"
+#include "common/env_choice.hpp"
+#include "common/per_device.hpp"
 
 #include <algorithm>
 #include <cmath>

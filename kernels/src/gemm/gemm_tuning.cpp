@@ -9,7 +9,7 @@
 
 #include "axle/config.hpp"
 #include "axle/error.hpp"
-#include "json_lite.hpp"
+#include "common/json_lite.hpp"
 
 namespace axle::embedded {
 std::string_view kernel_resource(std::string_view relative_path);

@@ -22,8 +22,8 @@
 // Thread-safety: the per-device kernel cache is guarded by a mutex; launches on
 // distinct streams may run concurrently.
 #include "gemm_cuda_simt.hpp"
-#include "env_choice.hpp"
-#include "per_device.hpp"
+#include "common/env_choice.hpp"
+#include "common/per_device.hpp"
 
 #include <algorithm>
 #include <atomic>

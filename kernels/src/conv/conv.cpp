@@ -1,0 +1,359 @@
+// axle::dnn public entry points: descriptor validation, plans (selection, build, run
+// checks) and the one-shot plan cache.
+#include <climits>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <tuple>
+
+#include "axle/dnn.hpp"
+#include "conv_plan.hpp"
+
+namespace axle::dnn {
+
+const char* to_string(DataType t) noexcept {
+  switch (t) {
+    case DataType::F32: return "f32";
+    case DataType::F16: return "f16";
+    case DataType::BF16: return "bf16";
+  }
+  return "?";
+}
+std::size_t size_of(DataType t) noexcept { return t == DataType::F32 ? 4 : 2; }
+const char* to_string(TensorLayout l) noexcept { return l == TensorLayout::NCHW ? "NCHW" : "NHWC"; }
+const char* to_string(Direction d) noexcept {
+  switch (d) {
+    case Direction::Forward: return "fwd";
+    case Direction::BackwardData: return "bwd_data";
+    case Direction::BackwardWeights: return "bwd_weights";
+  }
+  return "?";
+}
+const char* to_string(Algorithm a) noexcept {
+  switch (a) {
+    case Algorithm::Auto: return "auto";
+    case Algorithm::Direct: return "direct";
+    case Algorithm::ImplicitGemm: return "implicit_gemm";
+    case Algorithm::Gemm1x1: return "gemm_1x1";
+  }
+  return "?";
+}
+
+namespace {
+
+// Output extent along one axis (0 when none): floor((in + pads - span) / stride) + 1.
+std::size_t out_extent(std::size_t in, std::size_t pad_lo, std::size_t pad_hi, std::size_t filter,
+                       std::size_t dilation, std::size_t stride) {
+  if (in == 0 || filter == 0 || dilation == 0 || stride == 0) return 0;
+  const std::size_t span = (filter - 1) * dilation + 1;
+  const std::size_t padded = in + pad_lo + pad_hi;
+  if (padded < span) return 0;
+  return (padded - span) / stride + 1;
+}
+
+constexpr std::size_t kMaxIndex = static_cast<std::size_t>(INT_MAX);
+
+}  // namespace
+
+std::size_t Conv2dDesc::out_h() const noexcept { return out_extent(h, pad_top, pad_bottom, r, dilation_h, stride_h); }
+std::size_t Conv2dDesc::out_w() const noexcept { return out_extent(w, pad_left, pad_right, s, dilation_w, stride_w); }
+double Conv2dDesc::flops() const noexcept {
+  return 2.0 * static_cast<double>(n) * k * out_h() * out_w() * (groups ? c / groups : 0) * r * s;
+}
+
+std::string Conv2dDesc::str() const {
+  std::ostringstream o;
+  o << "N" << n << " C" << c << " H" << h << " W" << w << " K" << k << " " << r << "x" << s << " s" << stride_h
+    << "x" << stride_w << " p" << pad_top << "," << pad_bottom << "," << pad_left << "," << pad_right << " d"
+    << dilation_h << "x" << dilation_w << " g" << groups << " " << to_string(layout);
+  return o.str();
+}
+
+void validate(const Conv2dDesc& d) {
+  auto field = [&](const char* name, std::size_t v) {
+    if (v == 0) throw InvalidArgument(std::string("conv2d: ") + name + " = 0 in " + d.str() + " (must be at least 1)");
+    if (v > kMaxIndex)
+      throw InvalidArgument(std::string("conv2d: ") + name + " = " + std::to_string(v) + " exceeds 2^31 - 1");
+  };
+  field("n", d.n);
+  field("c", d.c);
+  field("h", d.h);
+  field("w", d.w);
+  field("k", d.k);
+  field("r", d.r);
+  field("s", d.s);
+  field("stride_h", d.stride_h);
+  field("stride_w", d.stride_w);
+  field("dilation_h", d.dilation_h);
+  field("dilation_w", d.dilation_w);
+  field("groups", d.groups);
+  for (auto [name, v] : {std::pair{"pad_top", d.pad_top}, std::pair{"pad_bottom", d.pad_bottom},
+                         std::pair{"pad_left", d.pad_left}, std::pair{"pad_right", d.pad_right}})
+    if (v > kMaxIndex / 4)
+      throw InvalidArgument(std::string("conv2d: ") + name + " = " + std::to_string(v) + " exceeds 2^29 - 1");
+  if (d.c % d.groups != 0)
+    throw InvalidArgument("conv2d: groups = " + std::to_string(d.groups) + " does not divide C = " +
+                          std::to_string(d.c));
+  if (d.k % d.groups != 0)
+    throw InvalidArgument("conv2d: groups = " + std::to_string(d.groups) + " does not divide K = " +
+                          std::to_string(d.k) + " (depthwise layers have K a multiple of C)");
+  auto axis = [&](const char* what, std::size_t in, std::size_t lo, std::size_t hi, std::size_t f, std::size_t dil,
+                  const char* in_name, const char* lo_name, const char* hi_name) {
+    const double span = (static_cast<double>(f) - 1) * static_cast<double>(dil) + 1;
+    if (span > static_cast<double>(in + lo + hi))
+      throw InvalidArgument("conv2d: no output " + std::string(what) + ": the filter (" + std::to_string(f) +
+                            " taps, dilation " + std::to_string(dil) + ") spans " +
+                            std::to_string(static_cast<std::size_t>(span)) + " but the padded input has " +
+                            std::to_string(in + lo + hi) + " (" + in_name + " = " + std::to_string(in) + ", " +
+                            lo_name + " = " + std::to_string(lo) + ", " + hi_name + " = " + std::to_string(hi) + ")");
+  };
+  axis("rows", d.h, d.pad_top, d.pad_bottom, d.r, d.dilation_h, "H", "pad_top", "pad_bottom");
+  axis("columns", d.w, d.pad_left, d.pad_right, d.s, d.dilation_w, "W", "pad_left", "pad_right");
+  auto count = [&](const char* what, std::initializer_list<std::size_t> dims) {
+    double prod = 1;
+    for (std::size_t v : dims) prod *= static_cast<double>(v);
+    if (prod > static_cast<double>(kMaxIndex))
+      throw InvalidArgument(std::string("conv2d: the ") + what + " tensor of " + d.str() + " has " +
+                            std::to_string(static_cast<unsigned long long>(prod)) +
+                            " elements, more than 2^31 - 1 (split the batch)");
+  };
+  count("input", {d.n, d.c, d.h, d.w});
+  count("filter", {d.k, d.c / d.groups, d.r, d.s});
+  count("output", {d.n, d.k, d.out_h(), d.out_w()});
+}
+
+Conv2dShape conv2d_output_shape(const Conv2dDesc& desc) {
+  validate(desc);
+  return Conv2dShape{desc.n, desc.k, desc.out_h(), desc.out_w()};
+}
+
+namespace detail {
+namespace {
+
+std::string problem_reason(const ConvProblem& pb) {
+  if (pb.types.x != pb.types.w)
+    return std::string("x and w must share one type (x is ") + to_string(pb.types.x) + ", w " + to_string(pb.types.w) +
+           ")";
+  return "";
+}
+
+// The selector: heuristics per device type and shape (tuning entries extend it).
+Algorithm select(const ConvProblem& pb, std::string& why) {
+  const Conv2dDesc& d = pb.desc;
+  const std::size_t cg = d.c / d.groups, red = cg * d.r * d.s;
+  if (algo_unsupported_reason(Algorithm::Gemm1x1, pb).empty()) {
+    why = "1x1 filter at stride 1 without padding: a plain GEMM";
+    return Algorithm::Gemm1x1;
+  }
+  if (cg == 1 || red < 32) {
+    why = cg == 1 ? "one input channel per group (depthwise): direct" : "short reduction (C/groups*R*S = " +
+                                                                         std::to_string(red) + "): direct";
+    return Algorithm::Direct;
+  }
+  if (algo_unsupported_reason(Algorithm::ImplicitGemm, pb).empty()) {
+    why = "reduction of " + std::to_string(red) + " over " + std::to_string(d.n * pb.p * pb.q) +
+          " output pixels: implicit GEMM";
+    return Algorithm::ImplicitGemm;
+  }
+  why = "the only algorithm left: direct";
+  return Algorithm::Direct;
+}
+
+void check_tensor(const char* name, const TensorRef& t, DataType want, std::size_t elems, const Device& dev,
+                  const Conv2dDesc& d) {
+  if (!t.valid()) throw InvalidArgument(std::string("conv2d: tensor ") + name + " is an empty view");
+  if (t.buffer->device() != dev)
+    throw InvalidArgument(std::string("conv2d: tensor ") + name + " lives on " + t.buffer->device().id() +
+                          " but the stream is on " + dev.id());
+  if (t.type != want)
+    throw InvalidArgument(std::string("conv2d: tensor ") + name + " is " + to_string(t.type) + " but the plan has " +
+                          to_string(want));
+  if (t.size < elems)
+    throw OutOfRange(std::string("conv2d: tensor ") + name + " of " + d.str() + " needs " + std::to_string(elems) +
+                     " elements but its view holds " + std::to_string(t.size));
+}
+
+}  // namespace
+}  // namespace detail
+
+Conv2dPlan::Conv2dPlan(const Device& device, const Conv2dDesc& desc, const Conv2dTypes& types, Direction direction,
+                       const Conv2dFusion& fusion, const Conv2dOptions& options) {
+  if (!device.valid()) throw InvalidArgument("conv2d: the device handle is empty");
+  validate(desc);
+  auto impl = std::make_shared<detail::Conv2dPlanImpl>();
+  detail::ConvProblem& pb = impl->pb;
+  pb.device = device;
+  pb.desc = desc;
+  pb.types = types;
+  pb.direction = direction;
+  pb.fusion = fusion;
+  pb.options = options;
+  pb.p = desc.out_h();
+  pb.q = desc.out_w();
+  if (const std::string why = detail::problem_reason(pb); !why.empty()) throw InvalidArgument("conv2d: " + why);
+  if (direction != Direction::Forward && (fusion.bias || fusion.residual || fusion.activation != Activation::None))
+    throw InvalidArgument(std::string("conv2d: a ") + to_string(direction) +
+                          " plan fuses no bias, residual or activation");
+  if (options.algorithm != Algorithm::Auto) {
+    const std::string why = detail::algo_unsupported_reason(options.algorithm, pb);
+    if (!why.empty())
+      throw Unsupported(std::string("conv2d: algorithm ") + to_string(options.algorithm) + " cannot serve " +
+                        desc.str() + " (" + to_string(direction) + ", " + to_string(types.x) + " -> " +
+                        to_string(types.y) + ") on " + device.id() + ": " + why);
+    impl->algorithm = options.algorithm;
+    impl->why = "forced by the caller";
+  } else {
+    if (direction != Direction::Forward)
+      throw Unsupported(std::string("conv2d: no algorithm serves the ") + to_string(direction) +
+                        " direction in this build");
+    impl->algorithm = detail::select(pb, impl->why);
+  }
+  impl->algo = detail::make_algo(impl->algorithm, pb);
+  if (impl->algo->workspace_bytes() > options.workspace_limit)
+    throw Unsupported(std::string("conv2d: algorithm ") + to_string(impl->algorithm) + " needs " +
+                      std::to_string(impl->algo->workspace_bytes()) + " bytes of workspace, above the limit of " +
+                      std::to_string(options.workspace_limit));
+  impl_ = std::move(impl);
+}
+
+namespace {
+const detail::Conv2dPlanImpl& need(const std::shared_ptr<const detail::Conv2dPlanImpl>& p) {
+  if (!p) throw InvalidArgument("use of an empty Conv2dPlan");
+  return *p;
+}
+}  // namespace
+
+const Device& Conv2dPlan::device() const { return need(impl_).pb.device; }
+const Conv2dDesc& Conv2dPlan::desc() const { return need(impl_).pb.desc; }
+const Conv2dTypes& Conv2dPlan::types() const { return need(impl_).pb.types; }
+Direction Conv2dPlan::direction() const { return need(impl_).pb.direction; }
+const Conv2dFusion& Conv2dPlan::fusion() const { return need(impl_).pb.fusion; }
+Algorithm Conv2dPlan::algorithm() const { return need(impl_).algorithm; }
+std::size_t Conv2dPlan::workspace_bytes() const { return need(impl_).algo->workspace_bytes(); }
+
+std::string Conv2dPlan::describe() const {
+  const auto& p = need(impl_);
+  std::string s = std::string(to_string(p.algorithm));
+  const std::string params = p.algo->params();
+  if (!params.empty()) s += " (" + params + ")";
+  s += std::string(" for ") + p.pb.desc.str() + ", " + to_string(p.pb.direction) + " " + to_string(p.pb.types.x) +
+       " -> " + to_string(p.pb.types.y) + " on " + p.pb.device.id() + ": " + p.why;
+  return s;
+}
+
+void Conv2dPlan::run(Stream& stream, const Conv2dArgs& args) const {
+  const auto& p = need(impl_);
+  if (!stream.valid()) throw InvalidArgument("conv2d: the stream is empty (moved-from)");
+  const Device& dev = stream.device();
+  if (dev != p.pb.device)
+    throw InvalidArgument("conv2d: the plan was made for " + p.pb.device.id() + " but the stream is on " + dev.id());
+  const Conv2dDesc& d = p.pb.desc;
+  detail::check_tensor("x", args.x, p.pb.types.x, d.x_elems(), dev, d);
+  detail::check_tensor("w", args.w, p.pb.types.w, d.w_elems(), dev, d);
+  detail::check_tensor("y", args.y, p.pb.types.y, d.y_elems(), dev, d);
+  if (p.pb.fusion.bias) {
+    if (!args.bias.valid()) throw InvalidArgument("conv2d: the plan fuses a bias but no bias view was given");
+    if (args.bias.device() != dev)
+      throw InvalidArgument("conv2d: the bias lives on " + args.bias.device().id() + " but the stream is on " +
+                            dev.id());
+    if (args.bias.size() < d.k)
+      throw OutOfRange("conv2d: the bias needs K = " + std::to_string(d.k) + " values but its view holds " +
+                       std::to_string(args.bias.size()));
+  } else if (args.bias.valid()) {
+    throw InvalidArgument("conv2d: a bias view was given but the plan fuses no bias (Conv2dFusion::bias)");
+  }
+  if (p.pb.fusion.residual)
+    detail::check_tensor("z", args.z, p.pb.types.y, d.y_elems(), dev, d);
+  else if (args.z.valid())
+    throw InvalidArgument("conv2d: a residual z was given but the plan fuses none (Conv2dFusion::residual)");
+  const std::size_t ws = p.algo->workspace_bytes();
+  const Buffer* ws_buf = nullptr;
+  std::size_t ws_off = 0;
+  if (args.workspace.valid()) {
+    if (args.workspace.device() != dev)
+      throw InvalidArgument("conv2d: the workspace lives on " + args.workspace.device().id() +
+                            " but the stream is on " + dev.id());
+    if (args.workspace.size() < ws)
+      throw OutOfRange("conv2d: the plan needs " + std::to_string(ws) + " bytes of workspace but the view holds " +
+                       std::to_string(args.workspace.size()));
+    ws_buf = &args.workspace.buffer();
+    ws_off = args.workspace.offset_bytes();
+  } else if (ws) {
+    ws_buf = &stream.workspace("axle.conv.workspace", ws);
+  }
+  p.algo->run(stream, args, ws_buf, ws_off);
+}
+
+bool supports(const Device& device, Algorithm algorithm, const Conv2dDesc& desc, const Conv2dTypes& types,
+              Direction direction, std::string* why) {
+  std::string reason;
+  try {
+    validate(desc);
+    detail::ConvProblem pb;
+    pb.device = device;
+    pb.desc = desc;
+    pb.types = types;
+    pb.direction = direction;
+    pb.p = desc.out_h();
+    pb.q = desc.out_w();
+    reason = detail::problem_reason(pb);
+    if (reason.empty() && algorithm != Algorithm::Auto) reason = detail::algo_unsupported_reason(algorithm, pb);
+  } catch (const Error& e) {
+    reason = e.message();
+  }
+  if (why) *why = reason;
+  return reason.empty();
+}
+
+// ---- the one-shot plan cache ---------------------------------------------------------
+
+namespace {
+
+using PlanKey = std::tuple<const void*, std::string, int, int, int, int, bool, bool, int, int, std::size_t, bool>;
+
+struct PlanCache {
+  std::mutex mu;
+  std::map<PlanKey, Conv2dPlan> plans;
+};
+PlanCache& plan_cache() {
+  static PlanCache* c = new PlanCache;  // never destroyed: plans hold kernels
+  return *c;
+}
+
+}  // namespace
+
+void conv2d_forward(Stream& stream, const Conv2dDesc& desc, const Conv2dArgs& args, Activation activation,
+                    const Conv2dOptions& options) {
+  if (!stream.valid()) throw InvalidArgument("conv2d: the stream is empty (moved-from)");
+  if (!args.x.valid() || !args.y.valid() || !args.w.valid())
+    throw InvalidArgument(std::string("conv2d: tensor ") + (!args.x.valid() ? "x" : !args.w.valid() ? "w" : "y") +
+                          " is an empty view");
+  Conv2dTypes types{args.x.type, args.w.type, args.y.type};
+  Conv2dFusion fusion{args.bias.valid(), args.z.valid(), activation};
+  const PlanKey key{stream.device().shared_impl().get(), desc.str(), static_cast<int>(types.x),
+                    static_cast<int>(types.w), static_cast<int>(types.y), static_cast<int>(Direction::Forward),
+                    fusion.bias, fusion.residual, static_cast<int>(activation), static_cast<int>(options.algorithm),
+                    options.workspace_limit, options.allow_tf32};
+  Conv2dPlan plan;
+  {
+    auto& c = plan_cache();
+    std::lock_guard<std::mutex> lock(c.mu);
+    auto it = c.plans.find(key);
+    if (it != c.plans.end()) plan = it->second;
+  }
+  if (!plan.valid()) {
+    plan = Conv2dPlan(stream.device(), desc, types, Direction::Forward, fusion, options);
+    auto& c = plan_cache();
+    std::lock_guard<std::mutex> lock(c.mu);
+    c.plans.emplace(key, plan);
+  }
+  plan.run(stream, args);
+}
+
+void reset_conv_caches() {
+  auto& c = plan_cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.plans.clear();
+}
+
+}  // namespace axle::dnn

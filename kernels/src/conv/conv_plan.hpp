@@ -1,0 +1,50 @@
+// Internal: convolution plans. A plan holds the validated problem, the chosen
+// algorithm object (kernels built, parameters fixed) and why it was chosen; run()
+// checks the views and hands them to the algorithm.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "axle/axle.hpp"
+#include "axle/dnn.hpp"
+
+namespace axle::dnn::detail {
+
+/// Everything an algorithm needs to know about the problem (validated).
+struct ConvProblem {
+  Device device;
+  Conv2dDesc desc;
+  Conv2dTypes types;
+  Direction direction = Direction::Forward;
+  Conv2dFusion fusion;
+  Conv2dOptions options;
+  std::size_t p = 0, q = 0;  ///< output height and width
+};
+
+/// One algorithm made for one problem.
+class ConvAlgo {
+ public:
+  virtual ~ConvAlgo() = default;
+  virtual std::size_t workspace_bytes() const = 0;
+  /// "BM=64 BN=64 ..." (empty when it has none).
+  virtual std::string params() const = 0;
+  /// Enqueue; the views are checked. `ws` is the workspace (may be empty when
+  /// workspace_bytes() is 0), starting at byte `ws_off`.
+  virtual void run(Stream& stream, const Conv2dArgs& args, const Buffer* ws, std::size_t ws_off) const = 0;
+};
+
+/// Why `algo` cannot serve `pb` ("" when it can).
+std::string algo_unsupported_reason(Algorithm algo, const ConvProblem& pb);
+/// Build the algorithm object (the caller has checked algo_unsupported_reason).
+std::unique_ptr<ConvAlgo> make_algo(Algorithm algo, const ConvProblem& pb);
+
+class Conv2dPlanImpl {
+ public:
+  ConvProblem pb;
+  Algorithm algorithm = Algorithm::Auto;
+  std::string why;
+  std::unique_ptr<ConvAlgo> algo;
+};
+
+}  // namespace axle::dnn::detail

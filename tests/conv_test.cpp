@@ -1,0 +1,476 @@
+// Convolution (axle::dnn) on every available device, against a plain direct reference
+// with double accumulation over the exact stored values: odd sizes, every stride /
+// padding / dilation combination that gives output, groups and depthwise layers, both
+// layouts, every element type, every algorithm forced on what it claims, each epilogue
+// part, and one test per validation.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "axle/axle.hpp"
+#include "axle/dnn.hpp"
+#include "test_util.hpp"
+
+using axle::bfloat16_t;
+using axle::half_t;
+using axle::dnn::Activation;
+using axle::dnn::Algorithm;
+using axle::dnn::Conv2dDesc;
+using axle::dnn::DataType;
+using axle::dnn::TensorLayout;
+
+namespace {
+
+template <typename T>
+T from_double(double v);
+template <>
+float from_double<float>(double v) {
+  return static_cast<float>(v);
+}
+template <>
+half_t from_double<half_t>(double v) {
+  return axle::to_half(static_cast<float>(v));
+}
+template <>
+bfloat16_t from_double<bfloat16_t>(double v) {
+  return axle::to_bfloat16(static_cast<float>(v));
+}
+double to_double(float v) { return v; }
+double to_double(half_t v) { return axle::to_float(v); }
+double to_double(bfloat16_t v) { return axle::to_float(v); }
+template <typename T>
+double out_eps() {
+  if (std::is_same_v<T, half_t>) return 1.0 / 1024;
+  if (std::is_same_v<T, bfloat16_t>) return 1.0 / 128;
+  return 1.0 / (1 << 23);
+}
+
+double act_ref(double v, Activation a) {
+  if (a == Activation::ReLU) return v > 0 ? v : 0;
+  if (a == Activation::GELU) return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0)));
+  return v;
+}
+
+// Flat indices of the tensors in a layout.
+std::size_t x_index(const Conv2dDesc& d, std::size_t n, std::size_t c, std::size_t h, std::size_t w) {
+  return d.layout == TensorLayout::NCHW ? ((n * d.c + c) * d.h + h) * d.w + w : ((n * d.h + h) * d.w + w) * d.c + c;
+}
+std::size_t w_index(const Conv2dDesc& d, std::size_t k, std::size_t c, std::size_t r, std::size_t s) {
+  const std::size_t cg = d.c / d.groups;
+  return d.layout == TensorLayout::NCHW ? ((k * cg + c) * d.r + r) * d.s + s : ((k * d.r + r) * d.s + s) * cg + c;
+}
+std::size_t y_index(const Conv2dDesc& d, std::size_t n, std::size_t k, std::size_t p, std::size_t q) {
+  const std::size_t P = d.out_h(), Q = d.out_w();
+  return d.layout == TensorLayout::NCHW ? ((n * d.k + k) * P + p) * Q + q : ((n * P + p) * Q + q) * d.k + k;
+}
+
+struct Epi {
+  bool bias = false, residual = false;
+  Activation act = Activation::None;
+  float alpha = 1.0f, beta = 0.0f;
+};
+
+// Runs one forward convolution (through a plan with `algo`, or the one-shot call when
+// algo is Auto and one_shot) and checks every element of y against the reference,
+// and that nothing around y changed.
+template <typename TX, typename TY>
+void run_conv(const axle::Device& dev, const Conv2dDesc& d, Algorithm algo, const Epi& e = {}, bool one_shot = false) {
+  SCOPED_TRACE(d.str() + " algo " + axle::dnn::to_string(algo) + " on " + dev.id() + " bias " +
+               std::to_string(e.bias) + " residual " + std::to_string(e.residual) + " act " +
+               std::to_string(static_cast<int>(e.act)) + " alpha " + std::to_string(e.alpha) + " beta " +
+               std::to_string(e.beta));
+  std::mt19937 rng(static_cast<unsigned>(d.n * 7 + d.c * 131 + d.k * 17 + d.h * 3 + d.r));
+  std::uniform_real_distribution<double> dist(-1.0, 1.0);
+  const std::size_t off = 5, guard = 7;  // view offsets and trailing elements that must not change
+  std::vector<TX> hx(off + d.x_elems()), hw(off + d.w_elems());
+  std::vector<TY> hy(off + d.y_elems() + guard), hz(off + d.y_elems());
+  std::vector<float> hb(off + d.k);
+  for (auto& v : hx) v = from_double<TX>(dist(rng));
+  for (auto& v : hw) v = from_double<TX>(dist(rng));
+  for (auto& v : hy) v = from_double<TY>(e.beta == 0 ? std::numeric_limits<double>::quiet_NaN() : dist(rng));
+  for (auto& v : hz) v = from_double<TY>(dist(rng));
+  for (auto& v : hb) v = static_cast<float>(dist(rng));
+  axle::Stream s = dev.create_stream();
+  axle::Buffer bx = dev.alloc<TX>(hx.size()), bw = dev.alloc<TX>(hw.size()), by = dev.alloc<TY>(hy.size()),
+               bz = dev.alloc<TY>(hz.size()), bb = dev.alloc<float>(hb.size());
+  s.copy(hx, bx.view<TX>());
+  s.copy(hw, bw.view<TX>());
+  s.copy(hy, by.view<TY>());
+  s.copy(hz, bz.view<TY>());
+  s.copy(hb, bb.view<float>());
+  axle::dnn::Conv2dArgs args;
+  args.x = bx.view<TX>(off);
+  args.w = bw.view<TX>(off);
+  args.y = by.view<TY>(off, d.y_elems());
+  if (e.bias) args.bias = bb.view<float>(off);
+  if (e.residual) args.z = bz.view<TY>(off);
+  args.alpha = e.alpha;
+  args.beta = e.beta;
+  axle::dnn::Conv2dOptions opt;
+  opt.algorithm = algo;
+  if (one_shot) {
+    axle::dnn::conv2d_forward(s, d, args, e.act, opt);
+  } else {
+    axle::dnn::Conv2dTypes types{axle::dnn::DataTypeOf<TX>::value, axle::dnn::DataTypeOf<TX>::value,
+                                 axle::dnn::DataTypeOf<TY>::value};
+    axle::dnn::Conv2dFusion fusion{e.bias, e.residual, e.act};
+    axle::dnn::Conv2dPlan plan(dev, d, types, axle::dnn::Direction::Forward, fusion, opt);
+    if (algo != Algorithm::Auto) EXPECT_EQ(plan.algorithm(), algo);
+    EXPECT_NE(plan.describe().find(axle::dnn::to_string(plan.algorithm())), std::string::npos) << plan.describe();
+    plan.run(s, args);
+  }
+  std::vector<TY> out(hy.size());
+  s.copy(by, out);
+  s.synchronize();
+  const std::size_t P = d.out_h(), Q = d.out_w(), cg = d.c / d.groups, kg = d.k / d.groups;
+  const double eps_in = 1.0 / (1 << 23);
+  std::size_t bad = 0;
+  for (std::size_t n = 0; n < d.n; ++n)
+    for (std::size_t k = 0; k < d.k; ++k)
+      for (std::size_t p = 0; p < P; ++p)
+        for (std::size_t q = 0; q < Q; ++q) {
+          double acc = 0, mag = 0;
+          const std::size_t g = k / kg;
+          for (std::size_t c = 0; c < cg; ++c)
+            for (std::size_t r = 0; r < d.r; ++r)
+              for (std::size_t t = 0; t < d.s; ++t) {
+                const long ih = static_cast<long>(p * d.stride_h + r * d.dilation_h) - static_cast<long>(d.pad_top);
+                const long iw = static_cast<long>(q * d.stride_w + t * d.dilation_w) - static_cast<long>(d.pad_left);
+                if (ih < 0 || iw < 0 || ih >= static_cast<long>(d.h) || iw >= static_cast<long>(d.w)) continue;
+                const double v = to_double(hx[off + x_index(d, n, g * cg + c, ih, iw)]) *
+                                 to_double(hw[off + w_index(d, k, c, r, t)]);
+                acc += v;
+                mag += std::fabs(v);
+              }
+          const std::size_t yi = off + y_index(d, n, k, p, q);
+          double want = e.alpha * acc, tol_mag = std::fabs(e.alpha) * mag;
+          if (e.beta != 0) {
+            want += e.beta * to_double(hy[yi]);
+            tol_mag += std::fabs(e.beta * to_double(hy[yi]));
+          }
+          if (e.bias) {
+            want += hb[off + k];
+            tol_mag += std::fabs(hb[off + k]);
+          }
+          if (e.residual) {
+            want += to_double(hz[yi]);
+            tol_mag += std::fabs(to_double(hz[yi]));
+          }
+          want = act_ref(want, e.act);
+          const double got = to_double(out[yi]);
+          // Error bound of float accumulation (sqrt-free worst case over cg*R*S terms)
+          // plus the output rounding (and an intermediate rounding of y for GEMM paths).
+          const double terms = static_cast<double>(cg * d.r * d.s) + 4;
+          const double tol = 2 * eps_in * terms * tol_mag + 2 * out_eps<TY>() * (std::fabs(want) + tol_mag) + 1e-30;
+          if (!(std::fabs(got - want) <= tol) && ++bad <= 5)
+            ADD_FAILURE() << "y(n=" << n << ", k=" << k << ", p=" << p << ", q=" << q << ") = " << got
+                          << ", expected " << want << " (tolerance " << tol << ")";
+        }
+  for (std::size_t i = 0; i < off; ++i)
+    if (!(std::isnan(to_double(out[i])) && std::isnan(to_double(hy[i]))) && to_double(out[i]) != to_double(hy[i]))
+      if (++bad <= 10) ADD_FAILURE() << "element " << i << " before y changed";
+  for (std::size_t i = off + d.y_elems(); i < hy.size(); ++i)
+    if (!(std::isnan(to_double(out[i])) && std::isnan(to_double(hy[i]))) && to_double(out[i]) != to_double(hy[i]))
+      if (++bad <= 10) ADD_FAILURE() << "element " << i << " after y changed";
+  EXPECT_EQ(bad, 0u);
+}
+
+Conv2dDesc make(std::size_t n, std::size_t c, std::size_t h, std::size_t w, std::size_t k, std::size_t r,
+                std::size_t s, TensorLayout l = TensorLayout::NCHW) {
+  Conv2dDesc d;
+  d.n = n, d.c = c, d.h = h, d.w = w, d.k = k, d.r = r, d.s = s, d.layout = l;
+  return d;
+}
+
+class ConvTest : public ::testing::TestWithParam<axle::Device> {
+ protected:
+  const axle::Device& dev() const { return GetParam(); }
+  // Every algorithm that claims the problem, forced, plus Auto.
+  template <typename TX, typename TY>
+  void all_algos(const Conv2dDesc& d, const Epi& e = {}) {
+    axle::dnn::Conv2dTypes t{axle::dnn::DataTypeOf<TX>::value, axle::dnn::DataTypeOf<TX>::value,
+                             axle::dnn::DataTypeOf<TY>::value};
+    for (Algorithm a : {Algorithm::Auto, Algorithm::Direct, Algorithm::ImplicitGemm, Algorithm::Gemm1x1}) {
+      std::string why;
+      if (!axle::dnn::supports(dev(), a, d, t, axle::dnn::Direction::Forward, &why)) continue;
+      run_conv<TX, TY>(dev(), d, a, e);
+    }
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(Devices, ConvTest, ::testing::ValuesIn(axle::devices()), axle_test::DeviceName());
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(ConvTest);
+
+TEST_P(ConvTest, OddSizesBothLayouts) {
+  for (TensorLayout l : {TensorLayout::NCHW, TensorLayout::NHWC})
+    for (std::size_t hw : {1, 7, 13})
+      for (std::size_t c : {1, 3, 5, 17})
+        for (std::size_t k : {1, 3, 5, 17}) {
+          if ((c + k + hw) % 3 != 0 && !(c == 17 && k == 17)) continue;  // a spread, not the full product
+          for (std::size_t f : {1, 3}) {
+            if (f > hw + 2) continue;
+            Conv2dDesc d = make(hw == 7 ? 3 : 1, c, hw, hw == 13 ? 11 : hw, k, f, f, l);
+            d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = f / 2;
+            all_algos<float, float>(d);
+          }
+        }
+}
+
+TEST_P(ConvTest, EveryStridePaddingDilation) {
+  for (TensorLayout l : {TensorLayout::NCHW, TensorLayout::NHWC})
+    for (std::size_t stride : {1, 2, 3})
+      for (std::size_t pad : {0, 1, 2})
+        for (std::size_t dil : {1, 2}) {
+          Conv2dDesc d = make(2, 5, 9, 8, 6, 3, 3, l);
+          d.stride_h = stride, d.stride_w = stride == 3 ? 1 : stride;
+          d.pad_top = d.pad_left = pad, d.pad_bottom = d.pad_right = pad;
+          d.dilation_h = dil, d.dilation_w = dil == 2 ? 1 : 2;
+          if (d.out_h() == 0 || d.out_w() == 0) continue;
+          all_algos<float, float>(d);
+        }
+}
+
+TEST_P(ConvTest, AsymmetricPaddingAndRectangularFilters) {
+  for (TensorLayout l : {TensorLayout::NCHW, TensorLayout::NHWC}) {
+    Conv2dDesc d = make(1, 4, 10, 7, 5, 3, 2, l);
+    d.pad_top = 0, d.pad_bottom = 2, d.pad_left = 1, d.pad_right = 0;
+    all_algos<float, float>(d);
+    d = make(3, 3, 12, 12, 8, 7, 7, l);  // a first layer: 7x7 stride 2, C = 3
+    d.stride_h = d.stride_w = 2;
+    d.pad_top = d.pad_left = 3, d.pad_bottom = d.pad_right = 2;
+    all_algos<float, float>(d);
+    d = make(1, 6, 5, 9, 4, 1, 5, l);
+    d.pad_left = 2, d.pad_right = 3;
+    all_algos<float, float>(d);
+  }
+}
+
+TEST_P(ConvTest, GroupsAndDepthwise) {
+  for (TensorLayout l : {TensorLayout::NCHW, TensorLayout::NHWC}) {
+    for (std::size_t g : {2, 3}) {
+      Conv2dDesc d = make(2, 6 * g / 2, 7, 6, 3 * g, 3, 3, l);
+      d.groups = g;
+      d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = 1;
+      all_algos<float, float>(d);
+      Conv2dDesc one = make(1, 2 * g, 5, 5, 4 * g, 1, 1, l);  // grouped 1x1
+      one.groups = g;
+      all_algos<float, float>(one);
+    }
+    for (std::size_t mult : {1, 2}) {  // depthwise, channel multiplier 1 and 2
+      Conv2dDesc d = make(3, 8, 9, 9, 8 * mult, 3, 3, l);
+      d.groups = 8;
+      d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = 1;
+      d.stride_h = d.stride_w = mult;
+      all_algos<float, float>(d);
+    }
+  }
+}
+
+TEST_P(ConvTest, SixteenBitStorage) {
+  for (TensorLayout l : {TensorLayout::NCHW, TensorLayout::NHWC}) {
+    Conv2dDesc d = make(2, 5, 8, 7, 9, 3, 3, l);
+    d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = 1;
+    all_algos<half_t, half_t>(d);
+    all_algos<half_t, float>(d);
+    all_algos<bfloat16_t, bfloat16_t>(d);
+    all_algos<float, half_t>(d);
+    all_algos<bfloat16_t, float>(d);
+    Conv2dDesc one = make(2, 12, 5, 6, 10, 1, 1, l);
+    all_algos<half_t, half_t>(one);
+    all_algos<bfloat16_t, float>(one);
+  }
+}
+
+TEST_P(ConvTest, EveryEpiloguePart) {
+  for (TensorLayout l : {TensorLayout::NCHW, TensorLayout::NHWC})
+    for (std::size_t f : {1, 3}) {
+      Conv2dDesc d = make(2, 8, 6, 5, 7, f, f, l);
+      d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = f / 2;
+      Epi e;
+      e.bias = true;
+      all_algos<float, float>(d, e);
+      e = Epi{};
+      e.residual = true;
+      all_algos<float, float>(d, e);
+      e = Epi{};
+      e.act = Activation::ReLU;
+      e.bias = true;
+      all_algos<float, float>(d, e);
+      e = Epi{};
+      e.act = Activation::GELU;
+      e.residual = true;
+      e.beta = 0.5f;
+      all_algos<float, float>(d, e);
+      e = Epi{};
+      e.alpha = -1.5f, e.beta = 2.0f, e.bias = true, e.residual = true, e.act = Activation::ReLU;
+      all_algos<float, float>(d, e);
+      all_algos<half_t, half_t>(d, e);
+      all_algos<float, bfloat16_t>(d, e);
+      e = Epi{};
+      e.alpha = 0.0f, e.beta = 1.0f, e.bias = true;
+      all_algos<float, float>(d, e);
+    }
+}
+
+TEST_P(ConvTest, OneShotCallsCachePlans) {
+  Conv2dDesc d = make(1, 16, 9, 9, 8, 3, 3, TensorLayout::NHWC);
+  d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = 1;
+  Epi e;
+  e.bias = true;
+  e.act = Activation::ReLU;
+  run_conv<float, float>(dev(), d, Algorithm::Auto, e, true);
+  run_conv<float, float>(dev(), d, Algorithm::Auto, e, true);  // the cached plan
+  e.bias = false;
+  run_conv<float, float>(dev(), d, Algorithm::Auto, e, true);  // a different fusion: another plan
+  run_conv<float, float>(dev(), d, Algorithm::Direct, e, true);
+}
+
+TEST_P(ConvTest, SelectorAndDescribe) {
+  axle::dnn::Conv2dTypes f32;
+  Conv2dDesc one = make(1, 64, 8, 8, 32, 1, 1, TensorLayout::NHWC);
+  axle::dnn::Conv2dPlan p1(dev(), one, f32);
+  EXPECT_EQ(p1.algorithm(), Algorithm::Gemm1x1) << p1.describe();
+  Conv2dDesc dw = make(1, 32, 12, 12, 32, 3, 3, TensorLayout::NHWC);
+  dw.groups = 32;
+  axle::dnn::Conv2dPlan p2(dev(), dw, f32);
+  EXPECT_EQ(p2.algorithm(), Algorithm::Direct) << p2.describe();
+  EXPECT_TRUE(axle_test::contains_all(p2.describe(), {"direct", "depthwise", dev().id()}));
+  Conv2dDesc big = make(1, 64, 14, 14, 64, 3, 3, TensorLayout::NHWC);
+  axle::dnn::Conv2dPlan p3(dev(), big, f32);
+  EXPECT_EQ(p3.algorithm(), Algorithm::ImplicitGemm) << p3.describe();
+  EXPECT_TRUE(axle_test::contains_all(p3.describe(), {"implicit_gemm", "BM=", "N1 C64 H14 W14 K64 3x3"}));
+  EXPECT_EQ(p3.workspace_bytes(), 0u);
+  const auto shape = axle::dnn::conv2d_output_shape(big);
+  EXPECT_EQ(shape.p, 12u);
+  EXPECT_EQ(shape.q, 12u);
+  EXPECT_EQ(shape.k, 64u);
+}
+
+// ---- validation ---------------------------------------------------------------------
+
+TEST_P(ConvTest, BadDescriptorsNameTheField) {
+  axle::dnn::Conv2dTypes f32;
+  auto plan = [&](const Conv2dDesc& d) { axle::dnn::Conv2dPlan p(dev(), d, f32); };
+  Conv2dDesc d = make(1, 4, 8, 8, 4, 3, 3);
+  for (auto [field, name] : {std::pair{&Conv2dDesc::n, "n = 0"}, std::pair{&Conv2dDesc::c, "c = 0"},
+                             std::pair{&Conv2dDesc::h, "h = 0"}, std::pair{&Conv2dDesc::w, "w = 0"},
+                             std::pair{&Conv2dDesc::k, "k = 0"}, std::pair{&Conv2dDesc::r, "r = 0"},
+                             std::pair{&Conv2dDesc::s, "s = 0"}, std::pair{&Conv2dDesc::stride_h, "stride_h = 0"},
+                             std::pair{&Conv2dDesc::stride_w, "stride_w = 0"},
+                             std::pair{&Conv2dDesc::dilation_h, "dilation_h = 0"},
+                             std::pair{&Conv2dDesc::dilation_w, "dilation_w = 0"},
+                             std::pair{&Conv2dDesc::groups, "groups = 0"}}) {
+    Conv2dDesc bad = d;
+    bad.*field = 0;
+    AXLE_EXPECT_THROW_MSG(plan(bad), axle::InvalidArgument, {name});
+    AXLE_EXPECT_THROW_MSG(axle::dnn::conv2d_output_shape(bad), axle::InvalidArgument, {name});
+  }
+  Conv2dDesc g = d;
+  g.groups = 3;
+  AXLE_EXPECT_THROW_MSG(plan(g), axle::InvalidArgument, {"groups = 3", "C = 4"});
+  g = make(1, 6, 8, 8, 4, 3, 3);
+  g.groups = 3;
+  AXLE_EXPECT_THROW_MSG(plan(g), axle::InvalidArgument, {"groups = 3", "K = 4"});
+  Conv2dDesc no = make(1, 4, 2, 8, 4, 3, 3);
+  AXLE_EXPECT_THROW_MSG(plan(no), axle::InvalidArgument, {"no output rows", "spans 3", "H = 2"});
+  no = make(1, 4, 8, 5, 4, 3, 3);
+  no.dilation_w = 3;
+  AXLE_EXPECT_THROW_MSG(plan(no), axle::InvalidArgument, {"no output columns", "spans 7", "pad_left = 0"});
+  Conv2dDesc huge = make(1 << 16, 64, 1 << 8, 1 << 8, 4, 1, 1);
+  AXLE_EXPECT_THROW_MSG(plan(huge), axle::InvalidArgument, {"input tensor", "2^31"});
+  Conv2dDesc big = d;
+  big.h = std::size_t{1} << 31;
+  AXLE_EXPECT_THROW_MSG(plan(big), axle::InvalidArgument, {"h = 2147483648"});
+  axle::dnn::Conv2dTypes mixed;
+  mixed.w = DataType::F16;
+  AXLE_EXPECT_THROW_MSG(axle::dnn::Conv2dPlan(dev(), d, mixed), axle::InvalidArgument, {"x and w", "f32", "f16"});
+  AXLE_EXPECT_THROW_MSG(axle::dnn::Conv2dPlan(axle::Device(), d, f32), axle::InvalidArgument, {"device"});
+}
+
+TEST_P(ConvTest, ForcedAlgorithmThatCannotServeIsUnsupported) {
+  axle::dnn::Conv2dTypes f32;
+  axle::dnn::Conv2dOptions opt;
+  opt.algorithm = Algorithm::Gemm1x1;
+  Conv2dDesc d = make(1, 4, 8, 8, 4, 3, 3);
+  AXLE_EXPECT_THROW_MSG(axle::dnn::Conv2dPlan(dev(), d, f32, axle::dnn::Direction::Forward, {}, opt),
+                        axle::Unsupported, {"gemm_1x1", "3x3, not 1x1"});
+  d = make(1, 4, 8, 8, 4, 1, 1);
+  d.stride_h = 2;
+  AXLE_EXPECT_THROW_MSG(axle::dnn::Conv2dPlan(dev(), d, f32, axle::dnn::Direction::Forward, {}, opt),
+                        axle::Unsupported, {"gemm_1x1", "stride 2x1"});
+  d = make(1, 4, 8, 8, 4, 1, 1);
+  d.pad_left = 1;
+  std::string why;
+  EXPECT_FALSE(axle::dnn::supports(dev(), Algorithm::Gemm1x1, d, f32, axle::dnn::Direction::Forward, &why));
+  EXPECT_NE(why.find("padding"), std::string::npos) << why;
+  EXPECT_TRUE(axle::dnn::supports(dev(), Algorithm::Direct, d, f32, axle::dnn::Direction::Forward, &why)) << why;
+  AXLE_EXPECT_THROW_MSG(axle::dnn::Conv2dPlan(dev(), d, f32, axle::dnn::Direction::BackwardData), axle::Unsupported,
+                        {"bwd_data"});
+}
+
+TEST_P(ConvTest, BadViewsAreRejectedBeforeAnythingRuns) {
+  Conv2dDesc d = make(2, 3, 6, 6, 4, 3, 3, TensorLayout::NHWC);
+  d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = 1;
+  axle::dnn::Conv2dTypes f32;
+  axle::dnn::Conv2dFusion fuse{true, false, Activation::ReLU};
+  axle::dnn::Conv2dPlan plan(dev(), d, f32, axle::dnn::Direction::Forward, fuse);
+  axle::Stream s = dev().create_stream();
+  axle::Buffer bx = dev().alloc<float>(d.x_elems()), bw = dev().alloc<float>(d.w_elems()),
+               by = dev().alloc<float>(d.y_elems()), bb = dev().alloc<float>(d.k), bh = dev().alloc<half_t>(1000);
+  std::vector<float> sentinel(d.y_elems(), 7.0f);
+  s.copy(sentinel, by.view<float>());
+  auto good = [&] {
+    axle::dnn::Conv2dArgs a;
+    a.x = bx.view<float>();
+    a.w = bw.view<float>();
+    a.y = by.view<float>();
+    a.bias = bb.view<float>();
+    return a;
+  };
+  auto a = good();
+  a.x = bx.view<float>(1);
+  AXLE_EXPECT_THROW_MSG(plan.run(s, a), axle::OutOfRange, {"tensor x", std::to_string(d.x_elems()),
+                                                           std::to_string(d.x_elems() - 1)});
+  a = good();
+  a.w = bw.view<float>(0, 5);
+  AXLE_EXPECT_THROW_MSG(plan.run(s, a), axle::OutOfRange, {"tensor w", std::to_string(d.w_elems()), "5"});
+  a = good();
+  a.y = by.view<float>(0, 3);
+  AXLE_EXPECT_THROW_MSG(plan.run(s, a), axle::OutOfRange, {"tensor y"});
+  a = good();
+  a.y = bh.view<half_t>();
+  AXLE_EXPECT_THROW_MSG(plan.run(s, a), axle::InvalidArgument, {"tensor y", "f16", "f32"});
+  a = good();
+  a.bias = axle::BufferView<float>();
+  AXLE_EXPECT_THROW_MSG(plan.run(s, a), axle::InvalidArgument, {"fuses a bias"});
+  a = good();
+  a.bias = bb.view<float>(0, 3);
+  AXLE_EXPECT_THROW_MSG(plan.run(s, a), axle::OutOfRange, {"bias", "K = 4", "3"});
+  a = good();
+  a.z = by.view<float>();
+  AXLE_EXPECT_THROW_MSG(plan.run(s, a), axle::InvalidArgument, {"residual", "fuses none"});
+  a = good();
+  a.x = axle::dnn::TensorRef();
+  AXLE_EXPECT_THROW_MSG(plan.run(s, a), axle::InvalidArgument, {"tensor x", "empty"});
+  axle::Stream moved;
+  AXLE_EXPECT_THROW_MSG(plan.run(moved, good()), axle::InvalidArgument, {"stream"});
+  AXLE_EXPECT_THROW_MSG(axle::dnn::Conv2dPlan().run(s, good()), axle::InvalidArgument, {"empty Conv2dPlan"});
+  // Nothing ran: y is untouched; then a good run works on the same stream.
+  std::vector<float> back(d.y_elems());
+  s.copy(by, back);
+  s.synchronize();
+  EXPECT_EQ(back, sentinel);
+  s.fill(bx.view<float>(), 1.0f);
+  s.fill(bw.view<float>(), 1.0f);
+  s.fill(bb.view<float>(), -100.0f);
+  plan.run(s, good());
+  s.copy(by, back);
+  s.synchronize();
+  for (float v : back) ASSERT_EQ(v, 0.0f);  // relu(27 or fewer - 100) = 0
+}
+
+}  // namespace
