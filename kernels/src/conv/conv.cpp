@@ -35,6 +35,7 @@ const char* to_string(Algorithm a) noexcept {
     case Algorithm::Direct: return "direct";
     case Algorithm::ImplicitGemm: return "implicit_gemm";
     case Algorithm::Gemm1x1: return "gemm_1x1";
+    case Algorithm::Winograd: return "winograd";
   }
   return "?";
 }
@@ -273,6 +274,9 @@ void Conv2dPlan::run(Stream& stream, const Conv2dArgs& args) const {
     if (args.workspace.device() != dev)
       throw InvalidArgument("conv2d: the workspace lives on " + args.workspace.device().id() +
                             " but the stream is on " + dev.id());
+    if (args.workspace.offset_bytes() % 16 != 0)
+      throw InvalidArgument("conv2d: the workspace view starts at byte " + std::to_string(args.workspace.offset_bytes()) +
+                            ", not a multiple of 16");
     if (args.workspace.size() < ws)
       throw OutOfRange("conv2d: the plan needs " + std::to_string(ws) + " bytes of workspace but the view holds " +
                        std::to_string(args.workspace.size()));

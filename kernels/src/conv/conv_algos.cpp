@@ -6,6 +6,7 @@
 
 #include "axle/blas.hpp"
 #include "conv_plan.hpp"
+#include "conv_winograd.hpp"
 
 namespace axle::embedded {
 std::string_view kernel_resource(std::string_view relative_path);
@@ -259,6 +260,7 @@ std::string algo_unsupported_reason(Algorithm algo, const ConvProblem& pb) {
         return "stride " + std::to_string(d.stride_h) + "x" + std::to_string(d.stride_w) + " (it needs stride 1)";
       if (d.pad_top || d.pad_bottom || d.pad_left || d.pad_right) return "padding (it needs none)";
       return "";
+    case Algorithm::Winograd: return winograd_unsupported_reason(pb);
   }
   return "unknown algorithm";
 }
@@ -268,6 +270,7 @@ std::unique_ptr<ConvAlgo> make_algo(Algorithm algo, const ConvProblem& pb) {
     case Algorithm::Direct: return std::make_unique<DirectAlgo>(pb);
     case Algorithm::ImplicitGemm: return std::make_unique<ImplicitGemmAlgo>(pb);
     case Algorithm::Gemm1x1: return std::make_unique<Gemm1x1Algo>(pb);
+    case Algorithm::Winograd: return make_winograd(pb);
     case Algorithm::Auto: break;
   }
   throw InvalidArgument("conv2d: no algorithm object for 'auto'");
