@@ -9,7 +9,7 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake pkg-config git ca-certificates \
   ocl-icd-libopencl1 ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo \
-  libspdlog-dev libfmt-dev libgtest-dev libtomlplusplus-dev \
+  libspdlog-dev libfmt-dev libgtest-dev libtomlplusplus-dev nlohmann-json3-dev \
   libclblast-dev libopenblas-dev libdnnl-dev \
   python3 >/dev/null
 echo "dependencies installed"

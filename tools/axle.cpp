@@ -165,7 +165,8 @@ void usage() {
                "  query [--json]        backends (with why one is unavailable) and devices\n"
                "  cache list|clear|dir  the on-disk kernel cache\n"
 #if AXLE_TOOL_HAS_TUNE
-               "  tune gemm [options]   search GEMM parameters on the device in use (axle tune --help)\n"
+               "  tune gemm|conv [opts] search GEMM parameters or conv algorithms on the device in use\n"
+               "                        (axle tune --help)\n"
 #endif
                "  version               print the version\n";
 }

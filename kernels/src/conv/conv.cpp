@@ -8,6 +8,7 @@
 
 #include "axle/dnn.hpp"
 #include "conv_plan.hpp"
+#include "conv_tuning.hpp"
 
 namespace axle::dnn {
 
@@ -142,6 +143,10 @@ std::string problem_reason(const ConvProblem& pb) {
 Algorithm select(const ConvProblem& pb, std::string& why) {
   const Conv2dDesc& d = pb.desc;
   const std::size_t cg = d.c / d.groups, red = cg * d.r * d.s;
+  if (const auto tuned = tuned_algorithm(pb)) {
+    why = tuned->origin;
+    return tuned->algorithm;
+  }
   if (algo_unsupported_reason(Algorithm::Gemm1x1, pb).empty()) {
     why = "1x1 filter at stride 1 without padding: a plain GEMM";
     return Algorithm::Gemm1x1;

@@ -9,7 +9,7 @@
 
 #include "axle/config.hpp"
 #include "axle/error.hpp"
-#include "common/json_lite.hpp"
+#include "common/tuning_file.hpp"
 
 namespace axle::embedded {
 std::string_view kernel_resource(std::string_view relative_path);
@@ -75,86 +75,82 @@ const char* shape_bucket(std::size_t m, std::size_t n, std::size_t k) {
 
 namespace {
 
-int param_int(const JsonValue& params, const char* key, int fallback) {
-  return static_cast<int>(params.get_number(key, fallback));
+int param_int(const nlohmann::json& params, const char* key, int fallback) {
+  auto it = params.find(key);
+  return it != params.end() && it->is_number() ? it->get<int>() : fallback;
+}
+
+TuningEntry entry_from_json(const nlohmann::json& e, const std::string& origin) {
+  using kernels_detail::entry_string;
+  TuningEntry t;
+  t.vendor = entry_string(e, "vendor", "*");
+  t.architecture = entry_string(e, "architecture", "*");
+  t.device = entry_string(e, "device", "*");
+  t.type = entry_string(e, "type", "*");
+  t.dtype = entry_string(e, "dtype", "*");
+  t.bucket = entry_string(e, "bucket", "any");
+  t.gflops = e.contains("gflops") && e["gflops"].is_number() ? e["gflops"].get<double>() : 0.0;
+  t.note = entry_string(e, "note", "");
+  const std::string kernel = entry_string(e, "kernel", "packed");
+  if (kernel != "packed" && kernel != "tiled")
+    throw ConfigError("tuning file " + origin + ": unknown kernel \"" + kernel + "\" (packed or tiled)", origin, 0,
+                      "kernel");
+  const nlohmann::json params = e.contains("params") && e["params"].is_object() ? e["params"] : nlohmann::json::object();
+  GemmParams g;
+  g.family = kernel == "packed" ? KernelFamily::Packed : KernelFamily::Tiled;
+  g.mr = param_int(params, "MR", g.mr);
+  g.vw = param_int(params, "VW", g.vw);
+  g.nv = param_int(params, "NV", g.nv);
+  g.mb = param_int(params, "MB", g.mb);
+  g.pack_a = param_int(params, "PACK_A", g.pack_a);
+  g.kc = param_int(params, "KC", g.kc);
+  g.nfirst = param_int(params, "NFIRST", g.nfirst);
+  g.bm = param_int(params, "BM", g.bm);
+  g.bn = param_int(params, "BN", g.bn);
+  g.bk = param_int(params, "BK", g.bk);
+  g.tm = param_int(params, "TM", g.tm);
+  g.tn = param_int(params, "TN", g.tn);
+  g.origin = origin + " (vendor=" + t.vendor + ", architecture=" + t.architecture + ", device=" + t.device +
+             ", dtype=" + t.dtype + ", bucket=" + t.bucket + ")";
+  t.params = g;
+  return t;
 }
 
 }  // namespace
 
+nlohmann::json entry_to_json(const TuningEntry& t) {
+  const GemmParams& g = t.params;
+  nlohmann::json params = nlohmann::json::object();
+  if (g.family == KernelFamily::Packed) {
+    params = {{"MR", g.mr}, {"VW", g.vw}, {"NV", g.nv}, {"MB", g.mb}, {"KC", g.kc}, {"PACK_A", g.pack_a},
+              {"NFIRST", g.nfirst}};
+  } else {
+    params = {{"BM", g.bm}, {"BN", g.bn}, {"BK", g.bk}, {"TM", g.tm}, {"TN", g.tn}};
+  }
+  return nlohmann::json{{"vendor", t.vendor},
+                        {"architecture", t.architecture},
+                        {"device", t.device},
+                        {"type", t.type},
+                        {"dtype", t.dtype},
+                        {"bucket", t.bucket},
+                        {"kernel", g.family == KernelFamily::Packed ? "packed" : "tiled"},
+                        {"params", params},
+                        {"gflops", static_cast<long long>(t.gflops)},
+                        {"note", t.note}};
+}
+
 std::vector<TuningEntry> parse_tuning(const std::string& text, const std::string& origin) {
-  JsonValue root;
-  try {
-    root = JsonReader(text).parse();
-  } catch (const JsonSyntaxError& e) {
-    throw ConfigError("tuning file " + origin + ": " + e.what(), origin, static_cast<int>(e.line), "");
-  }
-  if (root.kind != JsonValue::Kind::Object) throw ConfigError("tuning file " + origin + ": top level must be an object", origin, 0, "");
+  const nlohmann::json doc = kernels_detail::parse_tuning_document(text, origin);
   std::vector<TuningEntry> out;
-  const JsonValue* list = root.find("gemm");
-  if (!list) return out;
-  if (list->kind != JsonValue::Kind::Array) throw ConfigError("tuning file " + origin + ": \"gemm\" must be an array", origin, 0, "gemm");
-  for (const JsonValue& e : list->array) {
-    if (e.kind != JsonValue::Kind::Object) throw ConfigError("tuning file " + origin + ": gemm entries must be objects", origin, 0, "gemm");
-    TuningEntry t;
-    t.vendor = e.get_string("vendor", "*");
-    t.architecture = e.get_string("architecture", "*");
-    t.device = e.get_string("device", "*");
-    t.type = e.get_string("type", "*");
-    t.dtype = e.get_string("dtype", "*");
-    t.bucket = e.get_string("bucket", "any");
-    t.gflops = e.get_number("gflops", 0);
-    t.note = e.get_string("note", "");
-    const std::string kernel = e.get_string("kernel", "packed");
-    if (kernel != "packed" && kernel != "tiled")
-      throw ConfigError("tuning file " + origin + ": unknown kernel \"" + kernel + "\" (packed or tiled)", origin, 0, "kernel");
-    JsonValue empty;
-    empty.kind = JsonValue::Kind::Object;
-    const JsonValue* p = e.find("params");
-    const JsonValue& params = p ? *p : empty;
-    GemmParams g;
-    g.family = kernel == "packed" ? KernelFamily::Packed : KernelFamily::Tiled;
-    g.mr = param_int(params, "MR", g.mr);
-    g.vw = param_int(params, "VW", g.vw);
-    g.nv = param_int(params, "NV", g.nv);
-    g.mb = param_int(params, "MB", g.mb);
-    g.pack_a = param_int(params, "PACK_A", g.pack_a);
-    g.kc = param_int(params, "KC", g.kc);
-    g.nfirst = param_int(params, "NFIRST", g.nfirst);
-    g.bm = param_int(params, "BM", g.bm);
-    g.bn = param_int(params, "BN", g.bn);
-    g.bk = param_int(params, "BK", g.bk);
-    g.tm = param_int(params, "TM", g.tm);
-    g.tn = param_int(params, "TN", g.tn);
-    g.origin = origin + " (vendor=" + t.vendor + ", architecture=" + t.architecture + ", device=" + t.device +
-               ", dtype=" + t.dtype + ", bucket=" + t.bucket + ")";
-    t.params = g;
-    out.push_back(std::move(t));
-  }
+  if (!doc.contains("gemm")) return out;
+  for (const auto& e : doc["gemm"]) out.push_back(entry_from_json(e, origin));
   return out;
 }
 
 std::string write_tuning(const std::vector<TuningEntry>& entries) {
-  std::ostringstream s;
-  s << "{\n  \"format\": \"axle-tuning-1\",\n  \"gemm\": [\n";
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    const TuningEntry& t = entries[i];
-    const GemmParams& g = t.params;
-    s << "    {\"vendor\": " << json_quote(t.vendor) << ", \"architecture\": " << json_quote(t.architecture)
-      << ", \"device\": " << json_quote(t.device) << ", \"type\": " << json_quote(t.type)
-      << ", \"dtype\": " << json_quote(t.dtype) << ", \"bucket\": " << json_quote(t.bucket) << ",\n     \"kernel\": \""
-      << (g.family == KernelFamily::Packed ? "packed" : "tiled") << "\", \"params\": {";
-    if (g.family == KernelFamily::Packed)
-      s << "\"MR\": " << g.mr << ", \"VW\": " << g.vw << ", \"NV\": " << g.nv << ", \"MB\": " << g.mb
-        << ", \"KC\": " << g.kc << ", \"PACK_A\": " << g.pack_a
-        << ", \"NFIRST\": " << g.nfirst;
-    else
-      s << "\"BM\": " << g.bm << ", \"BN\": " << g.bn << ", \"BK\": " << g.bk << ", \"TM\": " << g.tm
-        << ", \"TN\": " << g.tn;
-    s << "}, \"gflops\": " << static_cast<long long>(t.gflops) << ", \"note\": " << json_quote(t.note) << "}"
-      << (i + 1 < entries.size() ? "," : "") << "\n";
-  }
-  s << "  ]\n}\n";
-  return s.str();
+  nlohmann::json doc{{"format", "axle-tuning-1"}, {"gemm", nlohmann::json::array()}};
+  for (const TuningEntry& t : entries) doc["gemm"].push_back(entry_to_json(t));
+  return doc.dump(2) + "\n";
 }
 
 GemmParams default_params(const DeviceInfo& info, ElemType dtype, const char* bucket) {
@@ -188,54 +184,15 @@ GemmParams default_params(const DeviceInfo& info, ElemType dtype, const char* bu
 
 namespace {
 
-struct Loaded {
-  bool loaded = false;
-  std::vector<TuningEntry> user;
-  std::vector<TuningEntry> shipped;
-};
-std::mutex g_mutex;
-Loaded g_loaded;
-
-const Loaded& loaded_files() {
-  // caller holds g_mutex
-  if (g_loaded.loaded) return g_loaded;
-  Loaded l;
-  const std::string_view db = embedded::kernel_resource("tuning/gemm.json");
-  if (!db.empty()) l.shipped = parse_tuning(std::string(db), "kernels/tuning/gemm.json (built in)");
-  const std::string path = tuning_file();
-  std::ifstream f(path);
-  if (f) {
-    std::stringstream ss;
-    ss << f.rdbuf();
-    l.user = parse_tuning(ss.str(), path);
-  }
-  l.loaded = true;
-  g_loaded = std::move(l);
-  return g_loaded;
-}
-
-bool iequal(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  return true;
-}
-
 // -1 when it does not match, else a score: higher is more specific.
-int match_score(const TuningEntry& e, const DeviceInfo& info, const char* dtype, const char* bucket) {
-  int score = 0;
-  auto field = [&](const std::string& want, const std::string& have, int weight) {
-    if (want == "*" || want.empty()) return true;
-    if (!iequal(want, have)) return false;
-    score += weight;
-    return true;
-  };
-  const std::string type = info.type == DeviceType::CPU ? "cpu" : info.type == DeviceType::GPU ? "gpu" : "other";
-  if (!field(e.device, info.name, 64)) return -1;
-  if (!field(e.architecture, info.architecture, 32)) return -1;
-  if (!field(e.vendor, info.vendor, 16)) return -1;
-  if (!field(e.type, type, 8)) return -1;
-  if (!field(e.dtype, dtype, 4)) return -1;
+int match_score(const TuningEntry& e, const nlohmann::json& raw, const DeviceInfo& info, const char* dtype,
+                const char* bucket) {
+  int score = kernels_detail::device_match_score(raw, info);
+  if (score < 0) return -1;
+  if (!(e.dtype == "*" || e.dtype.empty())) {
+    if (e.dtype != dtype) return -1;
+    score += 4;
+  }
   if (!(e.bucket == "any" || e.bucket == "*" || e.bucket.empty())) {
     if (e.bucket != bucket) return -1;
     score += 2;
@@ -243,11 +200,13 @@ int match_score(const TuningEntry& e, const DeviceInfo& info, const char* dtype,
   return score;
 }
 
-void append_matches(const std::vector<TuningEntry>& entries, const DeviceInfo& info, ElemType dtype,
+void append_matches(const kernels_detail::TuningSource& src, const DeviceInfo& info, ElemType dtype,
                     const char* bucket, std::vector<GemmParams>& out) {
+  std::vector<TuningEntry> entries;
+  for (const auto& e : src.entries) entries.push_back(entry_from_json(e, src.origin));
   std::vector<std::pair<int, std::size_t>> hits;
   for (std::size_t i = 0; i < entries.size(); ++i) {
-    const int s = match_score(entries[i], info, dtype_name(dtype), bucket);
+    const int s = match_score(entries[i], src.entries[i], info, dtype_name(dtype), bucket);
     if (s < 0) continue;
     const GemmParams& p = entries[i].params;
     // An entry for the wrong family cannot run this dtype (the packed family is f32-accumulating).
@@ -265,19 +224,11 @@ void append_matches(const std::vector<TuningEntry>& entries, const DeviceInfo& i
 
 std::vector<GemmParams> candidate_params(const DeviceInfo& info, ElemType dtype, const char* bucket) {
   std::vector<GemmParams> out;
-  {
-    std::lock_guard<std::mutex> lock(g_mutex);
-    const Loaded& l = loaded_files();
-    append_matches(l.user, info, dtype, bucket, out);
-    append_matches(l.shipped, info, dtype, bucket, out);
-  }
+  for (const auto& src : kernels_detail::tuning_sources("gemm")) append_matches(src, info, dtype, bucket, out);
   out.push_back(default_params(info, dtype, bucket));
   return out;
 }
 
-void reset_tuning_cache() {
-  std::lock_guard<std::mutex> lock(g_mutex);
-  g_loaded = Loaded{};
-}
+void reset_tuning_cache() { kernels_detail::reset_tuning_files(); }
 
 }  // namespace axle::blas::detail

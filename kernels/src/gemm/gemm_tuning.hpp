@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "axle/device.hpp"
 #include "gemm_desc.hpp"
 
@@ -59,7 +61,9 @@ const char* shape_bucket(std::size_t m, std::size_t n, std::size_t k);
 
 /// Parse a tuning file's text. Throws ConfigError naming `origin` and the line.
 std::vector<TuningEntry> parse_tuning(const std::string& text, const std::string& origin);
-/// Serialise entries in the file format above.
+/// One entry as a JSON object of the file format.
+nlohmann::json entry_to_json(const TuningEntry& entry);
+/// Serialise entries in the file format above (a document holding only "gemm").
 std::string write_tuning(const std::vector<TuningEntry>& entries);
 
 /// Built-in default for a device, dtype and shape bucket.
