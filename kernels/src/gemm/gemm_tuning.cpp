@@ -157,16 +157,34 @@ GemmParams default_params(const DeviceInfo& info, ElemType dtype, const char* bu
   GemmParams g;
   if (info.type == DeviceType::CPU && dtype != ElemType::F64) {
     g.family = KernelFamily::Packed;
-    // 6 x 64 blocks on AVX-512 (24 accumulators + 4 B vectors + 1 broadcast of 32
-    // registers), 6 x 16 on 8-wide machines (16 registers); A packed, 4 panels per
-    // item. Small products: 6 x 32 blocks (less edge waste), A read in place (one
-    // launch less).
-    const bool small = std::string(bucket) == "small";
+    // From the vector width (registers: 32 with 16-wide vectors, AVX-512; 16 with
+    // 8-wide, AVX2) and the shape bucket, never from a CPU's name:
+    //  * large: 6 x 4 vectors (24 accumulators + 4 B vectors + 1 broadcast), A packed,
+    //    4 row panels per work-item;
+    //  * skinny (min(m, n) < 128): the same block, A read in place, one panel per item
+    //    (the dispatcher's narrow and short-C paths take the extremes);
+    //  * small (m n k <= 400^3): 8 x 3 vectors (less edge waste), A read in place (one
+    //    launch less).
+    // These are what `axle tune gemm` chose on an AVX-512 PoCL device for each bucket.
+    const std::string b(bucket);
     g.vw = info.preferred_vector_width_float >= 16 ? 16 : 8;
-    g.mr = 6;
-    g.nv = g.vw == 16 && !small ? 4 : 2;
-    g.mb = small ? 1 : 4;
-    g.pack_a = small ? 0 : 1;
+    const bool wide = g.vw == 16;
+    if (b == "small") {
+      g.mr = wide ? 8 : 6;
+      g.nv = wide ? 3 : 2;
+      g.mb = 1;
+      g.pack_a = 0;
+    } else if (b == "skinny") {
+      g.mr = 6;
+      g.nv = wide ? 4 : 2;
+      g.mb = 1;
+      g.pack_a = 0;
+    } else {
+      g.mr = 6;
+      g.nv = wide ? 4 : 2;
+      g.mb = 4;
+      g.pack_a = 1;
+    }
   } else if (info.type == DeviceType::CPU) {
     g.family = KernelFamily::Tiled;
     g.bm = g.bn = 32;
