@@ -414,8 +414,9 @@ TEST_P(ConvTest, ForcedAlgorithmThatCannotServeIsUnsupported) {
   EXPECT_FALSE(axle::dnn::supports(dev(), Algorithm::Gemm1x1, d, f32, axle::dnn::Direction::Forward, &why));
   EXPECT_NE(why.find("padding"), std::string::npos) << why;
   EXPECT_TRUE(axle::dnn::supports(dev(), Algorithm::Direct, d, f32, axle::dnn::Direction::Forward, &why)) << why;
-  AXLE_EXPECT_THROW_MSG(axle::dnn::Conv2dPlan(dev(), d, f32, axle::dnn::Direction::BackwardData), axle::Unsupported,
-                        {"bwd_data"});
+  opt.algorithm = Algorithm::Winograd;
+  AXLE_EXPECT_THROW_MSG(axle::dnn::Conv2dPlan(dev(), d, f32, axle::dnn::Direction::BackwardData, {}, opt),
+                        axle::Unsupported, {"winograd", "bwd_data"});
 }
 
 TEST_P(ConvTest, BadViewsAreRejectedBeforeAnythingRuns) {

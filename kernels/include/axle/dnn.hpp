@@ -74,7 +74,7 @@ const char* to_string(Direction d) noexcept;
 /// Convolution algorithms; Auto lets the selector choose. Each can be forced.
 enum class Algorithm {
   Auto,
-  Direct,        ///< one output element per work-item: any shape (depthwise, few channels)
+  Direct,        ///< one output element per work-item: any shape (depthwise, few channels); every direction
   ImplicitGemm,  ///< a GEMM over (N P Q) x K x (R S C/groups) reading x in place
   Gemm1x1,       ///< 1x1 filters through blas::gemm (stride 1: no copy at all)
   /// Winograd F(2x2, 3x3) for 3x3 stride-1 filters: 2.25x fewer multiplications, the
@@ -130,9 +130,10 @@ struct Conv2dTypes {
   DataType y = DataType::F32;
 };
 
-/// Epilogue parts a plan fuses (alpha and beta are run-time values).
+/// Epilogue parts a plan fuses (alpha and beta are run-time values). Backward plans
+/// fuse none, except that a BackwardWeights plan with `bias` also computes db.
 struct Conv2dFusion {
-  bool bias = false;      ///< + bias[k] (float, K values)
+  bool bias = false;      ///< + bias[k] (float, K values); BackwardWeights: db
   bool residual = false;  ///< + z (y's shape and type), e.g. a skip connection
   Activation activation = Activation::None;
 };
@@ -160,8 +161,13 @@ struct TensorRef {
   bool valid() const noexcept { return buffer != nullptr; }
 };
 
-/// The tensors of one run, named as in y = conv(x, w). Forward reads x and w (and y
-/// when beta != 0, bias and z when fused) and writes y.
+/// The tensors of one run, named as in y = conv(x, w), whatever the direction:
+///  * Forward reads x and w (and y when beta != 0, bias and z when fused), writes
+///    y = act(alpha * conv(x, w) + beta * y + bias + z);
+///  * BackwardData reads y (as dy) and w, writes x (as dx) = alpha * dx_conv + beta * x;
+///  * BackwardWeights reads x and y (as dy), writes w (as dw) = alpha * dw_conv + beta * w
+///    and, when the plan fuses a bias, bias (as db[k] = alpha * sum of dy over N, P, Q +
+///    beta * db[k]). alpha and beta let gradients accumulate over micro-batches.
 struct Conv2dArgs {
   TensorRef x, w, y;
   BufferView<float> bias;  ///< K values, when the plan fuses a bias
@@ -209,6 +215,13 @@ bool supports(const Device& device, Algorithm algorithm, const Conv2dDesc& desc,
 /// fusion from which of bias and z are given).
 void conv2d_forward(Stream& stream, const Conv2dDesc& desc, const Conv2dArgs& args,
                     Activation activation = Activation::None, const Conv2dOptions& options = {});
+
+/// One-shot backward passes through cached plans (see Conv2dArgs for which tensor is
+/// read and which written; a bias view given to backward weights receives db).
+void conv2d_backward_data(Stream& stream, const Conv2dDesc& desc, const Conv2dArgs& args,
+                          const Conv2dOptions& options = {});
+void conv2d_backward_weights(Stream& stream, const Conv2dDesc& desc, const Conv2dArgs& args,
+                             const Conv2dOptions& options = {});
 
 /// Drop the one-shot plan cache (tests; also frees the plans' kernels).
 void reset_conv_caches();

@@ -197,9 +197,10 @@ Conv2dPlan::Conv2dPlan(const Device& device, const Conv2dDesc& desc, const Conv2
   pb.p = desc.out_h();
   pb.q = desc.out_w();
   if (const std::string why = detail::problem_reason(pb); !why.empty()) throw InvalidArgument("conv2d: " + why);
-  if (direction != Direction::Forward && (fusion.bias || fusion.residual || fusion.activation != Activation::None))
-    throw InvalidArgument(std::string("conv2d: a ") + to_string(direction) +
-                          " plan fuses no bias, residual or activation");
+  if (direction != Direction::Forward && (fusion.residual || fusion.activation != Activation::None))
+    throw InvalidArgument(std::string("conv2d: a ") + to_string(direction) + " plan fuses no residual or activation");
+  if (direction == Direction::BackwardData && fusion.bias)
+    throw InvalidArgument("conv2d: a bwd_data plan has no bias (the bias gradient comes with bwd_weights)");
   if (options.algorithm != Algorithm::Auto) {
     const std::string why = detail::algo_unsupported_reason(options.algorithm, pb);
     if (!why.empty())
@@ -208,10 +209,10 @@ Conv2dPlan::Conv2dPlan(const Device& device, const Conv2dDesc& desc, const Conv2
                         to_string(types.y) + ") on " + device.id() + ": " + why);
     impl->algorithm = options.algorithm;
     impl->why = "forced by the caller";
+  } else if (direction != Direction::Forward) {
+    impl->algorithm = Algorithm::Direct;
+    impl->why = std::string("the only ") + to_string(direction) + " algorithm in this build";
   } else {
-    if (direction != Direction::Forward)
-      throw Unsupported(std::string("conv2d: no algorithm serves the ") + to_string(direction) +
-                        " direction in this build");
     impl->algorithm = detail::select(pb, impl->why);
   }
   impl->algo = detail::make_algo(impl->algorithm, pb);
@@ -331,8 +332,10 @@ PlanCache& plan_cache() {
 
 }  // namespace
 
-void conv2d_forward(Stream& stream, const Conv2dDesc& desc, const Conv2dArgs& args, Activation activation,
-                    const Conv2dOptions& options) {
+namespace {
+
+void one_shot(Stream& stream, const Conv2dDesc& desc, const Conv2dArgs& args, Direction direction,
+              Activation activation, const Conv2dOptions& options) {
   if (!stream.valid()) throw InvalidArgument("conv2d: the stream is empty (moved-from)");
   if (!args.x.valid() || !args.y.valid() || !args.w.valid())
     throw InvalidArgument(std::string("conv2d: tensor ") + (!args.x.valid() ? "x" : !args.w.valid() ? "w" : "y") +
@@ -340,7 +343,7 @@ void conv2d_forward(Stream& stream, const Conv2dDesc& desc, const Conv2dArgs& ar
   Conv2dTypes types{args.x.type, args.w.type, args.y.type};
   Conv2dFusion fusion{args.bias.valid(), args.z.valid(), activation};
   const PlanKey key{stream.device().shared_impl().get(), desc.str(), static_cast<int>(types.x),
-                    static_cast<int>(types.w), static_cast<int>(types.y), static_cast<int>(Direction::Forward),
+                    static_cast<int>(types.w), static_cast<int>(types.y), static_cast<int>(direction),
                     fusion.bias, fusion.residual, static_cast<int>(activation), static_cast<int>(options.algorithm),
                     options.workspace_limit, options.allow_tf32};
   Conv2dPlan plan;
@@ -351,12 +354,29 @@ void conv2d_forward(Stream& stream, const Conv2dDesc& desc, const Conv2dArgs& ar
     if (it != c.plans.end()) plan = it->second;
   }
   if (!plan.valid()) {
-    plan = Conv2dPlan(stream.device(), desc, types, Direction::Forward, fusion, options);
+    plan = Conv2dPlan(stream.device(), desc, types, direction, fusion, options);
     auto& c = plan_cache();
     std::lock_guard<std::mutex> lock(c.mu);
     c.plans.emplace(key, plan);
   }
   plan.run(stream, args);
+}
+
+}  // namespace
+
+void conv2d_forward(Stream& stream, const Conv2dDesc& desc, const Conv2dArgs& args, Activation activation,
+                    const Conv2dOptions& options) {
+  one_shot(stream, desc, args, Direction::Forward, activation, options);
+}
+
+void conv2d_backward_data(Stream& stream, const Conv2dDesc& desc, const Conv2dArgs& args,
+                          const Conv2dOptions& options) {
+  one_shot(stream, desc, args, Direction::BackwardData, Activation::None, options);
+}
+
+void conv2d_backward_weights(Stream& stream, const Conv2dDesc& desc, const Conv2dArgs& args,
+                             const Conv2dOptions& options) {
+  one_shot(stream, desc, args, Direction::BackwardWeights, Activation::None, options);
 }
 
 void reset_conv_caches() {

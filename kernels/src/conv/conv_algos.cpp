@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "axle/blas.hpp"
+#include "conv_backward.hpp"
 #include "conv_plan.hpp"
 #include "conv_winograd.hpp"
 
@@ -245,7 +246,7 @@ class Gemm1x1Algo final : public ConvAlgo {
 
 std::string algo_unsupported_reason(Algorithm algo, const ConvProblem& pb) {
   const Conv2dDesc& d = pb.desc;
-  if (pb.direction != Direction::Forward)
+  if (pb.direction != Direction::Forward && algo != Algorithm::Direct && algo != Algorithm::Auto)
     return std::string(to_string(algo)) + " has no " + to_string(pb.direction) + " kernels in this build";
   switch (algo) {
     case Algorithm::Auto: return "";
@@ -267,7 +268,9 @@ std::string algo_unsupported_reason(Algorithm algo, const ConvProblem& pb) {
 
 std::unique_ptr<ConvAlgo> make_algo(Algorithm algo, const ConvProblem& pb) {
   switch (algo) {
-    case Algorithm::Direct: return std::make_unique<DirectAlgo>(pb);
+    case Algorithm::Direct:
+      if (pb.direction != Direction::Forward) return make_direct_backward(pb);
+      return std::make_unique<DirectAlgo>(pb);
     case Algorithm::ImplicitGemm: return std::make_unique<ImplicitGemmAlgo>(pb);
     case Algorithm::Gemm1x1: return std::make_unique<Gemm1x1Algo>(pb);
     case Algorithm::Winograd: return make_winograd(pb);

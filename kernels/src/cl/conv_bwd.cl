@@ -1,0 +1,172 @@
+// axle-variant: -DX_T=0 -DY_T=0 -DLAYOUT=0
+// axle-variant: -DX_T=0 -DY_T=0 -DLAYOUT=1
+// axle-variant: -DX_T=1 -DY_T=1 -DLAYOUT=1
+// axle-variant: -DX_T=2 -DY_T=0 -DLAYOUT=0
+//
+// Direct kernels of the backward convolution passes (portable dialect; also compiles
+// as CUDA under NVRTC), for y = conv(x, w):
+//
+//   axle_conv_direct_bwd_data:    dx = alpha * conv_transpose(dy, w) + beta * dx
+//   axle_conv_direct_bwd_weights: dw = alpha * corr(x, dy) + beta * dw
+//   axle_conv_direct_bwd_bias:    db[k] = alpha * sum_{n,p,q} dy[n][k][p][q] + beta * db[k]
+//
+// One work-item per element written, summing in a fixed order: the results are the
+// same bits from run to run. LAYOUT, X_T (x, dx, w, dw) and Y_T (dy) as in conv.cl.
+
+#ifndef X_T
+#define X_T 0
+#endif
+#ifndef Y_T
+#define Y_T 0
+#endif
+#ifndef LAYOUT
+#define LAYOUT 0
+#endif
+
+#if X_T == 0
+#define X_ELEM float
+#define LOAD_X(p, i) ((p)[i])
+#define STORE_X(p, i, v) ((p)[i] = (v))
+#elif X_T == 1
+#define X_ELEM AXLE_HALF
+#define LOAD_X(p, i) AXLE_LOAD_HALF(i, p)
+#define STORE_X(p, i, v) AXLE_STORE_HALF(v, i, p)
+#else
+#define X_ELEM ushort
+#define LOAD_X(p, i) axle_bf16_to_float((p)[i])
+#define STORE_X(p, i, v) ((p)[i] = axle_float_to_bf16(v))
+#endif
+
+#if Y_T == 0
+#define Y_ELEM float
+#define LOAD_Y(p, i) ((p)[i])
+#elif Y_T == 1
+#define Y_ELEM AXLE_HALF
+#define LOAD_Y(p, i) AXLE_LOAD_HALF(i, p)
+#else
+#define Y_ELEM ushort
+#define LOAD_Y(p, i) axle_bf16_to_float((p)[i])
+#endif
+
+#define AXLE_CONV_GEOMETRY                                                                              \
+  int N, int C, int H, int W, int K, int R, int S, int P, int Q, int sh, int sw, int pt, int pl, int dh, \
+      int dw, int G
+
+AXLE_FUNC ulong axle_y_index(int n, int k, int p, int q, int K, int P, int Q) {
+#if LAYOUT == 0
+  return (((ulong)n * K + k) * P + p) * Q + q;
+#else
+  return (((ulong)n * P + p) * Q + q) * K + k;
+#endif
+}
+
+AXLE_FUNC ulong axle_w_index(int k, int c, int r, int s, int cg, int R, int S) {
+#if LAYOUT == 0
+  return (((ulong)k * cg + c) * R + r) * S + s;
+#else
+  return (((ulong)k * R + r) * S + s) * cg + c;
+#endif
+}
+
+AXLE_KERNEL void axle_conv_direct_bwd_data(AXLE_GLOBAL X_ELEM* AXLE_RESTRICT dx, ulong dx_off,
+                                           AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT w, ulong w_off,
+                                           AXLE_GLOBAL const Y_ELEM* AXLE_RESTRICT dy, ulong dy_off,
+                                           AXLE_CONV_GEOMETRY, float alpha, float beta, ulong base, ulong total) {
+  const ulong o = base + (ulong)AXLE_GLOBAL_ID(0);
+  if (o >= total) return;
+  dx += dx_off;
+  w += w_off;
+  dy += dy_off;
+#if LAYOUT == 0
+  const int iw = (int)(o % (ulong)W);
+  const int ih = (int)((o / (ulong)W) % (ulong)H);
+  const int c = (int)((o / ((ulong)W * H)) % (ulong)C);
+  const int n = (int)(o / ((ulong)W * H * C));
+#else
+  const int c = (int)(o % (ulong)C);
+  const int iw = (int)((o / (ulong)C) % (ulong)W);
+  const int ih = (int)((o / ((ulong)C * W)) % (ulong)H);
+  const int n = (int)(o / ((ulong)C * W * H));
+#endif
+  const int cg = C / G, kg = K / G;
+  const int grp = c / cg, cl = c - grp * cg;
+  float acc = 0.0f;
+  for (int r = 0; r < R; ++r) {
+    const int hp = ih + pt - r * dh;  // p * sh when output row p reads input row ih at tap r
+    if (hp < 0 || hp % sh != 0) continue;
+    const int p = hp / sh;
+    if (p >= P) continue;
+    for (int s = 0; s < S; ++s) {
+      const int wq = iw + pl - s * dw;
+      if (wq < 0 || wq % sw != 0) continue;
+      const int q = wq / sw;
+      if (q >= Q) continue;
+      for (int kl = 0; kl < kg; ++kl) {
+        const int k = grp * kg + kl;
+        acc = fma(LOAD_Y(dy, axle_y_index(n, k, p, q, K, P, Q)), LOAD_X(w, axle_w_index(k, cl, r, s, cg, R, S)), acc);
+      }
+    }
+  }
+  float v = alpha * acc;
+  if (beta != 0.0f) v += beta * LOAD_X(dx, o);
+  STORE_X(dx, o, v);
+}
+
+AXLE_KERNEL void axle_conv_direct_bwd_weights(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x, ulong x_off,
+                                              AXLE_GLOBAL X_ELEM* AXLE_RESTRICT dwt, ulong dw_off,
+                                              AXLE_GLOBAL const Y_ELEM* AXLE_RESTRICT dy, ulong dy_off,
+                                              AXLE_CONV_GEOMETRY, float alpha, float beta, ulong total) {
+  const ulong o = (ulong)AXLE_GLOBAL_ID(0);
+  if (o >= total) return;
+  x += x_off;
+  dwt += dw_off;
+  dy += dy_off;
+  const int cg = C / G, kg = K / G;
+#if LAYOUT == 0
+  const int s = (int)(o % (ulong)S);
+  const int r = (int)((o / (ulong)S) % (ulong)R);
+  const int cl = (int)((o / ((ulong)S * R)) % (ulong)cg);
+  const int k = (int)(o / ((ulong)S * R * cg));
+#else
+  const int cl = (int)(o % (ulong)cg);
+  const int s = (int)((o / (ulong)cg) % (ulong)S);
+  const int r = (int)((o / ((ulong)cg * S)) % (ulong)R);
+  const int k = (int)(o / ((ulong)cg * S * R));
+#endif
+  const int c = (k / kg) * cg + cl;
+  float acc = 0.0f;
+  for (int n = 0; n < N; ++n)
+    for (int p = 0; p < P; ++p) {
+      const int ih = p * sh - pt + r * dh;
+      if (ih < 0 || ih >= H) continue;
+      for (int q = 0; q < Q; ++q) {
+        const int iw = q * sw - pl + s * dw;
+        if (iw < 0 || iw >= W) continue;
+#if LAYOUT == 0
+        const ulong xi = (((ulong)n * C + c) * H + ih) * W + iw;
+#else
+        const ulong xi = (((ulong)n * H + ih) * W + iw) * C + c;
+#endif
+        acc = fma(LOAD_Y(dy, axle_y_index(n, k, p, q, K, P, Q)), LOAD_X(x, xi), acc);
+      }
+    }
+  float v = alpha * acc;
+  if (beta != 0.0f) v += beta * LOAD_X(dwt, o);
+  STORE_X(dwt, o, v);
+}
+
+AXLE_KERNEL void axle_conv_direct_bwd_bias(AXLE_GLOBAL float* AXLE_RESTRICT db, ulong db_off,
+                                           AXLE_GLOBAL const Y_ELEM* AXLE_RESTRICT dy, ulong dy_off, int N, int K,
+                                           int P, int Q, float alpha, float beta) {
+  const int k = (int)AXLE_GLOBAL_ID(0);
+  if (k >= K) return;
+  db += db_off;
+  dy += dy_off;
+  float acc = 0.0f;
+  for (int n = 0; n < N; ++n)
+    for (int p = 0; p < P; ++p)
+      for (int q = 0; q < Q; ++q) acc += LOAD_Y(dy, axle_y_index(n, k, p, q, K, P, Q));
+  float v = alpha * acc;
+  if (beta != 0.0f) v += beta * db[k];
+  db[k] = v;
+}

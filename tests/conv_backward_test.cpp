@@ -1,0 +1,340 @@
+// Backward convolution passes (axle::dnn, Direction::BackwardData / BackwardWeights) on
+// every available device: against a double-accumulation reference on odd shapes
+// (strides, padding, dilation, groups, depthwise, both layouts, 16-bit types), against
+// finite differences of the forward pass, bit-identical dw from run to run, alpha/beta
+// accumulation and the bias gradient.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "axle/axle.hpp"
+#include "axle/dnn.hpp"
+#include "test_util.hpp"
+
+using axle::bfloat16_t;
+using axle::half_t;
+namespace dnn = axle::dnn;
+
+namespace {
+
+template <typename T>
+T from_double(double v) {
+  if constexpr (std::is_same_v<T, float>) return static_cast<float>(v);
+  else if constexpr (std::is_same_v<T, half_t>) return axle::to_half(static_cast<float>(v));
+  else return axle::to_bfloat16(static_cast<float>(v));
+}
+double to_double(float v) { return v; }
+double to_double(half_t v) { return axle::to_float(v); }
+double to_double(bfloat16_t v) { return axle::to_float(v); }
+template <typename T>
+double out_eps() {
+  if (std::is_same_v<T, half_t>) return 1.0 / 1024;
+  if (std::is_same_v<T, bfloat16_t>) return 1.0 / 128;
+  return 1.0 / (1 << 23);
+}
+
+std::size_t x_index(const dnn::Conv2dDesc& d, std::size_t n, std::size_t c, std::size_t h, std::size_t w) {
+  return d.layout == dnn::TensorLayout::NCHW ? ((n * d.c + c) * d.h + h) * d.w + w
+                                              : ((n * d.h + h) * d.w + w) * d.c + c;
+}
+std::size_t w_index(const dnn::Conv2dDesc& d, std::size_t k, std::size_t c, std::size_t r, std::size_t s) {
+  const std::size_t cg = d.c / d.groups;
+  return d.layout == dnn::TensorLayout::NCHW ? ((k * cg + c) * d.r + r) * d.s + s
+                                              : ((k * d.r + r) * d.s + s) * cg + c;
+}
+std::size_t y_index(const dnn::Conv2dDesc& d, std::size_t n, std::size_t k, std::size_t p, std::size_t q) {
+  const std::size_t P = d.out_h(), Q = d.out_w();
+  return d.layout == dnn::TensorLayout::NCHW ? ((n * d.k + k) * P + p) * Q + q : ((n * P + p) * Q + q) * d.k + k;
+}
+
+// Visits every (x index, w index, y index) triple the convolution multiplies.
+template <typename F>
+void for_each_tap(const dnn::Conv2dDesc& d, F&& f) {
+  const std::size_t P = d.out_h(), Q = d.out_w(), cg = d.c / d.groups, kg = d.k / d.groups;
+  for (std::size_t n = 0; n < d.n; ++n)
+    for (std::size_t k = 0; k < d.k; ++k)
+      for (std::size_t p = 0; p < P; ++p)
+        for (std::size_t q = 0; q < Q; ++q)
+          for (std::size_t c = 0; c < cg; ++c)
+            for (std::size_t r = 0; r < d.r; ++r)
+              for (std::size_t s = 0; s < d.s; ++s) {
+                const long ih = long(p * d.stride_h + r * d.dilation_h) - long(d.pad_top);
+                const long iw = long(q * d.stride_w + s * d.dilation_w) - long(d.pad_left);
+                if (ih < 0 || iw < 0 || ih >= long(d.h) || iw >= long(d.w)) continue;
+                f(x_index(d, n, (k / kg) * cg + c, ih, iw), w_index(d, k, c, r, s), y_index(d, n, k, p, q));
+              }
+}
+
+dnn::Conv2dDesc make(std::size_t n, std::size_t c, std::size_t h, std::size_t w, std::size_t k, std::size_t r,
+                     std::size_t s, dnn::TensorLayout l) {
+  dnn::Conv2dDesc d;
+  d.n = n, d.c = c, d.h = h, d.w = w, d.k = k, d.r = r, d.s = s, d.layout = l;
+  return d;
+}
+
+class ConvBackward : public ::testing::TestWithParam<axle::Device> {
+ protected:
+  const axle::Device& dev() const { return GetParam(); }
+
+  // Runs both backward passes (dw with db) and checks them against the reference.
+  template <typename TX, typename TY>
+  void check(const dnn::Conv2dDesc& d, float alpha = 1.0f, float beta = 0.0f) {
+    SCOPED_TRACE(d.str() + " alpha " + std::to_string(alpha) + " beta " + std::to_string(beta));
+    std::mt19937 rng(static_cast<unsigned>(d.c * 31 + d.k * 7 + d.h + d.r * 3 + d.groups));
+    std::uniform_real_distribution<double> dist(-1.0, 1.0);
+    std::vector<TX> hx(d.x_elems()), hw(d.w_elems()), hdx(d.x_elems()), hdw(d.w_elems());
+    std::vector<TY> hdy(d.y_elems());
+    std::vector<float> hdb(d.k);
+    for (auto* v : {&hx, &hw, &hdx, &hdw})
+      for (auto& e : *v) e = from_double<TX>(dist(rng));
+    for (auto& e : hdy) e = from_double<TY>(dist(rng));
+    for (auto& e : hdb) e = static_cast<float>(dist(rng));
+    axle::Stream s = dev().create_stream();
+    axle::Buffer bx = dev().alloc<TX>(hx.size()), bw = dev().alloc<TX>(hw.size()), bdx = dev().alloc<TX>(hdx.size()),
+                 bdw = dev().alloc<TX>(hdw.size()), bdy = dev().alloc<TY>(hdy.size()), bdb = dev().alloc<float>(d.k);
+    s.copy(hx, bx.view<TX>());
+    s.copy(hw, bw.view<TX>());
+    s.copy(hdx, bdx.view<TX>());
+    s.copy(hdw, bdw.view<TX>());
+    s.copy(hdy, bdy.view<TY>());
+    s.copy(hdb, bdb.view<float>());
+    const dnn::Conv2dTypes types{dnn::DataTypeOf<TX>::value, dnn::DataTypeOf<TX>::value, dnn::DataTypeOf<TY>::value};
+    dnn::Conv2dPlan data(dev(), d, types, dnn::Direction::BackwardData);
+    dnn::Conv2dPlan weights(dev(), d, types, dnn::Direction::BackwardWeights, dnn::Conv2dFusion{true, false, {}});
+    EXPECT_EQ(data.algorithm(), dnn::Algorithm::Direct);
+    EXPECT_NE(weights.describe().find("bwd_weights"), std::string::npos) << weights.describe();
+    dnn::Conv2dArgs a;
+    a.x = bdx.view<TX>();
+    a.w = bw.view<TX>();
+    a.y = bdy.view<TY>();
+    a.alpha = alpha, a.beta = beta;
+    data.run(s, a);
+    dnn::Conv2dArgs b;
+    b.x = bx.view<TX>();
+    b.w = bdw.view<TX>();
+    b.y = bdy.view<TY>();
+    b.bias = bdb.view<float>();
+    b.alpha = alpha, b.beta = beta;
+    weights.run(s, b);
+    std::vector<TX> gdx(hdx.size()), gdw(hdw.size());
+    std::vector<float> gdb(d.k);
+    s.copy(bdx, gdx);
+    s.copy(bdw, gdw);
+    s.copy(bdb, gdb);
+    s.synchronize();
+    // References: dx[xi] += dy[yi] w[wi]; dw[wi] += dy[yi] x[xi]; with magnitudes for the bound.
+    std::vector<double> rdx(hdx.size()), mdx(hdx.size()), rdw(hdw.size()), mdw(hdw.size()), rdb(d.k), mdb(d.k);
+    for_each_tap(d, [&](std::size_t xi, std::size_t wi, std::size_t yi) {
+      const double g = to_double(hdy[yi]);
+      rdx[xi] += g * to_double(hw[wi]);
+      mdx[xi] += std::fabs(g * to_double(hw[wi]));
+      rdw[wi] += g * to_double(hx[xi]);
+      mdw[wi] += std::fabs(g * to_double(hx[xi]));
+    });
+    for (std::size_t n = 0; n < d.n; ++n)
+      for (std::size_t k = 0; k < d.k; ++k)
+        for (std::size_t p = 0; p < d.out_h(); ++p)
+          for (std::size_t q = 0; q < d.out_w(); ++q) {
+            rdb[k] += to_double(hdy[y_index(d, n, k, p, q)]);
+            mdb[k] += std::fabs(to_double(hdy[y_index(d, n, k, p, q)]));
+          }
+    const double u = 1.0 / (1 << 23);
+    const double terms_dx = double(d.k / d.groups) * d.r * d.s + 4;
+    const double terms_dw = double(d.n) * d.out_h() * d.out_w() + 4;
+    std::size_t bad = 0;
+    auto expect_close = [&](const char* what, std::size_t i, double got, double ref, double mag, double old,
+                            double terms, double eps_out) {
+      const double want = alpha * ref + beta * old;
+      const double tol = 2 * u * terms * (std::fabs(alpha) * mag + std::fabs(beta * old)) +
+                         2 * eps_out * (std::fabs(want) + std::fabs(alpha) * mag) + 1e-30;
+      if (!(std::fabs(got - want) <= tol) && ++bad <= 6)
+        ADD_FAILURE() << what << "[" << i << "] = " << got << ", expected " << want << " (tolerance " << tol << ")";
+    };
+    for (std::size_t i = 0; i < rdx.size(); ++i)
+      expect_close("dx", i, to_double(gdx[i]), rdx[i], mdx[i], to_double(hdx[i]), terms_dx, out_eps<TX>());
+    for (std::size_t i = 0; i < rdw.size(); ++i)
+      expect_close("dw", i, to_double(gdw[i]), rdw[i], mdw[i], to_double(hdw[i]), terms_dw, out_eps<TX>());
+    for (std::size_t k = 0; k < d.k; ++k) expect_close("db", k, gdb[k], rdb[k], mdb[k], hdb[k], terms_dw, 0);
+    EXPECT_EQ(bad, 0u);
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(Devices, ConvBackward, ::testing::ValuesIn(axle::devices()), axle_test::DeviceName());
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(ConvBackward);
+
+TEST_P(ConvBackward, OddShapesStridesPaddingDilation) {
+  for (auto l : {dnn::TensorLayout::NCHW, dnn::TensorLayout::NHWC}) {
+    for (std::size_t stride : {1, 2, 3})
+      for (std::size_t dil : {1, 2}) {
+        dnn::Conv2dDesc d = make(2, 3, 9, 8, 5, 3, 3, l);
+        d.stride_h = stride, d.stride_w = stride == 3 ? 2 : stride;
+        d.dilation_h = dil, d.dilation_w = dil == 2 ? 1 : 2;
+        d.pad_top = 1, d.pad_bottom = 2, d.pad_left = 0, d.pad_right = 1;
+        check<float, float>(d);
+      }
+    check<float, float>(make(1, 1, 1, 1, 1, 1, 1, l));
+    check<float, float>(make(3, 17, 7, 13, 5, 1, 1, l));
+    dnn::Conv2dDesc c1 = make(1, 3, 13, 13, 4, 7, 7, l);
+    c1.stride_h = c1.stride_w = 2, c1.pad_top = c1.pad_left = 3, c1.pad_bottom = c1.pad_right = 2;
+    check<float, float>(c1);
+  }
+}
+
+TEST_P(ConvBackward, GroupsDepthwiseAndSixteenBitTypes) {
+  for (auto l : {dnn::TensorLayout::NCHW, dnn::TensorLayout::NHWC}) {
+    for (std::size_t g : {2, 3}) {
+      dnn::Conv2dDesc d = make(2, 2 * g, 7, 6, 3 * g, 3, 3, l);
+      d.groups = g, d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = 1;
+      check<float, float>(d);
+    }
+    for (std::size_t mult : {1, 2}) {
+      dnn::Conv2dDesc d = make(3, 5, 8, 9, 5 * mult, 3, 3, l);
+      d.groups = 5, d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = 1, d.stride_h = d.stride_w = mult;
+      check<float, float>(d);
+    }
+    dnn::Conv2dDesc d = make(2, 4, 6, 7, 6, 3, 3, l);
+    d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = 1;
+    check<half_t, half_t>(d);
+    check<bfloat16_t, float>(d);
+    check<float, half_t>(d);
+  }
+}
+
+TEST_P(ConvBackward, AlphaBetaAccumulate) {
+  dnn::Conv2dDesc d = make(2, 4, 6, 6, 3, 3, 3, dnn::TensorLayout::NHWC);
+  d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = 1;
+  check<float, float>(d, 0.5f, 1.0f);
+  check<float, float>(d, -2.0f, 0.25f);
+  d.layout = dnn::TensorLayout::NCHW;
+  check<float, float>(d, 1.0f, 1.0f);
+}
+
+// The weight gradient is bit-identical from run to run on one device and plan.
+TEST_P(ConvBackward, WeightGradientIsDeterministic) {
+  dnn::Conv2dDesc d = make(4, 16, 14, 14, 16, 3, 3, dnn::TensorLayout::NHWC);
+  d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = 1;
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> hx(d.x_elems()), hdy(d.y_elems());
+  for (auto& v : hx) v = dist(rng);
+  for (auto& v : hdy) v = dist(rng);
+  axle::Stream s = dev().create_stream();
+  axle::Buffer bx = dev().alloc<float>(hx.size()), bdy = dev().alloc<float>(hdy.size()),
+               bdw = dev().alloc<float>(d.w_elems()), bdb = dev().alloc<float>(d.k);
+  s.copy(hx, bx.view<float>());
+  s.copy(hdy, bdy.view<float>());
+  dnn::Conv2dArgs a;
+  a.x = bx.view<float>();
+  a.y = bdy.view<float>();
+  a.w = bdw.view<float>();
+  a.bias = bdb.view<float>();
+  std::vector<float> first, again(d.w_elems()), db1(d.k), db2(d.k);
+  for (int run = 0; run < 3; ++run) {
+    dnn::conv2d_backward_weights(s, d, a);
+    s.copy(bdw, again);
+    s.copy(bdb, run == 0 ? db1 : db2);
+    s.synchronize();
+    if (run == 0) {
+      first = again;
+    } else {
+      ASSERT_EQ(std::memcmp(first.data(), again.data(), first.size() * sizeof(float)), 0) << "run " << run;
+      ASSERT_EQ(std::memcmp(db1.data(), db2.data(), db1.size() * sizeof(float)), 0) << "run " << run;
+    }
+  }
+}
+
+// The gradients of L = sum(g .* conv(x, w)) against central differences of the forward pass.
+TEST_P(ConvBackward, MatchFiniteDifferencesOfTheForwardPass) {
+  for (auto l : {dnn::TensorLayout::NCHW, dnn::TensorLayout::NHWC}) {
+    dnn::Conv2dDesc d = make(2, 3, 6, 5, 4, 3, 2, l);
+    d.stride_h = 2, d.pad_top = 1, d.pad_bottom = 0, d.pad_left = 1, d.pad_right = 1, d.dilation_w = 2;
+    std::mt19937 rng(9);
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    std::vector<float> hx(d.x_elems()), hw(d.w_elems()), hg(d.y_elems()), hb(d.k);
+    for (auto* v : {&hx, &hw, &hg, &hb})
+      for (float& e : *v) e = dist(rng);
+    axle::Stream s = dev().create_stream();
+    axle::Buffer bx = dev().alloc<float>(hx.size()), bw = dev().alloc<float>(hw.size()),
+                 by = dev().alloc<float>(hg.size()), bg = dev().alloc<float>(hg.size()),
+                 bdx = dev().alloc<float>(hx.size()), bdw = dev().alloc<float>(hw.size()), bb = dev().alloc<float>(d.k),
+                 bdb = dev().alloc<float>(d.k);
+    s.copy(hx, bx.view<float>());
+    s.copy(hw, bw.view<float>());
+    s.copy(hg, bg.view<float>());
+    s.copy(hb, bb.view<float>());
+    // L(x, w, b) = sum_i g_i * (conv(x, w) + b)_i, evaluated on the device in double on the host.
+    auto loss = [&](const std::vector<float>& x, const std::vector<float>& w, const std::vector<float>& b) {
+      s.copy(x, bx.view<float>());
+      s.copy(w, bw.view<float>());
+      s.copy(b, bb.view<float>());
+      dnn::Conv2dArgs a;
+      a.x = bx.view<float>();
+      a.w = bw.view<float>();
+      a.y = by.view<float>();
+      a.bias = bb.view<float>();
+      dnn::conv2d_forward(s, d, a);
+      std::vector<float> y(hg.size());
+      s.copy(by, y);
+      s.synchronize();
+      double sum = 0;
+      for (std::size_t i = 0; i < y.size(); ++i) sum += double(hg[i]) * y[i];
+      return sum;
+    };
+    dnn::Conv2dArgs bd;
+    bd.x = bdx.view<float>();
+    bd.w = bw.view<float>();
+    bd.y = bg.view<float>();
+    dnn::conv2d_backward_data(s, d, bd);
+    dnn::Conv2dArgs bwt;
+    bwt.x = bx.view<float>();
+    bwt.w = bdw.view<float>();
+    bwt.y = bg.view<float>();
+    bwt.bias = bdb.view<float>();
+    dnn::conv2d_backward_weights(s, d, bwt);
+    std::vector<float> gdx(hx.size()), gdw(hw.size()), gdb(d.k);
+    s.copy(bdx, gdx);
+    s.copy(bdw, gdw);
+    s.copy(bdb, gdb);
+    s.synchronize();
+    const float h = 1.0f / 64;  // exact in float; the loss is linear in each input
+    auto fd = [&](std::vector<float>& v, std::size_t i, auto&& f) {
+      const float old = v[i];
+      v[i] = old + h;
+      const double up = f();
+      v[i] = old - h;
+      const double down = f();
+      v[i] = old;
+      return (up - down) / (2.0 * h);
+    };
+    for (std::size_t i = 0; i < hx.size(); i += 7)
+      EXPECT_NEAR(gdx[i], fd(hx, i, [&] { return loss(hx, hw, hb); }), 2e-3) << "dx[" << i << "] " << d.str();
+    for (std::size_t i = 0; i < hw.size(); i += 3)
+      EXPECT_NEAR(gdw[i], fd(hw, i, [&] { return loss(hx, hw, hb); }), 2e-3) << "dw[" << i << "] " << d.str();
+    for (std::size_t k = 0; k < d.k; ++k)
+      EXPECT_NEAR(gdb[k], fd(hb, k, [&] { return loss(hx, hw, hb); }), 2e-3) << "db[" << k << "] " << d.str();
+  }
+}
+
+TEST_P(ConvBackward, PlansRefuseWhatTheyCannotDo) {
+  dnn::Conv2dDesc d = make(1, 4, 6, 6, 4, 1, 1, dnn::TensorLayout::NHWC);
+  dnn::Conv2dOptions opt;
+  opt.algorithm = dnn::Algorithm::Gemm1x1;
+  AXLE_EXPECT_THROW_MSG(dnn::Conv2dPlan(dev(), d, {}, dnn::Direction::BackwardData, {}, opt), axle::Unsupported,
+                        {"gemm_1x1", "bwd_data"});
+  AXLE_EXPECT_THROW_MSG(dnn::Conv2dPlan(dev(), d, {}, dnn::Direction::BackwardData, dnn::Conv2dFusion{true, false, {}}),
+                        axle::InvalidArgument, {"bwd_data", "bias"});
+  AXLE_EXPECT_THROW_MSG(
+      dnn::Conv2dPlan(dev(), d, {}, dnn::Direction::BackwardWeights, dnn::Conv2dFusion{false, true, {}}),
+      axle::InvalidArgument, {"bwd_weights", "residual"});
+  AXLE_EXPECT_THROW_MSG(dnn::Conv2dPlan(dev(), d, {}, dnn::Direction::BackwardWeights,
+                                        dnn::Conv2dFusion{false, false, dnn::Activation::ReLU}),
+                        axle::InvalidArgument, {"activation"});
+  std::string why;
+  EXPECT_TRUE(dnn::supports(dev(), dnn::Algorithm::Direct, d, {}, dnn::Direction::BackwardWeights, &why)) << why;
+  EXPECT_FALSE(dnn::supports(dev(), dnn::Algorithm::Winograd, d, {}, dnn::Direction::BackwardData, &why));
+}
+
+}  // namespace
