@@ -152,8 +152,9 @@ Algorithm select(const ConvProblem& pb, std::string& why) {
     return Algorithm::Gemm1x1;
   }
   if (cg == 1 || red < 32) {
-    why = cg == 1 ? "one input channel per group (depthwise): direct" : "short reduction (C/groups*R*S = " +
-                                                                         std::to_string(red) + "): direct";
+    why = cg == 1 && d.groups > 1 ? "one input channel per group (depthwise): direct"
+          : cg == 1                ? "one input channel: direct"
+                                   : "short reduction (C/groups*R*S = " + std::to_string(red) + "): direct";
     return Algorithm::Direct;
   }
   if (algo_unsupported_reason(Algorithm::ImplicitGemm, pb).empty()) {
