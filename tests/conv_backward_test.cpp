@@ -80,9 +80,23 @@ class ConvBackward : public ::testing::TestWithParam<axle::Device> {
   const axle::Device& dev() const { return GetParam(); }
 
   // Runs both backward passes (dw with db) and checks them against the reference.
+  // Every algorithm that claims the layer, forced (and Auto).
   template <typename TX, typename TY>
   void check(const dnn::Conv2dDesc& d, float alpha = 1.0f, float beta = 0.0f) {
-    SCOPED_TRACE(d.str() + " alpha " + std::to_string(alpha) + " beta " + std::to_string(beta));
+    const dnn::Conv2dTypes types{dnn::DataTypeOf<TX>::value, dnn::DataTypeOf<TX>::value, dnn::DataTypeOf<TY>::value};
+    for (dnn::Algorithm a : {dnn::Algorithm::Auto, dnn::Algorithm::Direct, dnn::Algorithm::Gemm1x1,
+                             dnn::Algorithm::ImplicitGemm, dnn::Algorithm::Winograd}) {
+      if (a != dnn::Algorithm::Auto && (!dnn::supports(dev(), a, d, types, dnn::Direction::BackwardData) ||
+                                        !dnn::supports(dev(), a, d, types, dnn::Direction::BackwardWeights)))
+        continue;
+      check_with<TX, TY>(d, a, alpha, beta);
+    }
+  }
+
+  template <typename TX, typename TY>
+  void check_with(const dnn::Conv2dDesc& d, dnn::Algorithm algo, float alpha, float beta) {
+    SCOPED_TRACE(d.str() + " " + dnn::to_string(algo) + " alpha " + std::to_string(alpha) + " beta " +
+                 std::to_string(beta));
     std::mt19937 rng(static_cast<unsigned>(d.c * 31 + d.k * 7 + d.h + d.r * 3 + d.groups));
     std::uniform_real_distribution<double> dist(-1.0, 1.0);
     std::vector<TX> hx(d.x_elems()), hw(d.w_elems()), hdx(d.x_elems()), hdw(d.w_elems());
@@ -102,9 +116,11 @@ class ConvBackward : public ::testing::TestWithParam<axle::Device> {
     s.copy(hdy, bdy.view<TY>());
     s.copy(hdb, bdb.view<float>());
     const dnn::Conv2dTypes types{dnn::DataTypeOf<TX>::value, dnn::DataTypeOf<TX>::value, dnn::DataTypeOf<TY>::value};
-    dnn::Conv2dPlan data(dev(), d, types, dnn::Direction::BackwardData);
-    dnn::Conv2dPlan weights(dev(), d, types, dnn::Direction::BackwardWeights, dnn::Conv2dFusion{true, false, {}});
-    EXPECT_EQ(data.algorithm(), dnn::Algorithm::Direct);
+    dnn::Conv2dOptions opt;
+    opt.algorithm = algo;
+    dnn::Conv2dPlan data(dev(), d, types, dnn::Direction::BackwardData, {}, opt);
+    dnn::Conv2dPlan weights(dev(), d, types, dnn::Direction::BackwardWeights, dnn::Conv2dFusion{true, false, {}}, opt);
+    if (algo != dnn::Algorithm::Auto) EXPECT_EQ(data.algorithm(), algo);
     EXPECT_NE(weights.describe().find("bwd_weights"), std::string::npos) << weights.describe();
     dnn::Conv2dArgs a;
     a.x = bdx.view<TX>();
@@ -177,6 +193,12 @@ TEST_P(ConvBackward, OddShapesStridesPaddingDilation) {
       }
     check<float, float>(make(1, 1, 1, 1, 1, 1, 1, l));
     check<float, float>(make(3, 17, 7, 13, 5, 1, 1, l));
+    check<float, float>(make(2, 24, 5, 3, 40, 1, 1, l));  // 1x1: GEMMs
+    dnn::Conv2dDesc g1 = make(2, 6, 4, 5, 9, 1, 1, l);
+    g1.groups = 3;
+    check<float, float>(g1);
+    check<half_t, float>(g1);
+    check<float, float>(g1, 0.5f, 1.0f);
     dnn::Conv2dDesc c1 = make(1, 3, 13, 13, 4, 7, 7, l);
     c1.stride_h = c1.stride_w = 2, c1.pad_top = c1.pad_left = 3, c1.pad_bottom = c1.pad_right = 2;
     check<float, float>(c1);
@@ -321,9 +343,15 @@ TEST_P(ConvBackward, MatchFiniteDifferencesOfTheForwardPass) {
 TEST_P(ConvBackward, PlansRefuseWhatTheyCannotDo) {
   dnn::Conv2dDesc d = make(1, 4, 6, 6, 4, 1, 1, dnn::TensorLayout::NHWC);
   dnn::Conv2dOptions opt;
-  opt.algorithm = dnn::Algorithm::Gemm1x1;
+  opt.algorithm = dnn::Algorithm::Winograd;
   AXLE_EXPECT_THROW_MSG(dnn::Conv2dPlan(dev(), d, {}, dnn::Direction::BackwardData, {}, opt), axle::Unsupported,
-                        {"gemm_1x1", "bwd_data"});
+                        {"winograd", "bwd_data"});
+  EXPECT_EQ(dnn::Conv2dPlan(dev(), d, {}, dnn::Direction::BackwardData).algorithm(), dnn::Algorithm::Gemm1x1);
+  d.stride_h = 2;
+  opt.algorithm = dnn::Algorithm::Gemm1x1;
+  AXLE_EXPECT_THROW_MSG(dnn::Conv2dPlan(dev(), d, {}, dnn::Direction::BackwardWeights, {}, opt), axle::Unsupported,
+                        {"gemm_1x1", "stride 2x1"});
+  d.stride_h = 1;
   AXLE_EXPECT_THROW_MSG(dnn::Conv2dPlan(dev(), d, {}, dnn::Direction::BackwardData, dnn::Conv2dFusion{true, false, {}}),
                         axle::InvalidArgument, {"bwd_data", "bias"});
   AXLE_EXPECT_THROW_MSG(

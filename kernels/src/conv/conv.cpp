@@ -211,8 +211,13 @@ Conv2dPlan::Conv2dPlan(const Device& device, const Conv2dDesc& desc, const Conv2
     impl->algorithm = options.algorithm;
     impl->why = "forced by the caller";
   } else if (direction != Direction::Forward) {
-    impl->algorithm = Algorithm::Direct;
-    impl->why = std::string("the only ") + to_string(direction) + " algorithm in this build";
+    if (detail::algo_unsupported_reason(Algorithm::Gemm1x1, pb).empty()) {
+      impl->algorithm = Algorithm::Gemm1x1;
+      impl->why = "1x1 filter at stride 1 without padding: GEMMs";
+    } else {
+      impl->algorithm = Algorithm::Direct;
+      impl->why = std::string("direct serves every ") + to_string(direction) + " shape";
+    }
   } else {
     impl->algorithm = detail::select(pb, impl->why);
   }

@@ -246,7 +246,8 @@ class Gemm1x1Algo final : public ConvAlgo {
 
 std::string algo_unsupported_reason(Algorithm algo, const ConvProblem& pb) {
   const Conv2dDesc& d = pb.desc;
-  if (pb.direction != Direction::Forward && algo != Algorithm::Direct && algo != Algorithm::Auto)
+  if (pb.direction != Direction::Forward && algo != Algorithm::Direct && algo != Algorithm::Auto &&
+      algo != Algorithm::Gemm1x1)
     return std::string(to_string(algo)) + " has no " + to_string(pb.direction) + " kernels in this build";
   switch (algo) {
     case Algorithm::Auto: return "";
@@ -272,7 +273,9 @@ std::unique_ptr<ConvAlgo> make_algo(Algorithm algo, const ConvProblem& pb) {
       if (pb.direction != Direction::Forward) return make_direct_backward(pb);
       return std::make_unique<DirectAlgo>(pb);
     case Algorithm::ImplicitGemm: return std::make_unique<ImplicitGemmAlgo>(pb);
-    case Algorithm::Gemm1x1: return std::make_unique<Gemm1x1Algo>(pb);
+    case Algorithm::Gemm1x1:
+      if (pb.direction != Direction::Forward) return make_gemm1x1_backward(pb);
+      return std::make_unique<Gemm1x1Algo>(pb);
     case Algorithm::Winograd: return make_winograd(pb);
     case Algorithm::Auto: break;
   }

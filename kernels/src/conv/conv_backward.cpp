@@ -4,6 +4,7 @@
 // element written, a fixed summation order.
 #include <string_view>
 
+#include "axle/blas.hpp"
 #include "conv_backward.hpp"
 
 namespace axle::embedded {
@@ -93,7 +94,97 @@ class DirectBackwardAlgo final : public ConvAlgo {
   std::size_t local_ = 0;
 };
 
+template <typename T>
+BufferView<T> typed(const TensorRef& t) {
+  return BufferView<T>(*t.buffer, t.offset, t.size);
+}
+
+template <typename F>
+void with_types(DataType x, DataType y, F&& f) {
+  auto on_y = [&](auto xt) {
+    using TX = decltype(xt);
+    switch (y) {
+      case DataType::F32: return f(TX{}, float{});
+      case DataType::F16: return f(TX{}, half_t{});
+      case DataType::BF16: return f(TX{}, bfloat16_t{});
+    }
+  };
+  switch (x) {
+    case DataType::F32: return on_y(float{});
+    case DataType::F16: return on_y(half_t{});
+    case DataType::BF16: return on_y(bfloat16_t{});
+  }
+}
+
+// 1x1 stride-1 layers: both backward passes as GEMMs (one per group; NCHW weight and
+// bias gradients sum over the batch with beta = 1 after the first image, so the
+// results stay deterministic). The bias gradient multiplies dy by a vector of ones in
+// the workspace.
+class Gemm1x1BackwardAlgo final : public ConvAlgo {
+ public:
+  explicit Gemm1x1BackwardAlgo(const ConvProblem& pb) : pb_(pb) {}
+  std::size_t workspace_bytes() const override {
+    if (pb_.direction != Direction::BackwardWeights || !pb_.fusion.bias) return 0;
+    const Conv2dDesc& d = pb_.desc;
+    return (d.layout == TensorLayout::NHWC ? d.n * d.h * d.w : d.h * d.w) * sizeof(float);
+  }
+  std::string params() const override {
+    return std::to_string(pb_.desc.groups) + " GEMM(s) per " +
+           (pb_.desc.layout == TensorLayout::NHWC ? std::string("call") : std::string("image"));
+  }
+  void run(Stream& stream, const Conv2dArgs& args, const Buffer* ws, std::size_t ws_off) const override {
+    const Conv2dDesc& d = pb_.desc;
+    const std::size_t cg = d.c / d.groups, kg = d.k / d.groups, hw = d.h * d.w, m = d.n * hw;
+    const bool nhwc = d.layout == TensorLayout::NHWC;
+    const bool data = pb_.direction == Direction::BackwardData;
+    with_types(pb_.types.x, pb_.types.y, [&](auto xt, auto yt) {
+      using TX = decltype(xt);
+      using TY = decltype(yt);
+      const BufferView<TX> x = typed<TX>(args.x), w = typed<TX>(args.w);
+      const BufferView<TY> dy = typed<TY>(args.y);
+      for (std::size_t g = 0; g < d.groups; ++g) {
+        if (data && nhwc) {  // dx[M, C] = dy[M, K] w[K, C]
+          blas::gemm(stream, Layout::RowMajor, Op::N, Op::N, m, cg, kg, args.alpha, dy.sub(g * kg), d.k,
+                     w.sub(g * kg * cg), cg, args.beta, x.sub(g * cg), d.c);
+        } else if (data) {  // dx[n][C, HW] = w^T[C, K] dy[n][K, HW]
+          blas::gemm_strided_batched(stream, Layout::RowMajor, Op::T, Op::N, cg, hw, kg, args.alpha,
+                                     w.sub(g * kg * cg), cg, 0, dy.sub(g * kg * hw), hw, d.k * hw, args.beta,
+                                     x.sub(g * cg * hw), hw, d.c * hw, d.n);
+        } else if (nhwc) {  // dw[K, C] = dy^T[K, M] x[M, C]
+          blas::gemm(stream, Layout::RowMajor, Op::T, Op::N, kg, cg, m, args.alpha, dy.sub(g * kg), d.k,
+                     x.sub(g * cg), d.c, args.beta, w.sub(g * kg * cg), cg);
+        } else {  // dw[K, C] = sum_n dy[n][K, HW] x[n][C, HW]^T
+          for (std::size_t n = 0; n < d.n; ++n)
+            blas::gemm(stream, Layout::RowMajor, Op::N, Op::T, kg, cg, hw, args.alpha,
+                       dy.sub((n * d.k + g * kg) * hw), hw, x.sub((n * d.c + g * cg) * hw), hw,
+                       n == 0 ? args.beta : 1.0f, w.sub(g * kg * cg), cg);
+        }
+      }
+      if (!data && pb_.fusion.bias) {
+        const std::size_t len = nhwc ? m : hw;
+        const BufferView<float> ones(*ws, ws_off / sizeof(float), len);
+        stream.fill(ones, 1.0f);
+        if (nhwc) {  // db[K] = dy^T[K, M] 1[M]
+          blas::gemm(stream, Layout::RowMajor, Op::T, Op::N, d.k, 1, m, args.alpha, dy, d.k, ones, 1, args.beta,
+                     args.bias.sub(0, d.k), 1);
+        } else {
+          for (std::size_t n = 0; n < d.n; ++n)
+            blas::gemm(stream, Layout::RowMajor, Op::N, Op::N, d.k, 1, hw, args.alpha, dy.sub(n * d.k * hw), hw, ones,
+                       1, n == 0 ? args.beta : 1.0f, args.bias.sub(0, d.k), 1);
+        }
+      }
+    });
+  }
+
+ private:
+  ConvProblem pb_;
+};
+
 }  // namespace
+
+std::unique_ptr<ConvAlgo> make_gemm1x1_backward(const ConvProblem& pb) {
+  return std::make_unique<Gemm1x1BackwardAlgo>(pb);
+}
 
 std::unique_ptr<ConvAlgo> make_direct_backward(const ConvProblem& pb) {
   return std::make_unique<DirectBackwardAlgo>(pb);
