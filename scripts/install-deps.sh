@@ -10,6 +10,6 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake pkg-config git ca-certificates \
   ocl-icd-libopencl1 ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo \
   libspdlog-dev libfmt-dev libgtest-dev libtomlplusplus-dev \
-  libclblast-dev libopenblas-dev libdnnl-dev \
-  python3 >/dev/null
+  libclblast-dev libopenblas-dev libdnnl-dev nlohmann-json3-dev \
+  python3 python3-matplotlib >/dev/null
 echo "dependencies installed"
