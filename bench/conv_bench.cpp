@@ -298,7 +298,7 @@ std::string cpu_model_name() {
 
 // ---- peak probe -----------------------------------------------------------------------
 
-// The probe is built once; measure() runs launches of about 0.1 s for `seconds` and
+// The probe is built once; measure() runs launches of about 20 ms for `seconds` and
 // keeps the best rate seen so far: on a shared machine a peak is what the quietest
 // moment shows, so the bench probes again after every layer.
 class PeakProbe {
@@ -318,8 +318,9 @@ class PeakProbe {
       global_ = local_ * std::max(1u, info.compute_units) * (cpu ? 1 : 16);
       out_ = dev.alloc<float>(global_);
       once();  // build, first launch
-      // Grow the loop until one launch takes about 0.1 s.
-      for (double t = once(); t < 0.05 && iters_ < (1 << 24); t = once()) iters_ *= t < 0.005 ? 8 : 2;
+      // Grow the loop until one launch takes about 20 ms: short enough for the best of
+      // many to see a quiet moment, as the timed runs of a layer do.
+      for (double t = once(); t < 0.01 && iters_ < (1 << 24); t = once()) iters_ *= t < 0.001 ? 8 : 2;
     } catch (const std::exception& e) {
       why_ = e.what();
     }
@@ -328,7 +329,7 @@ class PeakProbe {
     if (!why_.empty()) return 0;
     try {
       const auto start = Clock::now();
-      for (int r = 0; r < 40 && (r < 3 || seconds_since(start) < seconds); ++r)
+      for (int r = 0; r < 200 && (r < 3 || seconds_since(start) < seconds); ++r)
         best_ = std::max(best_, double(global_) * iters_ * 8 * 16 * 2 / once() * 1e-9);
     } catch (const std::exception& e) {
       why_ = e.what();
