@@ -3,7 +3,9 @@
 #
 #   bench/gpu_check.sh --prepare [BUILD]   on the build machine: copy the shared libraries
 #                                          the binaries need (spdlog, fmt, toml++, the
-#                                          OpenCL ICD loader, libstdc++ ...) into BUILD/deps
+#                                          OpenCL ICD loader, libstdc++, oneDNN ...) into
+#                                          BUILD/deps, and make a slim copy BUILD-gpu to
+#                                          carry (the largest libraries gzipped)
 #   bench/gpu_check.sh [BUILD]             on the GPU machine (default BUILD: build)
 #
 # BUILD is a build folder made by CMake on the build machine (configure it with
@@ -81,6 +83,8 @@ if [ $prepare -eq 1 ]; then
   mkdir -p "$slim"
   (cd "$build" && find . \( -type f -o -type l \) ! -name '*.o' ! -name '*.a' ! -name '*.d' ! -path './kernel_cache/*' \
      ! -path './tests/kernel_cache/*' -print0 | tar --null -T - -cf - | tar -xf - -C "$slim")
+  # Large libraries (oneDNN, OpenBLAS) travel gzipped; the run unpacks them.
+  find "$slim/deps" -maxdepth 2 -type f -name '*.so*' ! -name '*.gz' -size +8M -exec gzip -6 {} \;
   du -sh "$slim" | awk '{print "carry this folder (no object files): " $2 " (" $1 ")"}'
   echo "on the GPU machine run: bench/gpu_check.sh ${slim#$root/}"
   echo "(libcublas/libcudart come from the GPU machine's CUDA toolkit)"
@@ -115,6 +119,11 @@ if [ -n "$bin_orig" ] && [ ! -e "$bin_orig" ]; then
     say "linked $bin_orig -> $build (the build's binary path)"
 fi
 
+# Libraries --prepare gzipped for the trip.
+for z in "$build"/deps/*.gz "$build"/deps/fallback/*.gz; do
+  [ -f "$z" ] || continue
+  [ -e "${z%.gz}" ] || gzip -dc "$z" > "${z%.gz}" || say "cannot unpack $z"
+done
 ldp="$build/deps:$build/runtime:$build/kernels"
 for lib in libstdc++.so.6 libgcc_s.so.1 libOpenCL.so.1; do
   if ! ldconfig -p | grep -q "$lib " && [ -e "$build/deps/fallback/$lib" ]; then
