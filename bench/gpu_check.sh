@@ -3,20 +3,26 @@
 #
 #   bench/gpu_check.sh --prepare [BUILD]   on the build machine: copy the shared libraries
 #                                          the binaries need (spdlog, fmt, toml++, the
-#                                          OpenCL ICD loader, libstdc++ ...) into BUILD/deps
+#                                          OpenCL ICD loader, libstdc++, oneDNN ...) into
+#                                          BUILD/deps, and make a slim copy BUILD-gpu to
+#                                          carry (the largest libraries gzipped)
 #   bench/gpu_check.sh [BUILD]             on the GPU machine (default BUILD: build)
 #
 # BUILD is a build folder made by CMake on the build machine (configure it with
 # -DAXLE_BUILD_BENCH=ON to get the benchmarks). Phases, each run even if the one before
 # failed, each under its own time limit:
 #   env        nvidia-smi, the libraries found, axle query
-#   ctest-cuda the whole ctest suite with AXLE_DEVICE=cuda:0
+#   ctest-cuda the whole ctest suite with AXLE_DEVICE=cuda:0, then the tensor-core GEMM
+#              paths pinned one by one and the convolution suite (axle_conv_tests) on its own
 #   samples    every sample with AXLE_DEVICE=cuda:0
 #   ctest-ocl  the ctest suite again with AXLE_DEVICE=opencl:gpu (when NVIDIA's OpenCL ICD is present)
-#   bench      launch_cuda_bench and the other benchmarks in BUILD/bench (with --quick when they take it)
+#   bench      launch_cuda_bench and the other benchmarks in BUILD/bench (with --quick when they take it),
+#              GEMM at the goal sizes, conv_bench on the 3x3 layers at batch 32 (f16 and f32, cuDNN
+#              in the same process)
 # Then a summary (pass/fail per phase). With $OUT set, logs and JSON go there
-# (at most 7 files: gpu_check.log, ctest_cuda.log, ctest_opencl_gpu.log, samples.log,
-# bench.log, launch_cuda_bench.json, summary.json).
+# (at most 11 files: gpu_check.log, ctest_cuda.log, ctest_opencl_gpu.log, samples.log,
+# bench.log, launch_cuda_bench.json, gemm_f32.json, gemm_bf16.json, conv_f16.json,
+# conv_f32.json, summary.json).
 #
 # The build's absolute paths (CTest files, test data) are those of the build machine; when
 # they do not exist here the script links the original source folder to this checkout.
@@ -77,6 +83,8 @@ if [ $prepare -eq 1 ]; then
   mkdir -p "$slim"
   (cd "$build" && find . \( -type f -o -type l \) ! -name '*.o' ! -name '*.a' ! -name '*.d' ! -path './kernel_cache/*' \
      ! -path './tests/kernel_cache/*' -print0 | tar --null -T - -cf - | tar -xf - -C "$slim")
+  # Large libraries (oneDNN, OpenBLAS) travel gzipped; the run unpacks them.
+  find "$slim/deps" -maxdepth 2 -type f -name '*.so*' ! -name '*.gz' -size +8M -exec gzip -6 {} \;
   du -sh "$slim" | awk '{print "carry this folder (no object files): " $2 " (" $1 ")"}'
   echo "on the GPU machine run: bench/gpu_check.sh ${slim#$root/}"
   echo "(libcublas/libcudart come from the GPU machine's CUDA toolkit)"
@@ -111,6 +119,11 @@ if [ -n "$bin_orig" ] && [ ! -e "$bin_orig" ]; then
     say "linked $bin_orig -> $build (the build's binary path)"
 fi
 
+# Libraries --prepare gzipped for the trip.
+for z in "$build"/deps/*.gz "$build"/deps/fallback/*.gz; do
+  [ -f "$z" ] || continue
+  [ -e "${z%.gz}" ] || gzip -dc "$z" > "${z%.gz}" || say "cannot unpack $z"
+done
 ldp="$build/deps:$build/runtime:$build/kernels"
 for lib in libstdc++.so.6 libgcc_s.so.1 libOpenCL.so.1; do
   if ! ldconfig -p | grep -q "$lib " && [ -e "$build/deps/fallback/$lib" ]; then
@@ -119,10 +132,15 @@ for lib in libstdc++.so.6 libgcc_s.so.1 libOpenCL.so.1; do
   fi
 done
 [ -d "$build/deps/use" ] && ldp="$ldp:$build/deps/use"
-# cuBLAS (benchmark peer) from the machine's toolkit.
+# cuBLAS and cuDNN (benchmark peers) from the machine's toolkit.
 for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
   [ -e "$d/libcublas.so.13" ] && { ldp="$ldp:$d"; break; }
 done
+if ! ldconfig -p | grep -q 'libcudnn.so.9 '; then
+  for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib; do
+    [ -e "$d/libcudnn.so.9" ] && { ldp="$ldp:$d"; break; }
+  done
+fi
 for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib /usr/lib/x86_64-linux-gnu; do
   [ -e "$d/libcuda.so.1" ] && ldp="$ldp:$d"
 done
@@ -224,6 +242,19 @@ if [ -x "$tc_tests" ]; then
   done
 fi
 
+# The convolution suite on its own (its result stays visible when the whole suite
+# runs out of time).
+conv_tests="$build/tests/axle_conv_tests"
+if [ -x "$conv_tests" ]; then
+  if AXLE_DEVICE=cuda:0 run_phase_cmd "$(limit 120)" "$logdir/ctest_cuda.log" "$conv_tests"; then
+    say "  ok    axle_conv_tests on cuda:0"
+  else
+    say "  FAIL  axle_conv_tests on cuda:0"
+    note[ctest-cuda]="${note[ctest-cuda]} axle_conv_tests failed"
+    grep -E '^\[  FAILED|Failure' "$logdir/ctest_cuda.log" | tail -n 12 | tee -a "$mainlog"
+  fi
+fi
+
 # ------------------------------------------------------------------ samples
 say "== samples (AXLE_DEVICE=cuda:0)"
 slog="$logdir/samples.log"
@@ -303,9 +334,23 @@ if [ -x "$gb" ]; then
     fi
   done
 fi
+# Convolution: the ResNet-50 / MobileNet 3x3 layers at batch 32 against cuDNN.
+cb="$build/bench/conv_bench"
+if [ -x "$cb" ]; then
+  for dt in f16 f32; do
+    echo "+ conv_bench --device cuda:0 --batch 32 --layers 3x3 --dtype $dt --rounds 3" >> "$blog"
+    if run_phase_cmd "$(limit 75)" "$blog" "$cb" --device cuda:0 --batch 32 --layers 3x3 --dtype "$dt" --rounds 3 \
+         --json "$logdir/conv_$dt.json"; then
+      pass[bench]=$((pass[bench] + 1))
+    else
+      fail[bench]=$((fail[bench] + 1)); say "  FAIL  conv_bench --dtype $dt"
+    fi
+  done
+fi
 cat "$blog" >> "$mainlog"
 grep -A8 '^launch_cuda_bench on' "$blog" || true
 grep -E '^(\+ AXLE_GEMM_TC|[0-9]+x[0-9]+x[0-9]+ )' "$blog" || true
+grep -E '^(\+ conv_bench|== |axle |cudnn |axle (nhwc|nchw):|check:|note:|peak)' "$blog" || true
 
 # ------------------------------------------------------------------ summary
 elapsed=$(( $(date +%s) - t_start ))

@@ -1,0 +1,1011 @@
+// conv_bench: Axle 2-D convolution (axle::dnn, forward) against the peers present,
+// timed in the same process run on ResNet-50 and MobileNet layers.
+//
+//   Axle:    a Conv2dPlan made once per layer and layout, then run; its algorithm is
+//            what plan.describe() reports
+//   oneDNN:  CPU engine, N threads; its best layout (format_tag::any, the reorders
+//            outside the timing) and with x and y forced to Axle's layout (its weights
+//            in its own packed format, reordered once outside the timing)
+//   CLBlast: Convgemm on the same OpenCL device and queue as Axle (NCHW only; no
+//            groups, symmetric padding)
+//   cuDNN:   on a CUDA device, the fastest algorithm cudnnFindConvolutionForwardAlgorithm
+//            finds, NHWC, f32 (FMA math: no TF32, like Axle's default) and f16
+//
+// Usage: conv_bench [--quick] [--device SPEC] [--batch LIST] [--layers SUBSTRING[,...]]
+//                   [--layout nhwc|nchw|both] [--dtype f32|f16] [--rounds N] [--threads N]
+//                   [--json FILE]
+// Each layer is measured in R rounds; in every round each implementation runs in turn
+// (a warm-up, then a median of several timed runs, wall clock, synchronised); the figure
+// reported is the median over rounds. After oneDNN's runs the bench waits 0.1 s: its
+// OpenMP workers spin for a while after each call and would otherwise take the cores
+// from whatever runs next on a CPU device. On a CPU device (PoCL has worker threads too)
+// it waits 0.1 s after every implementation, elsewhere 20 ms.
+// Every implementation's output is checked at a few hundred points (the padded borders
+// among them) against a double-precision host reference before it is timed, and Axle's
+// against oneDNN's at the same points: max |a - b| / max |b|. A result off by more than
+// the type's tolerance is flagged WRONG and the bench exits with status 1.
+// Peak: an FMA probe (bench/kernels/fma_peak.cl, Axle's portable dialect) run on the
+// device gives its float FMA throughput (the best seen: it runs at the start and after
+// every layer); Axle's figures are also given as a fraction of it (in the JSON, of the
+// best over the whole run).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "axle/axle.hpp"
+#include "axle/dnn.hpp"
+
+#ifdef AXLE_BENCH_HAVE_ONEDNN
+#include <dnnl.hpp>
+#endif
+#ifdef AXLE_BENCH_HAVE_OPENMP
+#include <omp.h>
+#endif
+#ifdef AXLE_BENCH_HAVE_CLBLAST
+#define CL_TARGET_OPENCL_VERSION 120
+#include <clblast.h>
+#endif
+#ifdef AXLE_BENCH_HAVE_CUDNN
+#include <cuda_runtime.h>
+#include <cudnn.h>
+#endif
+
+namespace axle::embedded {
+std::string_view bench_kernel(std::string_view relative_path);
+}
+
+namespace {
+
+namespace dnn = axle::dnn;
+using Clock = std::chrono::steady_clock;
+
+// A layer: a square input, a square filter, symmetric padding.
+struct Layer {
+  std::string name;
+  std::size_t c, k, hw, rs, stride, pad, groups;
+};
+
+std::vector<Layer> all_layers() {
+  auto conv = [](std::size_t rs, std::size_t stride, std::size_t c, std::size_t k, std::size_t hw) {
+    std::string n = std::to_string(rs) + "x" + std::to_string(rs) + (stride > 1 ? "/" + std::to_string(stride) : "");
+    n += " C" + std::to_string(c) + " K" + std::to_string(k) + " " + std::to_string(hw) + "x" + std::to_string(hw);
+    return Layer{n, c, k, hw, rs, stride, rs / 2, 1};
+  };
+  auto dw = [](std::size_t c, std::size_t hw) {
+    return Layer{
+        "dw3x3 C" + std::to_string(c) + " " + std::to_string(hw) + "x" + std::to_string(hw), c, c, hw, 3, 1, 1, c};
+  };
+  return {conv(7, 2, 3, 64, 224),
+          conv(3, 1, 64, 64, 56),
+          conv(3, 1, 128, 128, 28),
+          conv(3, 1, 256, 256, 14),
+          conv(3, 1, 512, 512, 7),
+          conv(1, 1, 64, 256, 56),
+          conv(1, 1, 256, 64, 56),
+          conv(1, 1, 512, 128, 28),
+          conv(1, 2, 256, 512, 56),
+          dw(32, 112),
+          dw(512, 14)};
+}
+
+dnn::Conv2dDesc make_desc(const Layer& l, std::size_t n, dnn::TensorLayout layout) {
+  dnn::Conv2dDesc d;
+  d.n = n, d.c = l.c, d.h = d.w = l.hw, d.k = l.k, d.r = d.s = l.rs;
+  d.stride_h = d.stride_w = l.stride;
+  d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = l.pad;
+  d.groups = l.groups;
+  d.layout = layout;
+  return d;
+}
+
+const char* layout_name(dnn::TensorLayout l) { return l == dnn::TensorLayout::NHWC ? "nhwc" : "nchw"; }
+
+// ---- host tensors -----------------------------------------------------------------
+// Values are kept in logical order (x: N C H W, w: K C/g R S, y: N K P Q), already
+// rounded to the element type, so that the reference sees exactly what the devices see.
+
+float round_to(dnn::DataType t, float v) { return t == dnn::DataType::F16 ? axle::to_float(axle::to_half(v)) : v; }
+
+std::vector<float> x_to_nhwc(const dnn::Conv2dDesc& d, const std::vector<float>& x) {
+  std::vector<float> o(x.size());
+  for (std::size_t n = 0; n < d.n; ++n)
+    for (std::size_t c = 0; c < d.c; ++c)
+      for (std::size_t h = 0; h < d.h; ++h)
+        for (std::size_t w = 0; w < d.w; ++w)
+          o[((n * d.h + h) * d.w + w) * d.c + c] = x[((n * d.c + c) * d.h + h) * d.w + w];
+  return o;
+}
+
+std::vector<float> w_to_krsc(const dnn::Conv2dDesc& d, const std::vector<float>& wt) {
+  const std::size_t cg = d.c / d.groups;
+  std::vector<float> o(wt.size());
+  for (std::size_t k = 0; k < d.k; ++k)
+    for (std::size_t c = 0; c < cg; ++c)
+      for (std::size_t r = 0; r < d.r; ++r)
+        for (std::size_t s = 0; s < d.s; ++s)
+          o[((k * d.r + r) * d.s + s) * cg + c] = wt[((k * cg + c) * d.r + r) * d.s + s];
+  return o;
+}
+
+std::vector<float> y_from_nhwc(const dnn::Conv2dDesc& d, const std::vector<float>& y) {
+  const std::size_t P = d.out_h(), Q = d.out_w();
+  std::vector<float> o(y.size());
+  for (std::size_t n = 0; n < d.n; ++n)
+    for (std::size_t k = 0; k < d.k; ++k)
+      for (std::size_t p = 0; p < P; ++p)
+        for (std::size_t q = 0; q < Q; ++q) o[((n * d.k + k) * P + p) * Q + q] = y[((n * P + p) * Q + q) * d.k + k];
+  return o;
+}
+
+struct Sample {
+  std::size_t index;  // into the logical N K P Q output
+  double ref;
+};
+
+// A few hundred output points (the four corners of some images and channels, where the
+// padding is, then random ones) with their double-precision reference values.
+std::vector<Sample> make_samples(const dnn::Conv2dDesc& d, const std::vector<float>& x, const std::vector<float>& wt,
+                                 std::mt19937& rng) {
+  const std::size_t P = d.out_h(), Q = d.out_w(), cg = d.c / d.groups, kg = d.k / d.groups;
+  std::vector<std::size_t> idx;
+  for (std::size_t i = 0; i < 8; ++i) {
+    const std::size_t n = i % d.n, k = (i * 37) % d.k;
+    for (std::size_t p : {std::size_t(0), P - 1})
+      for (std::size_t q : {std::size_t(0), Q - 1}) idx.push_back(((n * d.k + k) * P + p) * Q + q);
+  }
+  std::uniform_int_distribution<std::size_t> pick(0, d.y_elems() - 1);
+  while (idx.size() < 288) idx.push_back(pick(rng));
+  std::vector<Sample> out;
+  for (std::size_t i : idx) {
+    const std::size_t q = i % Q, p = (i / Q) % P, k = (i / (Q * P)) % d.k, n = i / (Q * P * d.k);
+    const std::size_t g = k / kg;
+    double acc = 0;
+    for (std::size_t c = 0; c < cg; ++c)
+      for (std::size_t r = 0; r < d.r; ++r)
+        for (std::size_t s = 0; s < d.s; ++s) {
+          const long ih = long(p * d.stride_h + r * d.dilation_h) - long(d.pad_top);
+          const long iw = long(q * d.stride_w + s * d.dilation_w) - long(d.pad_left);
+          if (ih < 0 || iw < 0 || ih >= long(d.h) || iw >= long(d.w)) continue;
+          acc += double(x[((n * d.c + g * cg + c) * d.h + ih) * d.w + iw]) * wt[((k * cg + c) * d.r + r) * d.s + s];
+        }
+    out.push_back({i, acc});
+  }
+  return out;
+}
+
+// max |y - ref| / max |ref| over the samples (y in logical N K P Q order).
+double sample_error(const std::vector<Sample>& samples, const std::vector<float>& y) {
+  double num = 0, den = 0;
+  for (const Sample& s : samples) {
+    num = std::max(num, std::fabs(double(y[s.index]) - s.ref));
+    den = std::max(den, std::fabs(s.ref));
+  }
+  return num / std::max(den, 1e-30);
+}
+
+double pair_error(const std::vector<Sample>& samples, const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (const Sample& s : samples) {
+    num = std::max(num, std::fabs(double(a[s.index]) - double(b[s.index])));
+    den = std::max(den, std::fabs(double(b[s.index])));
+  }
+  return num / std::max(den, 1e-30);
+}
+
+// ---- device tensors -----------------------------------------------------------------
+
+axle::Buffer upload(axle::Stream& st, const std::vector<float>& v, dnn::DataType t) {
+  const axle::Device& dev = st.device();
+  if (t == dnn::DataType::F16) {
+    std::vector<axle::half_t> h(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) h[i] = axle::to_half(v[i]);
+    axle::Buffer b = dev.alloc<axle::half_t>(v.size());
+    st.copy(h, b.view<axle::half_t>());
+    st.synchronize();
+    return b;
+  }
+  axle::Buffer b = dev.alloc<float>(v.size());
+  st.copy(v, b.view<float>());
+  st.synchronize();
+  return b;
+}
+
+std::vector<float> download(axle::Stream& st, const axle::Buffer& b, std::size_t count, dnn::DataType t) {
+  std::vector<float> v(count);
+  if (t == dnn::DataType::F16) {
+    std::vector<axle::half_t> h(count);
+    st.copy(b.view<axle::half_t>(0, count), h);
+    st.synchronize();
+    for (std::size_t i = 0; i < count; ++i) v[i] = axle::to_float(h[i]);
+  } else {
+    st.copy(b.view<float>(0, count), v);
+    st.synchronize();
+  }
+  return v;
+}
+
+dnn::TensorRef tensor(const axle::Buffer& b, dnn::DataType t) {
+  if (t == dnn::DataType::F16) return b.view<axle::half_t>();
+  return b.view<float>();
+}
+
+// ---- timing -------------------------------------------------------------------------
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const std::size_t h = v.size() / 2;
+  return v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
+}
+
+// One implementation of one layer: run() blocks until the result is there; output()
+// returns y in logical N K P Q order as floats (outside the timing).
+struct Impl {
+  std::string impl, variant, layout, backend, device, algo, describe;
+  std::function<void()> run;
+  std::function<std::vector<float>()> output;
+  double pause_s = 0.02;  // after each measurement: let the implementation's threads go idle
+  double last_s = 0;      // the latest timed run (to decide on a warm-up)
+  double err = -1;
+  std::vector<double> round_ms;
+  std::string key() const { return impl + (variant.empty() ? "" : "-" + variant) + " " + layout; }
+};
+
+// A round: a warm-up unless the last run was slow, then timed runs until `budget`
+// seconds have passed (at least 3 runs, 1 when a single run takes longer than the
+// budget, at most 15); the median in milliseconds.
+double time_round(Impl& im, double budget) {
+  if (im.last_s < budget / 4) im.run();
+  std::vector<double> t;
+  const auto start = Clock::now();
+  std::size_t min_runs = 3;
+  do {
+    const auto a = Clock::now();
+    im.run();
+    t.push_back(seconds_since(a));
+    if (t.front() > budget) min_runs = 1;
+  } while (t.size() < 15 && (seconds_since(start) < budget || t.size() < min_runs));
+  im.last_s = median(t);
+  return im.last_s * 1e3;
+}
+
+std::string cpu_model_name() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("model name", 0) == 0) {
+      const auto c = line.find(':');
+      return c == std::string::npos ? line : line.substr(line.find_first_not_of(' ', c + 1));
+    }
+  return "host CPU";
+}
+
+// ---- peak probe -----------------------------------------------------------------------
+
+// The probe is built once; measure() runs launches of about 20 ms for `seconds` and
+// keeps the best rate seen so far: on a shared machine a peak is what the quietest
+// moment shows, so the bench probes again after every layer.
+class PeakProbe {
+ public:
+  PeakProbe(const axle::Device& dev, axle::Stream& st) : st_(st) {
+    try {
+      const std::string_view src = axle::embedded::bench_kernel("kernels/fma_peak.cl");
+      if (src.empty()) throw std::runtime_error("fma_peak.cl is not embedded");
+      axle::Program prog = dev.build(axle::Source::portable(std::string(src), "fma_peak.cl"));
+      kernel_ = prog.kernel("fma_peak");
+      const axle::DeviceInfo& info = dev.info();
+      // A CPU device: one work-item per core, whose float16 chains are the vector code
+      // (larger work-groups make PoCL interleave work-items and lose half the rate). A
+      // GPU: enough groups of 128 to fill every SM several times over.
+      const bool cpu = info.type == axle::DeviceType::CPU;
+      local_ = cpu ? 1 : 128;
+      global_ = local_ * std::max(1u, info.compute_units) * (cpu ? 1 : 16);
+      out_ = dev.alloc<float>(global_);
+      once();  // build, first launch
+      // Grow the loop until one launch takes about 20 ms: short enough for the best of
+      // many to see a quiet moment, as the timed runs of a layer do.
+      for (double t = once(); t < 0.01 && iters_ < (1 << 24); t = once()) iters_ *= t < 0.001 ? 8 : 2;
+    } catch (const std::exception& e) {
+      why_ = e.what();
+    }
+  }
+  double measure(double seconds) {
+    if (!why_.empty()) return 0;
+    try {
+      const auto start = Clock::now();
+      for (int r = 0; r < 200 && (r < 3 || seconds_since(start) < seconds); ++r)
+        best_ = std::max(best_, double(global_) * iters_ * 8 * 16 * 2 / once() * 1e-9);
+    } catch (const std::exception& e) {
+      why_ = e.what();
+    }
+    return best_;
+  }
+  double best() const { return best_; }
+  const std::string& why() const { return why_; }
+
+ private:
+  double once() {
+    const auto t = Clock::now();
+    st_.launch(kernel_, axle::Range{global_}, axle::Range{local_}, out_.view<float>(), 0.999f, 1.0e-3f, iters_);
+    st_.synchronize();
+    return seconds_since(t);
+  }
+  axle::Stream& st_;
+  axle::Kernel kernel_;
+  axle::Buffer out_;
+  std::size_t local_ = 1, global_ = 1;
+  int iters_ = 64;
+  double best_ = 0;
+  std::string why_;
+};
+
+// ---- oneDNN -------------------------------------------------------------------------
+#ifdef AXLE_BENCH_HAVE_ONEDNN
+struct OnednnConv {
+  dnnl::engine eng{dnnl::engine::kind::cpu, 0};
+  dnnl::stream strm{eng};
+  dnnl::convolution_forward prim;
+  dnnl::memory src, wei, dst;
+  dnnl::memory::desc user_dst_md;
+  std::string impl_info, layout;
+  std::vector<std::uint16_t> h16[3];  // f16 user storage
+  std::vector<float> h32[3];          // f32 user storage (x, w, y)
+};
+
+dnnl::memory::data_type dnnl_type(dnn::DataType t) {
+  return t == dnn::DataType::F16 ? dnnl::memory::data_type::f16 : dnnl::memory::data_type::f32;
+}
+
+std::string dnnl_layout_name(const dnnl::memory::desc& md, const dnnl::memory::dims& dims, dnnl::memory::data_type t) {
+  using tag = dnnl::memory::format_tag;
+  const std::pair<tag, const char*> tags[] = {{tag::nchw, "nchw"},
+                                              {tag::nhwc, "nhwc"},
+                                              {tag::nChw8c, "nChw8c"},
+                                              {tag::nChw16c, "nChw16c"},
+                                              {tag::nChw4c, "nChw4c"}};
+  for (const auto& [t2, name] : tags)
+    if (md == dnnl::memory::desc(dims, t, t2)) return name;
+  return "blocked";
+}
+
+// Builds the primitive. best: every format left to oneDNN (format_tag::any), the user
+// tensors (logical NCHW) reordered into them here, outside the timing. Otherwise x and
+// y are in `layout`, used in place; the weights are oneDNN's own format either way
+// (reordered once here, as an inference framework packs them at load time: forcing
+// plain KCRS / KRSC filters leaves oneDNN only its reference kernel).
+std::unique_ptr<OnednnConv> make_onednn(const dnn::Conv2dDesc& d, dnn::DataType dt, bool best, dnn::TensorLayout layout,
+                                        const std::vector<float>& x, const std::vector<float>& wt) {
+  using tag = dnnl::memory::format_tag;
+  using dims = dnnl::memory::dims;
+  auto o = std::make_unique<OnednnConv>();
+  const auto t = dnnl_type(dt);
+  const auto N = dnnl::memory::dim(d.n), C = dnnl::memory::dim(d.c), H = dnnl::memory::dim(d.h),
+             W = dnnl::memory::dim(d.w), K = dnnl::memory::dim(d.k), R = dnnl::memory::dim(d.r),
+             S = dnnl::memory::dim(d.s), G = dnnl::memory::dim(d.groups);
+  const auto P = dnnl::memory::dim(d.out_h()), Q = dnnl::memory::dim(d.out_w());
+  const dims src_dims{N, C, H, W}, dst_dims{N, K, P, Q};
+  const dims wei_dims = G > 1 ? dims{G, K / G, C / G, R, S} : dims{K, C, R, S};
+  const bool nhwc = layout == dnn::TensorLayout::NHWC;
+  const tag act_tag = best ? tag::nchw : nhwc ? tag::nhwc : tag::nchw;  // the user's x and y
+  const tag wei_tag = G > 1 ? tag::goihw : tag::oihw;                   // the user's w
+  const dnnl::memory::desc src_md(src_dims, t, best ? tag::any : act_tag);
+  const dnnl::memory::desc wei_md(wei_dims, t, tag::any);
+  const dnnl::memory::desc dst_md(dst_dims, t, best ? tag::any : act_tag);
+  const dims strides{dnnl::memory::dim(d.stride_h), dnnl::memory::dim(d.stride_w)};
+  const dims pad_l{dnnl::memory::dim(d.pad_top), dnnl::memory::dim(d.pad_left)};
+  const dims pad_r{dnnl::memory::dim(d.pad_bottom), dnnl::memory::dim(d.pad_right)};
+#if DNNL_VERSION_MAJOR >= 3
+  dnnl::convolution_forward::primitive_desc pd(o->eng, dnnl::prop_kind::forward_inference,
+                                               dnnl::algorithm::convolution_auto, src_md, wei_md, dst_md, strides,
+                                               pad_l, pad_r);
+#else
+  dnnl::convolution_forward::desc cd(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_auto, src_md,
+                                     wei_md, dst_md, strides, pad_l, pad_r);
+  dnnl::convolution_forward::primitive_desc pd(cd, o->eng);
+#endif
+  o->impl_info = pd.impl_info_str();
+  o->layout = best ? "any:" + dnnl_layout_name(pd.src_desc(), src_dims, t) : layout_name(layout);
+  o->prim = dnnl::convolution_forward(pd);
+
+  // User tensors: x in act_tag, w as KCRS, y read back as logical NCHW.
+  const std::vector<float> ux = act_tag == tag::nhwc ? x_to_nhwc(d, x) : x;
+  const dnnl::memory::desc ux_md(src_dims, t, act_tag), uw_md(wei_dims, t, wei_tag);
+  o->user_dst_md = dnnl::memory::desc(dst_dims, t, tag::nchw);
+  auto user_mem = [&](int slot, const std::vector<float>& v, const dnnl::memory::desc& md) {
+    if (dt == dnn::DataType::F16) {
+      o->h16[slot].resize(v.size());
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        const axle::half_t h = axle::to_half(v[i]);
+        std::memcpy(&o->h16[slot][i], &h, 2);
+      }
+      return dnnl::memory(md, o->eng, o->h16[slot].data());
+    }
+    o->h32[slot] = v;
+    return dnnl::memory(md, o->eng, o->h32[slot].data());
+  };
+  dnnl::memory mx = user_mem(0, ux, ux_md), mw = user_mem(1, wt, uw_md);
+  auto into = [&](dnnl::memory m, const dnnl::memory::desc& want) {
+    if (m.get_desc() == want) return m;
+    dnnl::memory r(want, o->eng);
+    dnnl::reorder(m, r).execute(o->strm, m, r);
+    o->strm.wait();
+    return r;
+  };
+  o->src = into(mx, pd.src_desc());
+  o->wei = into(mw, pd.weights_desc());
+  o->dst = dnnl::memory(pd.dst_desc(), o->eng);
+  return o;
+}
+
+void run_onednn(OnednnConv& o) {
+  o.prim.execute(o.strm, {{DNNL_ARG_SRC, o.src}, {DNNL_ARG_WEIGHTS, o.wei}, {DNNL_ARG_DST, o.dst}});
+  o.strm.wait();
+}
+
+// y in logical N K P Q order.
+std::vector<float> onednn_output(OnednnConv& o, dnn::DataType dt) {
+  dnnl::memory user(o.user_dst_md, o.eng);
+  dnnl::reorder(o.dst, user).execute(o.strm, o.dst, user);
+  o.strm.wait();
+  const std::size_t count = o.user_dst_md.get_size() / (dt == dnn::DataType::F16 ? 2 : 4);
+  std::vector<float> y(count);
+  if (dt == dnn::DataType::F16) {
+    const auto* p = static_cast<const axle::half_t*>(user.get_data_handle());
+    for (std::size_t i = 0; i < count; ++i) y[i] = axle::to_float(p[i]);
+  } else {
+    std::memcpy(y.data(), user.get_data_handle(), count * 4);
+  }
+  return y;
+}
+#endif
+
+// ---- cuDNN --------------------------------------------------------------------------
+#ifdef AXLE_BENCH_HAVE_CUDNN
+const char* cudnn_algo_name(cudnnConvolutionFwdAlgo_t a) {
+  switch (a) {
+    case CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM:
+      return "IMPLICIT_GEMM";
+    case CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM:
+      return "IMPLICIT_PRECOMP_GEMM";
+    case CUDNN_CONVOLUTION_FWD_ALGO_GEMM:
+      return "GEMM";
+    case CUDNN_CONVOLUTION_FWD_ALGO_DIRECT:
+      return "DIRECT";
+    case CUDNN_CONVOLUTION_FWD_ALGO_FFT:
+      return "FFT";
+    case CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING:
+      return "FFT_TILING";
+    case CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD:
+      return "WINOGRAD";
+    case CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED:
+      return "WINOGRAD_NONFUSED";
+    default:
+      return "?";
+  }
+}
+
+struct CudnnConv {
+  cudnnHandle_t h = nullptr;
+  cudnnTensorDescriptor_t xd = nullptr, yd = nullptr;
+  cudnnFilterDescriptor_t wd = nullptr;
+  cudnnConvolutionDescriptor_t cd = nullptr;
+  cudnnConvolutionFwdAlgo_t algo{};
+  void* ws = nullptr;
+  std::size_t ws_bytes = 0;
+  const void *x = nullptr, *w = nullptr;
+  void* y = nullptr;
+  axle::Stream* stream = nullptr;
+  ~CudnnConv() {
+    if (ws) cudaFree(ws);
+    if (cd) cudnnDestroyConvolutionDescriptor(cd);
+    if (wd) cudnnDestroyFilterDescriptor(wd);
+    if (yd) cudnnDestroyTensorDescriptor(yd);
+    if (xd) cudnnDestroyTensorDescriptor(xd);
+  }
+};
+
+void cudnn_check(cudnnStatus_t s, const char* what) {
+  if (s != CUDNN_STATUS_SUCCESS) throw std::runtime_error(std::string(what) + ": " + cudnnGetErrorString(s));
+}
+
+// NHWC tensors and KRSC filters on x, w, y (device pointers of Axle buffers).
+std::unique_ptr<CudnnConv> make_cudnn(cudnnHandle_t h, axle::Stream& st, const dnn::Conv2dDesc& d, dnn::DataType dt,
+                                      const void* x, const void* w, void* y, std::string& algo) {
+  auto c = std::make_unique<CudnnConv>();
+  c->h = h, c->x = x, c->w = w, c->y = y, c->stream = &st;
+  const cudnnDataType_t t = dt == dnn::DataType::F16 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
+  cudnn_check(cudnnCreateTensorDescriptor(&c->xd), "cudnnCreateTensorDescriptor");
+  cudnn_check(cudnnCreateTensorDescriptor(&c->yd), "cudnnCreateTensorDescriptor");
+  cudnn_check(cudnnCreateFilterDescriptor(&c->wd), "cudnnCreateFilterDescriptor");
+  cudnn_check(cudnnCreateConvolutionDescriptor(&c->cd), "cudnnCreateConvolutionDescriptor");
+  cudnn_check(cudnnSetTensor4dDescriptor(c->xd, CUDNN_TENSOR_NHWC, t, int(d.n), int(d.c), int(d.h), int(d.w)),
+              "cudnnSetTensor4dDescriptor(x)");
+  cudnn_check(
+      cudnnSetFilter4dDescriptor(c->wd, t, CUDNN_TENSOR_NHWC, int(d.k), int(d.c / d.groups), int(d.r), int(d.s)),
+      "cudnnSetFilter4dDescriptor");
+  cudnn_check(
+      cudnnSetConvolution2dDescriptor(c->cd, int(d.pad_top), int(d.pad_left), int(d.stride_h), int(d.stride_w),
+                                      int(d.dilation_h), int(d.dilation_w), CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
+      "cudnnSetConvolution2dDescriptor");
+  cudnn_check(cudnnSetConvolutionGroupCount(c->cd, int(d.groups)), "cudnnSetConvolutionGroupCount");
+  cudnn_check(cudnnSetConvolutionMathType(c->cd, dt == dnn::DataType::F16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH),
+              "cudnnSetConvolutionMathType");
+  cudnn_check(
+      cudnnSetTensor4dDescriptor(c->yd, CUDNN_TENSOR_NHWC, t, int(d.n), int(d.k), int(d.out_h()), int(d.out_w())),
+      "cudnnSetTensor4dDescriptor(y)");
+  cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+  int found = 0;
+  cudnn_check(cudnnFindConvolutionForwardAlgorithm(h, c->xd, c->wd, c->cd, c->yd, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+                                                   &found, perf),
+              "cudnnFindConvolutionForwardAlgorithm");
+  int pick = -1;
+  for (int i = 0; i < found && pick < 0; ++i)
+    if (perf[i].status == CUDNN_STATUS_SUCCESS) pick = i;
+  if (pick < 0) throw std::runtime_error("cudnnFindConvolutionForwardAlgorithm found no algorithm");
+  c->algo = perf[pick].algo;
+  c->ws_bytes = perf[pick].memory;
+  if (c->ws_bytes && cudaMalloc(&c->ws, c->ws_bytes) != cudaSuccess) throw std::runtime_error("cudaMalloc(workspace)");
+  algo = cudnn_algo_name(c->algo);
+  if (perf[pick].mathType == CUDNN_TENSOR_OP_MATH) algo += " (tensor ops)";
+  return c;
+}
+
+void run_cudnn(CudnnConv& c) {
+  const float one = 1.f, zero = 0.f;
+  cudnn_check(
+      cudnnConvolutionForward(c.h, &one, c.xd, c.x, c.wd, c.w, c.cd, c.algo, c.ws, c.ws_bytes, &zero, c.yd, c.y),
+      "cudnnConvolutionForward");
+  c.stream->synchronize();
+}
+#endif
+
+struct Args {
+  bool quick = false;
+  std::string device, json, layers, layout = "nhwc", dtype = "f32";
+  std::vector<std::size_t> batches;
+  int rounds = 5, threads = 0;
+};
+
+std::vector<std::size_t> parse_list(const std::string& s) {
+  std::vector<std::size_t> out;
+  std::size_t i = 0;
+  while (i < s.size()) {
+    std::size_t j = s.find(',', i);
+    if (j == std::string::npos) j = s.size();
+    out.push_back(std::stoul(s.substr(i, j - i)));
+    i = j + 1;
+  }
+  return out;
+}
+
+bool name_matches(const std::string& name, const std::string& list) {
+  if (list.empty()) return true;
+  std::size_t i = 0;
+  while (i <= list.size()) {
+    std::size_t j = list.find(',', i);
+    if (j == std::string::npos) j = list.size();
+    if (j > i && name.find(list.substr(i, j - i)) != std::string::npos) return true;
+    i = j + 1;
+  }
+  return false;
+}
+
+void usage() {
+  std::printf(
+      "usage: conv_bench [--quick] [--device SPEC] [--batch LIST] [--layers SUBSTRING[,...]]\n"
+      "                  [--layout nhwc|nchw|both] [--dtype f32|f16] [--rounds N] [--threads N]\n"
+      "                  [--json FILE]\n"
+      "  --quick     3x3 C64 56x56, 3x3 C256 14x14 and 1x1 C256->K64 56x56 at batch 1\n"
+      "  --batch     batch sizes (default 1,8)\n"
+      "  --layers    run the layers whose name contains one of the substrings (e.g. 3x3,dw)\n"
+      "  --threads   oneDNN's threads (default: the machine's cores)\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string s = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "%s needs a value\n", s.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (s == "--quick")
+      a.quick = true;
+    else if (s == "--device")
+      a.device = next();
+    else if (s == "--json")
+      a.json = next();
+    else if (s == "--layers")
+      a.layers = next();
+    else if (s == "--layout")
+      a.layout = next();
+    else if (s == "--dtype")
+      a.dtype = next();
+    else if (s == "--batch")
+      a.batches = parse_list(next());
+    else if (s == "--rounds")
+      a.rounds = std::max(1, std::stoi(next()));
+    else if (s == "--threads")
+      a.threads = std::max(1, std::stoi(next()));
+    else if (s == "--help" || s == "-h") {
+      usage();
+      return 0;
+    } else {
+      std::fprintf(stderr, "unknown argument %s (see --help)\n", s.c_str());
+      return 2;
+    }
+  }
+  if (a.dtype != "f32" && a.dtype != "f16") {
+    std::fprintf(stderr, "--dtype must be f32 or f16\n");
+    return 2;
+  }
+  std::vector<dnn::TensorLayout> layouts;
+  if (a.layout == "nhwc" || a.layout == "both") layouts.push_back(dnn::TensorLayout::NHWC);
+  if (a.layout == "nchw" || a.layout == "both") layouts.push_back(dnn::TensorLayout::NCHW);
+  if (layouts.empty()) {
+    std::fprintf(stderr, "--layout must be nhwc, nchw or both\n");
+    return 2;
+  }
+  const dnn::DataType dt = a.dtype == "f16" ? dnn::DataType::F16 : dnn::DataType::F32;
+  if (a.batches.empty()) a.batches = a.quick ? std::vector<std::size_t>{1} : std::vector<std::size_t>{1, 8};
+  std::vector<Layer> layers;
+  for (const Layer& l : all_layers()) {
+    const bool in_quick =
+        l.name == "3x3 C64 K64 56x56" || l.name == "3x3 C256 K256 14x14" || l.name == "1x1 C256 K64 56x56";
+    if ((a.quick && a.layers.empty() && !in_quick) || !name_matches(l.name, a.layers)) continue;
+    layers.push_back(l);
+  }
+  if (layers.empty()) {
+    std::fprintf(stderr, "no layer matches --layers %s\n", a.layers.c_str());
+    return 2;
+  }
+  const int threads = a.threads ? a.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  const double budget = a.quick ? 0.15 : 0.3;
+
+  axle::Device dev;
+  try {
+    dev = axle::default_device(a.device);
+  } catch (const axle::Error& e) {
+    std::fprintf(stderr, "conv_bench: %s\n", e.what());
+    return 1;
+  }
+  const axle::DeviceInfo& info = dev.info();
+  axle::Stream stream = dev.create_stream();
+  std::printf("device: %s (%s, %s)\n", info.name.c_str(), dev.id().c_str(), info.vendor.c_str());
+  PeakProbe probe(dev, stream);
+  if (probe.measure(1.0) > 0)
+    std::printf("peak (FMA probe, f32): %.1f GFLOP/s\n", probe.best());
+  else
+    std::printf("peak: unknown (FMA probe failed: %s)\n", probe.why().c_str());
+
+  // Peers present in this build and on this device.
+  std::vector<std::string> global_notes;
+  const std::string host_name = cpu_model_name();
+#ifdef AXLE_BENCH_HAVE_ONEDNN
+#ifdef AXLE_BENCH_HAVE_OPENMP
+  omp_set_num_threads(threads);
+#endif
+  std::printf("oneDNN %d.%d.%d on %s, %d threads\n", dnnl_version()->major, dnnl_version()->minor,
+              dnnl_version()->patch, host_name.c_str(), threads);
+#else
+  global_notes.push_back("oneDNN: not in this build");
+#endif
+#ifndef AXLE_BENCH_HAVE_CLBLAST
+  if (info.backend == "opencl") global_notes.push_back("CLBlast: not in this build");
+#endif
+#ifdef AXLE_BENCH_HAVE_CUDNN
+  cudnnHandle_t cudnn = nullptr;
+  {
+    int count = 0;
+    const cudaError_t ce = cudaGetDeviceCount(&count);
+    if (ce != cudaSuccess || count == 0)
+      global_notes.push_back(std::string("cuDNN: no CUDA device (") +
+                             (ce != cudaSuccess ? cudaGetErrorString(ce) : "cudaGetDeviceCount: 0") + ")");
+    else if (info.backend != "cuda")
+      global_notes.push_back("cuDNN: the bench device is " + dev.id() + " (run with --device cuda:N)");
+    else if (const cudnnStatus_t cs = cudnnCreate(&cudnn); cs != CUDNN_STATUS_SUCCESS) {
+      global_notes.push_back(std::string("cuDNN: no CUDA device (cudnnCreate: ") + cudnnGetErrorString(cs) + ")");
+      cudnn = nullptr;
+    } else {
+      cudnnSetStream(cudnn, static_cast<cudaStream_t>(stream.native_handle()));
+      std::printf("cuDNN %zu\n", cudnnGetVersion());
+    }
+  }
+#else
+  if (info.backend == "cuda") global_notes.push_back("cuDNN: not in this build");
+#endif
+  for (const std::string& n : global_notes) std::printf("%s\n", n.c_str());
+
+  const double tol = dt == dnn::DataType::F16 ? 2e-2 : 1e-4;
+  bool any_wrong = false;
+  nlohmann::json records = nlohmann::json::array();
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+
+  for (std::size_t batch : a.batches)
+    for (const Layer& layer : layers) {
+      const dnn::Conv2dDesc d = make_desc(layer, batch, dnn::TensorLayout::NCHW);
+      const double flops = d.flops();
+      std::vector<float> x(d.x_elems()), wt(d.w_elems());
+      for (float& v : x) v = round_to(dt, dist(rng));
+      for (float& v : wt) v = round_to(dt, dist(rng));
+      const std::vector<Sample> samples = make_samples(d, x, wt, rng);
+      const std::vector<float> x_nhwc = x_to_nhwc(d, x), w_krsc = w_to_krsc(d, wt);
+      std::vector<std::string> notes;
+      std::vector<std::unique_ptr<Impl>> impls;
+      std::vector<std::shared_ptr<void>> keep;  // device buffers, plans and peer state of this layer
+      std::map<std::string, std::vector<float>> outputs;
+
+      // Axle, one plan per layout, made here (outside the timing).
+      for (dnn::TensorLayout lay : layouts) {
+        const bool nhwc = lay == dnn::TensorLayout::NHWC;
+        try {
+          const dnn::Conv2dDesc dl = make_desc(layer, batch, lay);
+          auto plan = std::make_shared<dnn::Conv2dPlan>(dev, dl, dnn::Conv2dTypes{dt, dt, dt});
+          auto bx = std::make_shared<axle::Buffer>(upload(stream, nhwc ? x_nhwc : x, dt));
+          auto bw = std::make_shared<axle::Buffer>(upload(stream, nhwc ? w_krsc : wt, dt));
+          auto by = std::make_shared<axle::Buffer>(upload(stream, std::vector<float>(d.y_elems(), 0.f), dt));
+          keep.insert(keep.end(), {plan, bx, bw, by});
+          dnn::Conv2dArgs args;
+          args.x = tensor(*bx, dt);
+          args.w = tensor(*bw, dt);
+          args.y = tensor(*by, dt);
+          auto im = std::make_unique<Impl>();
+          im->impl = "axle", im->layout = layout_name(lay), im->backend = info.backend, im->device = info.name;
+          im->describe = plan->describe();
+          im->algo = im->describe.substr(0, im->describe.find(" for "));
+          axle::Stream* st = &stream;
+          im->run = [plan, args, st]() {
+            plan->run(*st, args);
+            st->synchronize();
+          };
+          im->output = [st, by, d, dt, nhwc]() {
+            std::vector<float> y = download(*st, *by, d.y_elems(), dt);
+            return nhwc ? y_from_nhwc(d, y) : y;
+          };
+          impls.push_back(std::move(im));
+        } catch (const std::exception& e) {
+          notes.push_back(std::string("axle ") + layout_name(lay) + ": " + e.what());
+        }
+      }
+#ifdef AXLE_BENCH_HAVE_ONEDNN
+      // oneDNN: its best layout, then forced to each of Axle's.
+      for (int v = 0; v <= int(layouts.size()); ++v) {
+        const bool best = v == 0;
+        const dnn::TensorLayout lay = best ? dnn::TensorLayout::NCHW : layouts[std::size_t(v - 1)];
+        try {
+          std::shared_ptr<OnednnConv> o = make_onednn(d, dt, best, lay, x, wt);
+          keep.push_back(o);
+          auto im = std::make_unique<Impl>();
+          im->impl = "onednn", im->variant = best ? "best" : "same-layout", im->layout = o->layout;
+          im->backend = "host", im->device = host_name + " (" + std::to_string(threads) + " threads)";
+          im->algo = o->impl_info;
+          im->describe = "oneDNN convolution_auto, forward_inference, " +
+                         std::string(best ? "every format its own" : "x and y in the given layout, weights its own") +
+                         ": " + o->impl_info;
+          im->pause_s = 0.1;
+          OnednnConv* op = o.get();
+          im->run = [op]() { run_onednn(*op); };
+          im->output = [op, dt]() { return onednn_output(*op, dt); };
+          impls.push_back(std::move(im));
+        } catch (const std::exception& e) {
+          notes.push_back(std::string("oneDNN ") + (best ? "best" : layout_name(lay)) + ": " + e.what() +
+                          (dt == dnn::DataType::F16 ? " (no f16 convolution on this CPU)" : ""));
+        }
+      }
+#endif
+#ifdef AXLE_BENCH_HAVE_CLBLAST
+      if (info.backend == "opencl") {
+        if (d.groups != 1) {
+          notes.push_back("CLBlast: skipped (Convgemm has no groups: depthwise cannot run)");
+        } else {
+          try {
+            auto bx = std::make_shared<axle::Buffer>(upload(stream, x, dt));
+            auto bw = std::make_shared<axle::Buffer>(upload(stream, wt, dt));
+            auto by = std::make_shared<axle::Buffer>(upload(stream, std::vector<float>(d.y_elems(), 0.f), dt));
+            keep.insert(keep.end(), {bx, bw, by});
+            axle::Stream* st = &stream;
+            auto run = [st, bx, bw, by, d, dt]() {
+              cl_command_queue q = static_cast<cl_command_queue>(st->native_handle());
+              const auto mx = static_cast<cl_mem>(bx->native_handle()), mw = static_cast<cl_mem>(bw->native_handle());
+              const auto my = static_cast<cl_mem>(by->native_handle());
+              const auto mode = clblast::KernelMode::kCrossCorrelation;
+              const clblast::StatusCode s =
+                  dt == dnn::DataType::F16
+                      ? clblast::Convgemm<cl_half>(mode, d.c, d.h, d.w, d.r, d.s, d.pad_top, d.pad_left, d.stride_h,
+                                                   d.stride_w, d.dilation_h, d.dilation_w, d.k, d.n, mx, 0, mw, 0, my,
+                                                   0, &q, nullptr)
+                      : clblast::Convgemm<float>(mode, d.c, d.h, d.w, d.r, d.s, d.pad_top, d.pad_left, d.stride_h,
+                                                 d.stride_w, d.dilation_h, d.dilation_w, d.k, d.n, mx, 0, mw, 0, my, 0,
+                                                 &q, nullptr);
+              if (s == clblast::StatusCode::kNoHalfPrecision)
+                throw std::runtime_error("no half precision on this device (kNoHalfPrecision)");
+              if (s != clblast::StatusCode::kSuccess)
+                throw std::runtime_error("clblast::Convgemm failed with status " + std::to_string(int(s)));
+              clFinish(q);
+            };
+            run();  // compiles its kernels; throws here when it cannot serve
+            auto im = std::make_unique<Impl>();
+            im->impl = "clblast", im->layout = "nchw", im->backend = info.backend, im->device = info.name;
+            im->algo = "Convgemm (im2col + GEMM)";
+            im->describe = "clblast::Convgemm, kCrossCorrelation, NCHW tensors with KCRS filters";
+            im->run = run;
+            im->output = [st, by, d, dt]() { return download(*st, *by, d.y_elems(), dt); };
+            impls.push_back(std::move(im));
+          } catch (const std::exception& e) {
+            notes.push_back(std::string("CLBlast: ") + e.what());
+          }
+        }
+      }
+#endif
+#ifdef AXLE_BENCH_HAVE_CUDNN
+      if (cudnn) {
+        try {
+          auto bx = std::make_shared<axle::Buffer>(upload(stream, x_nhwc, dt));
+          auto bw = std::make_shared<axle::Buffer>(upload(stream, w_krsc, dt));
+          auto by = std::make_shared<axle::Buffer>(upload(stream, std::vector<float>(d.y_elems(), 0.f), dt));
+          keep.insert(keep.end(), {bx, bw, by});
+          auto ptr = [](const axle::Buffer& b) { return reinterpret_cast<void*>(b.native_handle()); };
+          std::string algo;
+          std::shared_ptr<CudnnConv> c = make_cudnn(cudnn, stream, d, dt, ptr(*bx), ptr(*bw), ptr(*by), algo);
+          keep.push_back(c);
+          auto im = std::make_unique<Impl>();
+          im->impl = "cudnn", im->layout = "nhwc", im->backend = "cuda", im->device = info.name;
+          im->algo = algo;
+          im->describe = "cuDNN " + algo + " (cudnnFindConvolutionForwardAlgorithm), workspace " +
+                         std::to_string(c->ws_bytes) + " bytes";
+          CudnnConv* cp = c.get();
+          axle::Stream* st = &stream;
+          im->run = [cp]() { run_cudnn(*cp); };
+          im->output = [st, by, d, dt]() { return y_from_nhwc(d, download(*st, *by, d.y_elems(), dt)); };
+          impls.push_back(std::move(im));
+        } catch (const std::exception& e) {
+          notes.push_back(std::string("cuDNN: ") + e.what());
+        }
+      }
+#endif
+
+      // Check every result before timing it.
+      std::vector<float> axle_y[2], onednn_y;
+      for (auto& im : impls) {
+        try {
+          im->run();
+          const std::vector<float> y = im->output();
+          im->err = sample_error(samples, y);
+          if (im->impl == "axle") axle_y[im->layout == "nhwc" ? 0 : 1] = y;
+          if (im->impl == "onednn" && im->variant == "best") onednn_y = y;
+        } catch (const std::exception& e) {
+          notes.push_back(im->key() + ": " + e.what());
+          im->run = nullptr;
+        }
+      }
+      impls.erase(std::remove_if(impls.begin(), impls.end(), [](const auto& im) { return !im->run; }), impls.end());
+
+      // Interleaved rounds.
+      for (int r = 0; r < a.rounds; ++r)
+        for (auto& im : impls) {
+          try {
+            im->round_ms.push_back(time_round(*im, budget));
+          } catch (const std::exception& e) {
+            notes.push_back(im->key() + " (round " + std::to_string(r) + "): " + e.what());
+          }
+          // A CPU device's runtime (PoCL) has worker threads of its own: every
+          // implementation then leaves the cores idle before the next one starts.
+          const double pause = info.type == axle::DeviceType::CPU ? std::max(im->pause_s, 0.1) : im->pause_s;
+          std::this_thread::sleep_for(std::chrono::duration<double>(pause));
+        }
+
+      const double peak = probe.measure(0.3);
+
+      // Table.
+      std::printf("\n== %s  n=%zu %s  (%s, %.3f GFLOP)\n", layer.name.c_str(), batch, a.dtype.c_str(), d.str().c_str(),
+                  flops * 1e-9);
+      std::printf("%-8s %-12s %-44s %10s %10s %7s %9s\n", "impl", "layout", "algo", "ms", "GFLOP/s", "%peak",
+                  "rel.err");
+      std::map<std::string, double> gf;  // by key
+      double onednn_best = 0, clblast = 0;
+      std::map<std::string, double> onednn_same;
+      for (auto& im : impls) {
+        if (im->round_ms.empty()) continue;
+        const double ms = median(im->round_ms), g = flops / (ms * 1e-3) * 1e-9;
+        const bool wrong = im->err > tol || !std::isfinite(im->err);
+        any_wrong = any_wrong || wrong;
+        std::string algo = im->algo.size() > 44 ? im->algo.substr(0, 41) + "..." : im->algo;
+        char frac[16] = "";
+        if (peak > 0 && im->impl == "axle") std::snprintf(frac, sizeof frac, "%.1f%%", 100 * g / peak);
+        std::printf("%-8s %-12s %-44s %10.3f %10.2f %7s %9.1e%s\n", im->impl.c_str(), im->layout.c_str(), algo.c_str(),
+                    ms, g, frac, im->err, wrong ? "  WRONG" : "");
+        if (im->impl == "onednn" && im->variant == "best") onednn_best = g;
+        if (im->impl == "onednn" && im->variant == "same-layout") onednn_same[im->layout] = g;
+        if (im->impl == "clblast") clblast = g;
+        if (im->impl == "axle") gf[im->layout] = g;
+        nlohmann::json rec = {{"impl", im->impl},
+                              {"variant", im->variant},
+                              {"backend", im->backend},
+                              {"device", im->device},
+                              {"layer", layer.name},
+                              {"layout", im->layout},
+                              {"dtype", a.dtype},
+                              {"direction", "fwd"},
+                              {"n", batch},
+                              {"c", d.c},
+                              {"k", d.k},
+                              {"h", d.h},
+                              {"w", d.w},
+                              {"r", d.r},
+                              {"s", d.s},
+                              {"stride", d.stride_h},
+                              {"pad", d.pad_top},
+                              {"groups", d.groups},
+                              {"algo", im->algo},
+                              {"describe", im->describe},
+                              {"ms", ms},
+                              {"gflops", g},
+                              {"round_ms", im->round_ms},
+                              {"max_rel_err", im->err},
+                              {"valid", !wrong}};
+        if (peak > 0) rec["peak_gflops"] = peak;
+        if (peak > 0 && im->impl == "axle") rec["frac_peak"] = g / peak;
+        if (im->impl == "onednn") rec["threads"] = threads;
+        records.push_back(rec);
+      }
+      for (const auto& [lay, g] : gf) {
+        if (onednn_best <= 0 && !onednn_same.count(lay) && clblast <= 0) continue;
+        std::printf("axle %s:", lay.c_str());
+        if (onednn_best > 0) std::printf("  axle/oneDNN-best %.2f", g / onednn_best);
+        if (onednn_same.count(lay)) std::printf("  axle/oneDNN-%s %.2f", lay.c_str(), g / onednn_same[lay]);
+        if (clblast > 0) std::printf("  axle/CLBlast %.2f", g / clblast);
+        std::printf("\n");
+      }
+      for (int i = 0; i < 2; ++i)
+        if (!axle_y[i].empty() && !onednn_y.empty())
+          std::printf("check: axle %s vs oneDNN max rel err %.1e over %zu points\n", i ? "nchw" : "nhwc",
+                      pair_error(samples, axle_y[i], onednn_y), samples.size());
+      for (const std::string& n : notes) std::printf("note: %s\n", n.c_str());
+      std::fflush(stdout);
+    }
+
+#ifdef AXLE_BENCH_HAVE_CUDNN
+  if (cudnn) cudnnDestroy(cudnn);
+#endif
+  // Every record gets the best peak of the whole run.
+  if (const double peak = probe.best(); peak > 0) {
+    std::printf("\npeak (FMA probe, f32, best over the run): %.1f GFLOP/s\n", peak);
+    for (auto& rec : records) {
+      rec["peak_gflops"] = peak;
+      if (rec["impl"] == "axle") rec["frac_peak"] = rec["gflops"].get<double>() / peak;
+    }
+  }
+  if (!a.json.empty()) {
+    std::ofstream f(a.json);
+    f << records.dump(1) << "\n";
+    if (!f) {
+      std::fprintf(stderr, "conv_bench: cannot write %s\n", a.json.c_str());
+      return 1;
+    }
+    std::printf("\nwrote %s (%zu records)\n", a.json.c_str(), records.size());
+  }
+  if (any_wrong) std::printf("\nsome results are WRONG (see rel.err; tolerance %.0e)\n", tol);
+  return any_wrong ? 1 : 0;
+}
