@@ -176,9 +176,16 @@ count_ctest() {  # count_ctest <phase> <log> <rc>
     fail[$ph]=1
     note[$ph]="ctest did not finish (rc $rc)"
   fi
-  local skipped
+  local skipped per_dev
   skipped=$(grep -c '\*\*\*Skipped\|Disabled' "$log")
   [ "$skipped" -gt 0 ] && note[$ph]="${note[$ph]} ${skipped} skipped"
+  # Per-device cases are listed at test time (DISCOVERY_MODE PRE_TEST): count those that
+  # ran on each device.
+  for per_dev in cuda_0 opencl_0 opencl_1; do
+    local n_dev
+    n_dev=$(grep -E "Test +#[0-9]+: [^ ]*/${per_dev} .*Passed" "$log" | wc -l)
+    [ "$n_dev" -gt 0 ] && note[$ph]="${note[$ph]} ${n_dev} passed on ${per_dev}"
+  done
 }
 
 # ------------------------------------------------------------------ env
@@ -206,7 +213,7 @@ run_ctest() {  # run_ctest <phase> <device> <log> <seconds>
   local ph=$1 dev=$2 log=$3 secs=$4 rc
   : > "$log"
   if [ -n "$ctest_bin" ]; then
-    AXLE_DEVICE=$dev run_phase_cmd "$secs" "$log" "$ctest_bin" --test-dir "$build" --output-on-failure \
+    AXLE_TEST_EXPECT_DEVICES=cuda AXLE_DEVICE=$dev run_phase_cmd "$secs" "$log" "$ctest_bin" --test-dir "$build" --output-on-failure \
       --timeout 200 -j 4
     rc=$?
     count_ctest "$ph" "$log" "$rc"

@@ -151,6 +151,28 @@ TEST_P(BackendTest, AvailableOrSkippedWithReason) {
   }
 }
 
+// AXLE_TEST_EXPECT_DEVICES=opencl,cuda (set by .ci/run and bench/gpu_check.sh): each
+// named backend must have a device here. Without it, a machine whose OpenCL or CUDA
+// device went missing would run none of the per-device suites and still pass.
+TEST(Backends, ExpectedBackendsHaveDevices) {
+  const char* want = std::getenv("AXLE_TEST_EXPECT_DEVICES");
+  if (!want || !*want) GTEST_SKIP() << "AXLE_TEST_EXPECT_DEVICES is not set";
+  std::string list = want;
+  std::size_t pos = 0;
+  while (pos <= list.size()) {
+    std::size_t comma = list.find(',', pos);
+    if (comma == std::string::npos) comma = list.size();
+    const std::string name = list.substr(pos, comma - pos);
+    pos = comma + 1;
+    if (name.empty()) continue;
+    std::string why = "not compiled into this build";
+    for (const auto& b : axle::backends())
+      if (b.name == name) why = b.available ? "no device" : b.reason;
+    EXPECT_FALSE(axle::devices(name).empty()) << "AXLE_TEST_EXPECT_DEVICES names '" << name
+                                              << "' but it has no device here: " << why;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, BackendTest, ::testing::ValuesIn(axle::backends()),
                          [](const ::testing::TestParamInfo<axle::BackendStatus>& i) { return i.param.name; });
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(BackendTest);
