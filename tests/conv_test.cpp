@@ -273,6 +273,26 @@ TEST_P(ConvTest, GroupsAndDepthwise) {
       d.stride_h = d.stride_w = mult;
       all_algos<float, float>(d);
     }
+    // Wide rows of 16-channel blocks: interior pixel chunks, vector stores, a partial
+    // last channel block (K = 40), strides, 5x5 filters, every epilogue path.
+    for (std::size_t stride : {1, 2}) {
+      Conv2dDesc d = make(2, 40, 11, 23, 40, 3, 3, l);
+      d.groups = 40;
+      d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = 1;
+      d.stride_h = d.stride_w = stride;
+      all_algos<float, float>(d);
+      Epi bias;
+      bias.bias = true;
+      all_algos<float, float>(d, bias);
+      Epi all;
+      all.bias = all.residual = true, all.act = Activation::ReLU, all.beta = 0.5f;
+      all_algos<float, float>(d, all);
+      all_algos<float, half_t>(d, all);
+    }
+    Conv2dDesc five = make(1, 32, 12, 17, 32, 5, 5, l);
+    five.groups = 32;
+    five.pad_top = five.pad_bottom = five.pad_left = five.pad_right = 2;
+    all_algos<float, float>(five);
   }
 }
 

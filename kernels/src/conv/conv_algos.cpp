@@ -6,6 +6,7 @@
 
 #include "axle/blas.hpp"
 #include "conv_backward.hpp"
+#include "conv_depthwise.hpp"
 #include "conv_plan.hpp"
 #include "conv_winograd.hpp"
 
@@ -271,6 +272,7 @@ std::unique_ptr<ConvAlgo> make_algo(Algorithm algo, const ConvProblem& pb) {
   switch (algo) {
     case Algorithm::Direct:
       if (pb.direction != Direction::Forward) return make_direct_backward(pb);
+      if (depthwise_kernel_serves(pb)) return make_depthwise(pb);
       return std::make_unique<DirectAlgo>(pb);
     case Algorithm::ImplicitGemm: return std::make_unique<ImplicitGemmAlgo>(pb);
     case Algorithm::Gemm1x1:
