@@ -107,6 +107,14 @@ double act_ref(double v, Activation a) {
   return v;
 }
 
+// How far a computed element may be from the double reference: float accumulation of k
+// products grows like sqrt(k) with random signs (u * sqrt(k) * sum|a b| holds with a wide
+// margin for this suite's random data), plus the output rounding. A bound that grows like
+// k * sum|a b| (k^2) would let a kernel that drops a term pass at deep k.
+double gemm_tolerance(double eps_in, std::size_t k, double mag, double want, double eps_out) {
+  return 4 * eps_in * std::sqrt(static_cast<double>(k) + 4) * mag + 2 * eps_out * std::fabs(want) + 1e-30;
+}
+
 template <typename TA, typename TB, typename TC>
 void run_case(const axle::Device& dev, const Case& cs) {
   SCOPED_TRACE(cs.name() + " on " + dev.name());
@@ -209,7 +217,7 @@ void run_case(const axle::Device& dev, const Case& cs) {
         }
         want = act_ref(want, cs.act);
         const double got = to_double(out[ci]);
-        const double tol = 4 * eps_in * (cs.k + 4) * tol_mag + 2 * out_eps<TC>() * std::fabs(want) + 1e-30;
+        const double tol = gemm_tolerance(eps_in, cs.k, tol_mag, want, out_eps<TC>());
         if (!(std::fabs(got - want) <= tol)) {
           if (++bad <= 5)
             ADD_FAILURE() << "batch " << b << " C(" << i << ", " << j << ") = " << got << ", expected " << want
@@ -899,6 +907,45 @@ TEST_F(GemmTest, ScratchIsFreedWithItsStream) {
           << per_stream / 1024 << " KiB of scratch each";
     }
   });
+}
+
+// The tolerance must catch a kernel that loses a term: at the deep-k and split-K sizes,
+// dropping the last product (or the last 256) of every element of a random product
+// puts elements outside it.
+TEST(GemmTolerance, CatchesALostTerm) {
+  std::mt19937 rng(17);
+  std::uniform_real_distribution<double> dist(-1.0, 1.0);
+  for (std::size_t k : {1025, 4097, 5000, 9000}) {
+    for (std::size_t lost : {std::size_t{1}, std::size_t{256}}) {
+      std::size_t caught = 0;
+      const std::size_t elements = 64;
+      for (std::size_t e = 0; e < elements; ++e) {
+        double acc = 0, mag = 0, dropped = 0;
+        for (std::size_t p = 0; p < k; ++p) {
+          const double x = static_cast<double>(static_cast<float>(dist(rng))) * static_cast<float>(dist(rng));
+          acc += x;
+          mag += std::fabs(x);
+          if (p >= k - lost) dropped += x;
+        }
+        const double got = static_cast<float>(acc - dropped);
+        if (!(std::fabs(got - acc) <= gemm_tolerance(1.0 / (1 << 23), k, mag, acc, 1.0 / (1 << 23)))) ++caught;
+      }
+      // One element outside the tolerance fails run_case; most are.
+      EXPECT_GT(caught, elements / 2) << "k = " << k << ", " << lost << " term(s) lost";
+    }
+    // And a correct float sum stays inside it.
+    for (std::size_t e = 0; e < 16; ++e) {
+      double acc = 0, mag = 0;
+      float facc = 0;
+      for (std::size_t p = 0; p < k; ++p) {
+        const float a = static_cast<float>(dist(rng)), b = static_cast<float>(dist(rng));
+        acc += double(a) * b;
+        mag += std::fabs(double(a) * b);
+        facc = std::fma(a, b, facc);
+      }
+      EXPECT_LE(std::fabs(facc - acc), gemm_tolerance(1.0 / (1 << 23), k, mag, acc, 1.0 / (1 << 23))) << "k = " << k;
+    }
+  }
 }
 
 // ---- tuning database ---------------------------------------------------------------
