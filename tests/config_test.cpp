@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "axle/axle.hpp"
+#include "log_levels.hpp"
 #include "test_util.hpp"
 
 using axle_test::ScopedEnv;
@@ -227,10 +228,18 @@ TEST(Config, FallbackListPicksAWorkingDevice) {
 }
 
 TEST(Config, LogLevels) {
-  EXPECT_NO_THROW(axle::set_log_levels("jit=debug,mem=trace"));
-  EXPECT_NO_THROW(axle::set_log_levels("axle.jit=info,rt=warn"));
-  EXPECT_NO_THROW(axle::set_log_levels("debug"));
-  EXPECT_NO_THROW(axle::set_log_levels(""));
+  axle::set_log_levels("jit=debug,mem=trace");
+  EXPECT_EQ(axle::detail::log_level("jit"), "debug");
+  EXPECT_EQ(axle::detail::log_level("mem"), "trace");
+  axle::set_log_levels("axle.jit=info,rt=warn");
+  EXPECT_EQ(axle::detail::log_level("jit"), "info");
+  EXPECT_EQ(axle::detail::log_level("rt"), "warn");
+  axle::set_log_levels("debug");
+  for (const char* sub : {"rt", "jit", "mem", "opencl", "cuda", "blas"})
+    EXPECT_EQ(axle::detail::log_level(sub), "debug") << sub;
+  axle::set_log_levels("");
+  for (const char* sub : {"rt", "jit", "mem", "opencl", "cuda", "blas"})
+    EXPECT_EQ(axle::detail::log_level(sub), "off") << sub;
   AXLE_EXPECT_THROW_MSG(axle::set_log_levels("bogus"), axle::ConfigError, {"'bogus'", "trace, debug"});
   AXLE_EXPECT_THROW_MSG(axle::set_log_levels("jit=loud"), axle::ConfigError, {"'loud'"});
   AXLE_EXPECT_THROW_MSG(axle::set_log_levels("jit=debug,mem=nope"), axle::ConfigError, {"'nope'"});

@@ -967,6 +967,33 @@ TEST(GemmTuning, ParsesAndMatchesBySpecificity) {
   EXPECT_EQ(round[2].params.mr, 7);
   EXPECT_THROW(d::parse_tuning("{\"gemm\": [ {\"kernel\": \"packed\" ", "bad.json"), axle::ConfigError);
   EXPECT_THROW(d::parse_tuning("{\"gemm\": [{\"kernel\": \"warp\"}]}", "bad.json"), axle::ConfigError);
+
+  // The matcher: candidates for a device, most specific first, the built-in default last.
+  axle_test::TempDir dir;
+  axle_test::ScopedEnv file("AXLE_TUNING_FILE", dir.write("tuning.json", text));
+  axle_test::ScopedEnv shipped("AXLE_TUNING_SHIPPED", std::string("0"));
+  axle::blas::reset_gemm_caches();
+  axle::DeviceInfo acme;
+  acme.vendor = "Acme";
+  acme.name = "Acme X1";
+  acme.type = axle::DeviceType::CPU;
+  acme.preferred_vector_width_float = 16;
+  auto mrs = [&](d::ElemType t, const char* bucket) {
+    std::vector<int> out;
+    for (const auto& p : d::candidate_params(acme, t, bucket)) out.push_back(p.origin == "built-in default" ? -p.mr : p.mr);
+    return out;
+  };
+  EXPECT_EQ(mrs(d::ElemType::F16, "skinny"), (std::vector<int>{3, 7, 5, 4, -6}));
+  EXPECT_EQ(mrs(d::ElemType::F16, "large"), (std::vector<int>{7, 5, 4, -6}));
+  EXPECT_EQ(mrs(d::ElemType::F32, "large"), (std::vector<int>{5, 4, -6}));
+  acme.vendor = "Other";
+  acme.name = "Other Y";
+  EXPECT_EQ(mrs(d::ElemType::F32, "large"), (std::vector<int>{4, -6}));
+  acme.type = axle::DeviceType::GPU;
+  const auto gpu = d::candidate_params(acme, d::ElemType::F32, "large");
+  ASSERT_EQ(gpu.size(), 1u);
+  EXPECT_EQ(gpu[0].family, d::KernelFamily::Tiled);
+  axle::blas::reset_gemm_caches();
 }
 
 TEST(GemmTuning, UserFileOverridesAndBadEntriesAreRejected) {
