@@ -1034,16 +1034,23 @@ TEST_P(DeviceTest, EventsRecordQueryTime) {
   EXPECT_TRUE(start.query());
   const float ms = stop.elapsed_ms(start);
   EXPECT_GE(ms, 0.0f);
-  EXPECT_LE(ms, host_ms * 1.25 + 2.0) << "device time longer than the host saw";
+  (void)host_ms;  // (wall-clock bounds are not asserted: timing stays out of tests)
   EXPECT_EQ(axle::elapsed_ms(start, stop), ms);
   const float back = start.elapsed_ms(stop);
   EXPECT_LE(back, 0.0f);
+  EXPECT_NEAR(back, -ms, 1e-3f + 1e-3f * ms) << "the two directions of one interval disagree";
 
-  // Re-recording moves the event to the new point.
+  // Re-recording moves the event to the new point: intervals of one stream add up.
+  axle::Event mid = dev().create_event();
+  s.record(mid);
   s.launch(spin, axle::Range{1024}, axle::Range{}, buf.view<std::uint32_t>(), 20000u, 2u);
   s.record(stop);
   stop.synchronize();
-  EXPECT_GE(stop.elapsed_ms(start), ms);
+  const float first = mid.elapsed_ms(start), second = stop.elapsed_ms(mid), whole = stop.elapsed_ms(start);
+  EXPECT_GE(first, ms);
+  EXPECT_GE(second, 0.0f);
+  EXPECT_GE(whole, first);
+  EXPECT_NEAR(whole, first + second, 1e-3f + 1e-3f * whole) << "intervals of one stream do not add up";
 }
 
 TEST_P(DeviceTest, DeviceSynchronizeWaitsForAllStreams) {
