@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "axle/blas.hpp"
+#include "conv_cuda.hpp"
 #include "conv_plan.hpp"
 
 namespace axle::embedded {
@@ -259,6 +260,8 @@ std::string algo_unsupported_reason(Algorithm algo, const ConvProblem& pb) {
         return "stride " + std::to_string(d.stride_h) + "x" + std::to_string(d.stride_w) + " (it needs stride 1)";
       if (d.pad_top || d.pad_bottom || d.pad_left || d.pad_right) return "padding (it needs none)";
       return "";
+    case Algorithm::TensorCore: return tensor_core_unsupported_reason(pb);
+    case Algorithm::CudaSimt: return cuda_simt_unsupported_reason(pb);
   }
   return "unknown algorithm";
 }
@@ -268,6 +271,8 @@ std::unique_ptr<ConvAlgo> make_algo(Algorithm algo, const ConvProblem& pb) {
     case Algorithm::Direct: return std::make_unique<DirectAlgo>(pb);
     case Algorithm::ImplicitGemm: return std::make_unique<ImplicitGemmAlgo>(pb);
     case Algorithm::Gemm1x1: return std::make_unique<Gemm1x1Algo>(pb);
+    case Algorithm::TensorCore: return make_tensor_core_algo(pb);
+    case Algorithm::CudaSimt: return make_cuda_simt_algo(pb);
     case Algorithm::Auto: break;
   }
   throw InvalidArgument("conv2d: no algorithm object for 'auto'");
