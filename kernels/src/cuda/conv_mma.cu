@@ -1,5 +1,5 @@
 // Tensor-core implicit-GEMM forward convolution for sm_80 and newer: warp-level
-// mma.sync m16n8k16 (f16/bf16 inputs, f32 accumulation) fed by a cp.async
+// mma.sync (m16n8k16 f16/bf16, m16n8k8 tf32; f32 accumulation) fed by a cp.async
 // multi-stage pipeline through XOR-swizzled shared memory (ldmatrix), as gemm_mma.cu.
 //
 //   y = act(alpha * conv(x, w) + beta * y + bias[k] + z)
@@ -9,18 +9,20 @@
 // (r, s, c) with c fastest (R*S*C/groups), so that a filter is one row of w and a tap
 // of an output pixel is C/groups contiguous input channels. A tile's A rows are
 // gathered from x: every thread owns two fixed rows (their (n, p, q) decoded once),
-// and each 16-byte chunk of 8 channels is one tap of one pixel, zero-filled where the
-// tap falls in the padding or past the reduction (cp.async with src-size 0). C/groups
-// must be a multiple of 8 so that no chunk straddles two taps; the host refuses others.
+// and each 16-byte chunk of channels (8 16-bit or 4 f32) is one tap of one pixel,
+// zero-filled where the tap falls in the padding or past the reduction (cp.async with
+// src-size 0). C/groups must be a multiple of the chunk so that no chunk straddles two
+// taps; the host refuses others.
 //
-// CTA tile 128 x AXLE_CONV_BN (output pixels x filters), 8 warps, k depth 32 per stage:
+// CTA tile 128 x AXLE_CONV_BN (output pixels x filters), 8 warps, 64 bytes of
+// reduction per stage (32 16-bit values, 16 f32):
 //   BN  warps (m x n)  warp tile  stages  shared
 //   128 2 x 4          64 x 32    3       48 KiB
 //    64 4 x 2          32 x 32    4       48 KiB
 // Every load is predicated on the bounds, so any M, K and reduction is served.
 //
 // Compile-time configuration (-D, chosen by the host, conv_cuda.cpp):
-//   AXLE_CONV_ELEM   0: f16 inputs, 1: bf16 inputs
+//   AXLE_CONV_ELEM   0: f16 inputs, 1: bf16 inputs, 2: f32 inputs rounded to tf32
 //   AXLE_CONV_BN     128 or 64: filters per CTA tile
 //   AXLE_CONV_VEC16  1: x and w start 16-byte aligned (16-byte cp.async);
 //                    0: element-wise loads (any view offset)
@@ -38,6 +40,10 @@
 // axle-variant: -DAXLE_CONV_ELEM=1 -DAXLE_CONV_BN=128 -DAXLE_CONV_VEC16=0
 // axle-variant: -DAXLE_CONV_ELEM=0 -DAXLE_CONV_BN=64 -DAXLE_CONV_VEC16=0
 // axle-variant: -DAXLE_CONV_ELEM=1 -DAXLE_CONV_BN=64 -DAXLE_CONV_VEC16=0
+// axle-variant: -DAXLE_CONV_ELEM=2 -DAXLE_CONV_BN=128 -DAXLE_CONV_VEC16=1
+// axle-variant: -DAXLE_CONV_ELEM=2 -DAXLE_CONV_BN=64 -DAXLE_CONV_VEC16=1
+// axle-variant: -DAXLE_CONV_ELEM=2 -DAXLE_CONV_BN=128 -DAXLE_CONV_VEC16=0
+// axle-variant: -DAXLE_CONV_ELEM=2 -DAXLE_CONV_BN=64 -DAXLE_CONV_VEC16=0
 
 #ifndef AXLE_CONV_ELEM
 #define AXLE_CONV_ELEM 0
@@ -55,15 +61,23 @@ typedef unsigned short u16;
 typedef unsigned int u32;
 typedef long long i64;
 
+#if AXLE_CONV_ELEM == 2
+typedef float Elem;
+#else
+typedef u16 Elem;
+#endif
+
 constexpr int kBM = 128, kBN = AXLE_CONV_BN;
 constexpr int kThreads = 256;
-constexpr int kBK = 32;            // reduction depth of a stage (16-bit elements)
+constexpr int kEs = (int)sizeof(Elem);
+constexpr int kBK = 64 / kEs;      // reduction depth of a stage: 32 (16-bit) or 16 (f32)
+constexpr int kCE = 16 / kEs;      // elements per 16-byte chunk
 constexpr int kWarpsN = kBN / 32;  // warp tiles are 32 filters wide
 constexpr int kWarpsM = 8 / kWarpsN;
 constexpr int kWM = kBM / kWarpsM;  // 64 or 32 output pixels per warp
 constexpr int kMT = kWM / 16;       // m16 tiles per warp
 constexpr int kStages = kBN == 128 ? 3 : 4;
-constexpr int kATileBytes = kBM * 64;  // 128 rows of 32 elements
+constexpr int kATileBytes = kBM * 64;  // 128 rows of 64 bytes
 constexpr int kBTileBytes = kBN * 64;
 constexpr int kStageBytes = kATileBytes + kBTileBytes;
 constexpr int kGroupM = 8;                  // CTA rasterisation: 8 tile rows per group
@@ -100,15 +114,29 @@ __device__ __forceinline__ void ldmatrix_x4(u32 (&r)[4], u32 addr) {
                : "r"(addr));
 }
 
-// One 16-byte chunk (8 elements) global -> shared; `valid` false zero-fills it.
-__device__ __forceinline__ void load_chunk(u32 dst, const u16* src, bool valid) {
+__device__ __forceinline__ u32 ld_shared_u32(u32 addr) {
+  u32 v;
+  asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(v) : "r"(addr));
+  return v;
+}
+
+__device__ __forceinline__ u32 elem_bits(float v) { return __float_as_uint(v); }
+__device__ __forceinline__ u32 elem_bits(u16 v) { return (u32)v; }
+
+// One 16-byte chunk (kCE elements) global -> shared; `valid` false zero-fills it.
+__device__ __forceinline__ void load_chunk(u32 dst, const Elem* src, bool valid) {
 #if AXLE_CONV_VEC16
   cp_async16(dst, src, valid ? 16 : 0);  // bytes past src_bytes are zero-filled
 #else
   u32 w[4] = {0u, 0u, 0u, 0u};
   if (valid) {
 #pragma unroll
-    for (int e = 0; e < 8; ++e) w[e >> 1] |= (u32)src[e] << ((e & 1) * 16);
+    for (int e = 0; e < kCE; ++e) {
+      if (kEs == 4)
+        w[e] = elem_bits(src[e]);
+      else
+        w[e >> 1] |= elem_bits(src[e]) << ((e & 1) * 16);
+    }
   }
   st_shared_v4(dst, w[0], w[1], w[2], w[3]);
 #endif
@@ -130,6 +158,20 @@ __device__ __forceinline__ void mma_16816(float (&d)[4], const u32 (&a)[4], u32 
 #endif
 }
 
+__device__ __forceinline__ void mma_1688_tf32(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ u32 to_tf32(u32 f32_bits) {
+  u32 r;
+  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(__uint_as_float(f32_bits)));
+  return r;
+}
+
 // ---- epilogue helpers ----
 #include "gemm_epilogue.cuh"
 // after gemm_epilogue.cuh: it uses load_c, store_c and activate
@@ -142,14 +184,14 @@ struct Geometry {
 };
 
 // One stage: the A slice (gathered pixels) and the B slice (filter rows) of reduction
-// values k0 .. k0 + 31 into the shared tiles at s_a / s_a + kATileBytes.
-__device__ __forceinline__ void load_stage(u32 s_a, const u16* __restrict__ x, const u16* __restrict__ w,
+// values k0 .. k0 + kBK - 1 into the shared tiles at s_a / s_a + kATileBytes.
+__device__ __forceinline__ void load_stage(u32 s_a, const Elem* __restrict__ x, const Elem* __restrict__ w,
                                            const Geometry& g, const int (&a_nh)[kARows], const int (&a_ih)[kARows],
                                            const int (&a_iw)[kARows], int n0, int k0, int tid) {
   const int ch = tid & 3, row0 = tid >> 2;
-  const int kk = k0 + ch * 8;
+  const int kk = k0 + ch * kCE;
   const bool k_ok = kk < g.red;
-  // The chunk's tap (r, s) and first channel c; all 8 channels share the tap.
+  // The chunk's tap (r, s) and first channel c; all its channels share the tap.
   int dr = 0, ds = 0, c = 0;
   if (k_ok) {
     const int tap = kk / g.cg;
@@ -163,7 +205,7 @@ __device__ __forceinline__ void load_stage(u32 s_a, const u16* __restrict__ x, c
     const int row = row0 + i * (kThreads / 4);
     const int ih = a_ih[i] + dr, iw = a_iw[i] + ds;
     const bool ok = k_ok && (unsigned)ih < (unsigned)g.H && (unsigned)iw < (unsigned)g.W;
-    const u16* src = ok ? x + ((a_nh[i] + ih) * g.W + iw) * g.C + c : x;
+    const Elem* src = ok ? x + ((a_nh[i] + ih) * g.W + iw) * g.C + c : x;
     load_chunk(s_a + off_kmajor(row, ch), src, ok);
   }
   const u32 s_b = s_a + kATileBytes;
@@ -171,7 +213,7 @@ __device__ __forceinline__ void load_stage(u32 s_a, const u16* __restrict__ x, c
   for (int i = 0; i < kBRows; ++i) {
     const int row = row0 + i * (kThreads / 4);
     const bool ok = k_ok && n0 + row < g.kg;
-    const u16* src = ok ? w + (n0 + row) * g.red + kk : w;
+    const Elem* src = ok ? w + (n0 + row) * g.red + kk : w;
     load_chunk(s_b + off_kmajor(row, ch), src, ok);
   }
 }
@@ -180,8 +222,16 @@ __device__ __forceinline__ void load_stage(u32 s_a, const u16* __restrict__ x, c
 
 using namespace axle_cmma;
 
-extern "C" __global__ void __launch_bounds__(256, 2)
-    axle_conv_mma(const u16* __restrict__ X, const u16* __restrict__ Wt, void* Y, const float* __restrict__ bias,
+// tf32 fragments are read with scalar loads and need more registers: one CTA per SM
+// with the 128-wide tile.
+#if AXLE_CONV_ELEM == 2 && AXLE_CONV_BN == 128
+#define AXLE_CONV_MIN_CTAS 1
+#else
+#define AXLE_CONV_MIN_CTAS 2
+#endif
+
+extern "C" __global__ void __launch_bounds__(256, AXLE_CONV_MIN_CTAS)
+    axle_conv_mma(const Elem* __restrict__ X, const Elem* __restrict__ Wt, void* Y, const float* __restrict__ bias,
                   const void* Z, int N, int C, int H, int W, int K, int R, int S, int P, int Q, int stride_h,
                   int stride_w, int pad_top, int pad_left, int dil_h, int dil_w, int groups, float alpha, float beta,
                   int y_type, int has_bias, int has_z, int act) {
@@ -203,9 +253,9 @@ extern "C" __global__ void __launch_bounds__(256, 2)
   if (tm >= tiles_m || tn >= tiles_n) return;
   const int m0 = tm * kBM, n0 = tn * kBN;
   const int grp = blockIdx.z;
-  const u16* x = X + grp * g.cg;           // this group's first channel
-  const u16* w = Wt + grp * g.kg * g.red;  // this group's first filter
-  const int kbase = grp * g.kg;            // this group's first output channel
+  const Elem* x = X + grp * g.cg;           // this group's first channel
+  const Elem* w = Wt + grp * g.kg * g.red;  // this group's first filter
+  const int kbase = grp * g.kg;             // this group's first output channel
 
   // The two output pixels whose A rows this thread loads: image row base and the
   // input coordinates of tap (0, 0).
@@ -242,7 +292,9 @@ extern "C" __global__ void __launch_bounds__(256, 2)
     cp_async_commit();
   }
 
+#if AXLE_CONV_ELEM != 2
   const int j8 = lane >> 3, i8 = lane & 7;
+#endif
   for (int kt = 0; kt < KT; ++kt) {
     cp_async_wait<kStages - 2>();
     __syncthreads();  // stage kt is visible; every warp is done with stage kt-1
@@ -253,6 +305,31 @@ extern "C" __global__ void __launch_bounds__(256, 2)
     }
     const u32 sA = s_base + (kt % kStages) * kStageBytes;
     const u32 sB = sA + kATileBytes;
+#if AXLE_CONV_ELEM == 2
+    // tf32: m16n8k8, fragments read with 32-bit shared loads (gemm_mma.cu's K-major path).
+#pragma unroll
+    for (int ks = 0; ks < kBK / 8; ++ks) {
+      u32 bf[4][2];
+#pragma unroll
+      for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const int n = wn + nt * 8 + gq, k = ks * 8 + t + r * 4;
+          bf[nt][r] = to_tf32(ld_shared_u32(sB + off_kmajor(n, k >> 2) + (k & 3) * 4));
+        }
+#pragma unroll
+      for (int mt = 0; mt < kMT; ++mt) {
+        u32 af[4];
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+          const int m = wm + mt * 16 + gq + (r & 1) * 8, k = ks * 8 + t + (r >> 1) * 4;
+          af[r] = to_tf32(ld_shared_u32(sA + off_kmajor(m, k >> 2) + (k & 3) * 4));
+        }
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt) mma_1688_tf32(acc[mt][nt], af, bf[nt][0], bf[nt][1]);
+      }
+    }
+#else
 #pragma unroll
     for (int ks = 0; ks < kBK / 16; ++ks) {
       u32 af[kMT][4], bf[4][2];
@@ -278,6 +355,7 @@ extern "C" __global__ void __launch_bounds__(256, 2)
 #pragma unroll
         for (int nt = 0; nt < 4; ++nt) mma_16816(acc[mt][nt], af[mt], bf[nt][0], bf[nt][1]);
     }
+#endif
   }
   cp_async_wait<0>();
 
