@@ -1,9 +1,9 @@
-// The CUDA-only convolution algorithms (tensor_core: mma.sync on sm_80+, f16/bf16 NHWC;
-// cuda_simt: f32 on the CUDA cores, both layouts), each forced on odd shapes it claims
-// (output pixels and filters not multiples of the tiles, C/groups 8 and 24, strides,
-// asymmetric padding, dilation, groups, batch 3), every epilogue part and output type,
-// with 16-byte aligned and unaligned views, against a direct reference with double
-// accumulation over the exact stored values. They run on CUDA devices and skip
+// The CUDA-only convolution algorithms (tensor_core: mma.sync on sm_80+, NHWC, f16/bf16
+// or f32 as TF32; cuda_simt: f32 on the CUDA cores, both layouts), each forced on odd
+// shapes it claims (output pixels and filters not multiples of the tiles, C/groups 8,
+// 12 and 24, strides, asymmetric padding, dilation, groups, batch 3), every epilogue
+// part and output type, with 16-byte aligned and unaligned views, against a direct
+// reference with double accumulation over the exact stored values. They run on CUDA devices and skip
 // elsewhere; the refusal tests run on every device.
 #include <gtest/gtest.h>
 
@@ -100,16 +100,18 @@ struct Epi {
 };
 
 // One forward convolution through a plan forced to `algo`, with every view starting
-// `off` elements into its buffer (8: 16-byte aligned for 16-bit types; 5: not); checks
-// every element of y against the reference and that nothing around y changed.
+// `off` elements into its buffer (8: 16-byte aligned; 5: not); `tf32` allows TF32 (and
+// widens the tolerance by the rounding of the inputs to 10 mantissa bits). Checks every
+// element of y against the reference and that nothing around y changed.
 template <typename TX, typename TY>
-void run_conv(const axle::Device& dev, const Conv2dDesc& d, Algorithm algo, const Epi& e = {}, std::size_t off = 8) {
+void run_conv(const axle::Device& dev, const Conv2dDesc& d, Algorithm algo, const Epi& e = {}, std::size_t off = 8,
+              bool tf32 = false) {
   SCOPED_TRACE(d.str() + " algo " + axle::dnn::to_string(algo) + " on " + dev.id() + " x " +
                axle::dnn::to_string(axle::dnn::DataTypeOf<TX>::value) + " y " +
                axle::dnn::to_string(axle::dnn::DataTypeOf<TY>::value) + " offset " + std::to_string(off) + " bias " +
                std::to_string(e.bias) + " residual " + std::to_string(e.residual) + " act " +
                std::to_string(static_cast<int>(e.act)) + " alpha " + std::to_string(e.alpha) + " beta " +
-               std::to_string(e.beta));
+               std::to_string(e.beta) + (tf32 ? " tf32" : ""));
   std::mt19937 rng(static_cast<unsigned>(d.n * 7 + d.c * 131 + d.k * 17 + d.h * 3 + d.r + off));
   std::uniform_real_distribution<double> dist(-1.0, 1.0);
   const std::size_t guard = 7;
@@ -139,6 +141,7 @@ void run_conv(const axle::Device& dev, const Conv2dDesc& d, Algorithm algo, cons
   args.beta = e.beta;
   axle::dnn::Conv2dOptions opt;
   opt.algorithm = algo;
+  opt.allow_tf32 = tf32;
   axle::dnn::Conv2dTypes types{axle::dnn::DataTypeOf<TX>::value, axle::dnn::DataTypeOf<TX>::value,
                                axle::dnn::DataTypeOf<TY>::value};
   axle::dnn::Conv2dFusion fusion{e.bias, e.residual, e.act};
@@ -185,9 +188,11 @@ void run_conv(const axle::Device& dev, const Conv2dDesc& d, Algorithm algo, cons
           }
           want = act_ref(want, e.act);
           const double got = to_double(out[yi]);
-          // Float accumulation over cg*R*S terms (worst case) plus the output rounding.
+          // Float accumulation over cg*R*S terms (worst case), the TF32 rounding of both
+          // inputs of each product, the output rounding.
           const double terms = static_cast<double>(cg * d.r * d.s) + 4;
-          const double tol = 2 * eps_in * terms * tol_mag + 2 * out_eps<TY>() * (std::fabs(want) + tol_mag) + 1e-30;
+          const double tol = 2 * eps_in * terms * tol_mag + (tf32 ? 2.5 / 1024 * tol_mag : 0.0) +
+                             2 * out_eps<TY>() * (std::fabs(want) + tol_mag) + 1e-30;
           if (!(std::fabs(got - want) <= tol) && ++bad <= 5)
             ADD_FAILURE() << "y(n=" << n << ", k=" << k << ", p=" << p << ", q=" << q << ") = " << got << ", expected "
                           << want << " (tolerance " << tol << ")";
@@ -340,6 +345,25 @@ TEST(ConvCuda, TensorCoreEveryEpiloguePart) {
     }
 }
 
+TEST(ConvCuda, TensorCoreTf32) {
+  AXLE_CUDA_DEVICES(devs, 80);
+  std::vector<Conv2dDesc> shapes = tensor_core_shapes();
+  Conv2dDesc d = make(2, 12, 7, 9, 10, 3, 3);  // C/groups 12: a multiple of 4, not of 8
+  d.stride_w = 2;
+  pad(d, 1, 1, 0, 2);
+  shapes.push_back(d);
+  d = make(1, 20, 6, 6, 10, 3, 3);  // 5 groups of C 4, K 2; dilation 2x1
+  d.groups = 5, d.dilation_h = 2;
+  pad(d, 1, 1, 1, 1);
+  shapes.push_back(d);
+  for (const auto& dev : devs) {
+    for (const Conv2dDesc& s : shapes)
+      for (std::size_t off : {8, 5}) run_conv<float, float>(dev, s, Algorithm::TensorCore, {}, off, true);
+    for (const Epi& e : epilogues()) run_conv<float, half_t>(dev, shapes[1], Algorithm::TensorCore, e, 8, true);
+    run_conv<float, bfloat16_t>(dev, shapes[0], Algorithm::TensorCore, {}, 5, true);
+  }
+}
+
 TEST(ConvCuda, CudaSimtOddShapes) {
   AXLE_CUDA_DEVICES(devs, 0);
   for (const auto& dev : devs)
@@ -387,6 +411,17 @@ TEST(ConvCuda, SelectorPicksTheCudaPaths) {
     axle::dnn::Conv2dPlan simt(dev, d, f32);
     EXPECT_EQ(simt.algorithm(), Algorithm::CudaSimt) << simt.describe();
     EXPECT_TRUE(axle_test::contains_all(simt.describe(), {"cuda_simt", "FFMA"}));
+    axle::dnn::Conv2dOptions tf32;
+    tf32.allow_tf32 = true;
+    axle::dnn::Conv2dPlan tc32(dev, d, f32, axle::dnn::Direction::Forward, {}, tf32);
+    if (sm_of(dev) >= 80) {
+      EXPECT_EQ(tc32.algorithm(), Algorithm::TensorCore) << tc32.describe();
+      EXPECT_TRUE(axle_test::contains_all(tc32.describe(), {"tensor_core", "tf32", "TF32 (allowed)"}));
+    }
+    Conv2dDesc c6 = d;
+    c6.c = 6;  // C/groups 6: not a multiple of 4, so SIMT even with TF32 allowed
+    axle::dnn::Conv2dPlan simt6(dev, c6, f32, axle::dnn::Direction::Forward, {}, tf32);
+    EXPECT_EQ(simt6.algorithm(), Algorithm::CudaSimt) << simt6.describe();
     Conv2dDesc nchw = d;
     nchw.layout = TensorLayout::NCHW;
     EXPECT_EQ(axle::dnn::Conv2dPlan(dev, nchw, f32).algorithm(), Algorithm::CudaSimt);
@@ -440,7 +475,14 @@ TEST_P(ConvCudaRefusals, EachRefusesWhatItDoesNotServe) {
   if (sm_of(dev) < 80) {
     expect_refused(dev, Algorithm::TensorCore, d, f16, {"sm_80", dev.info().architecture});
   } else {
-    expect_refused(dev, Algorithm::TensorCore, d, f32, {"f32", "f16 or bf16"});
+    expect_refused(dev, Algorithm::TensorCore, d, f32, {"f32", "TF32 is not allowed", "allow_tf32"});
+    axle::dnn::Conv2dOptions tf32;
+    tf32.allow_tf32 = true;
+    tf32.algorithm = Algorithm::TensorCore;
+    Conv2dDesc c6 = d;
+    c6.c = 6;
+    AXLE_EXPECT_THROW_MSG(axle::dnn::Conv2dPlan(dev, c6, f32, axle::dnn::Direction::Forward, {}, tf32),
+                          axle::Unsupported, {"tensor_core", "C/groups = 6", "multiple of 4"});
     Conv2dDesc nchw = d;
     nchw.layout = TensorLayout::NCHW;
     expect_refused(dev, Algorithm::TensorCore, nchw, f16, {"NCHW", "NHWC"});

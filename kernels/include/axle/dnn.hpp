@@ -77,7 +77,7 @@ enum class Algorithm {
   Direct,        ///< one output element per work-item: any shape (depthwise, few channels)
   ImplicitGemm,  ///< a GEMM over (N P Q) x K x (R S C/groups) reading x in place
   Gemm1x1,       ///< 1x1 filters through blas::gemm (stride 1: no copy at all)
-  TensorCore,    ///< CUDA sm_80+: mma.sync implicit GEMM; f16/bf16 NHWC, C/groups a multiple of 8
+  TensorCore,    ///< CUDA sm_80+: mma.sync implicit GEMM, NHWC; f16/bf16 (C/groups % 8 == 0) or TF32
   CudaSimt,      ///< CUDA: register-tiled f32 implicit GEMM on the CUDA cores (NCHW and NHWC)
 };
 const char* to_string(Algorithm a) noexcept;

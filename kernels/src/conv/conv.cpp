@@ -153,13 +153,16 @@ Algorithm select(const ConvProblem& pb, std::string& why) {
     return Algorithm::Direct;
   }
   if (algo_unsupported_reason(Algorithm::TensorCore, pb).empty()) {
-    why = std::string(to_string(pb.types.x)) + " NHWC, C/groups = " + std::to_string(cg) +
-          " (a multiple of 8), reduction of " + std::to_string(red) + ": tensor-core implicit GEMM";
+    why = std::string(pb.types.x == DataType::F32 ? "f32 as TF32 (allowed)" : to_string(pb.types.x)) +
+          " NHWC, C/groups = " + std::to_string(cg) + ", reduction of " + std::to_string(red) +
+          ": tensor-core implicit GEMM";
     return Algorithm::TensorCore;
   }
   if (pb.types.x == DataType::F32 && algo_unsupported_reason(Algorithm::CudaSimt, pb).empty()) {
     why = "f32 on a CUDA device, reduction of " + std::to_string(red) + ": SIMT implicit GEMM" +
-          (pb.options.allow_tf32 ? " (TF32 is allowed but the tensor-core convolution takes f16/bf16 only)" : "");
+          (pb.options.allow_tf32 ? " (TF32 is allowed but tensor_core cannot serve: " +
+                                       algo_unsupported_reason(Algorithm::TensorCore, pb) + ")"
+                                 : "");
     return Algorithm::CudaSimt;
   }
   if (algo_unsupported_reason(Algorithm::ImplicitGemm, pb).empty()) {

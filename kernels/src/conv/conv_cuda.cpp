@@ -2,10 +2,10 @@
 // kernels (CUDA C++ embedded from src/cuda, compiled through the runtime) and
 // launching them.
 //
-//   tensor_core  conv_mma.cu, one variant per (element type, CTA tile width, 16-byte
-//                aligned x and w). The plan builds the aligned variant; a run whose x
-//                or w view does not start on 16 bytes uses the element-wise variant,
-//                built on first use.
+//   tensor_core  conv_mma.cu, one variant per (element type: f16, bf16, or f32 as TF32
+//                when Conv2dOptions::allow_tf32; CTA tile width; 16-byte aligned x and w). The plan builds the aligned
+//                variant; a run whose x or w view does not start on 16 bytes uses the element-wise variant, built on
+//                first use.
 //   cuda_simt    conv_simt.cu, one variant per layout.
 // Both launch one CTA per output tile on grid x (grouped rasterisation inside the
 // kernel) and one group per grid z (at most 65535 groups).
@@ -118,8 +118,10 @@ class TensorCoreAlgo final : public ConvAlgo {
       : pb_(pb), bn_(pb.desc.k / pb.desc.groups <= 64 ? 64 : 128), aligned_(build(true)) {}
   std::size_t workspace_bytes() const override { return 0; }
   std::string params() const override {
-    return "mma.sync m16n8k16 " + std::string(to_string(pb_.types.x)) + ", BM=" + std::to_string(kMmaBM) +
-           " BN=" + std::to_string(bn_) + " BK=32, " + (bn_ == 128 ? "3" : "4") + " cp.async stages";
+    const bool tf32 = pb_.types.x == DataType::F32;
+    return std::string(tf32 ? "mma.sync m16n8k8 tf32" : "mma.sync m16n8k16 ") + (tf32 ? "" : to_string(pb_.types.x)) +
+           ", BM=" + std::to_string(kMmaBM) + " BN=" + std::to_string(bn_) + " BK=32, " + (bn_ == 128 ? "3" : "4") +
+           " cp.async stages";
   }
   void run(Stream& stream, const Conv2dArgs& args, const Buffer*, std::size_t) const override {
     if (aligned16(args.x) && aligned16(args.w)) {
@@ -138,7 +140,9 @@ class TensorCoreAlgo final : public ConvAlgo {
  private:
   Kernel build(bool vec16) const {
     BuildOptions opt;
-    opt.define("AXLE_CONV_ELEM", pb_.types.x == DataType::BF16 ? 1 : 0)
+    opt.define("AXLE_CONV_ELEM", pb_.types.x == DataType::F32    ? 2
+                                 : pb_.types.x == DataType::BF16 ? 1
+                                                                 : 0)
         .define("AXLE_CONV_BN", static_cast<int>(bn_))
         .define("AXLE_CONV_VEC16", vec16 ? 1 : 0);
     return build_kernel(pb_.device, "conv_mma", "axle_conv_mma", opt);
@@ -180,12 +184,17 @@ class CudaSimtAlgo final : public ConvAlgo {
 std::string tensor_core_unsupported_reason(const ConvProblem& pb) {
   if (std::string why = common_reason(pb); !why.empty()) return why;
   const Conv2dDesc& d = pb.desc;
-  if (const int sm = sm_version(pb.device); sm < 80)
+  if (sm_version(pb.device) < 80)
     return "it needs sm_80 or newer tensor cores (" + pb.device.id() + " is " + pb.device.info().architecture + ")";
-  if (pb.types.x == DataType::F32) return "x and w are f32 (it takes f16 or bf16; f32 goes to cuda_simt)";
+  const bool f32 = pb.types.x == DataType::F32;
+  if (f32 && !pb.options.allow_tf32)
+    return "x and w are f32 and TF32 is not allowed (it takes f16 or bf16, or f32 as TF32 with "
+           "Conv2dOptions::allow_tf32)";
   if (d.layout != TensorLayout::NHWC) return "layout NCHW (it needs NHWC tensors with KRSC filters)";
-  if ((d.c / d.groups) % 8 != 0)
-    return "C/groups = " + std::to_string(d.c / d.groups) + " is not a multiple of 8 (16-byte channel loads)";
+  const std::size_t chunk = f32 ? 4 : 8;  // channels per 16-byte load
+  if ((d.c / d.groups) % chunk != 0)
+    return "C/groups = " + std::to_string(d.c / d.groups) + " is not a multiple of " + std::to_string(chunk) +
+           " (16-byte channel loads of " + to_string(pb.types.x) + ")";
   return "";
 }
 

@@ -1,8 +1,9 @@
 // Internal: the CUDA-only convolution algorithms (conv_cuda.cpp), as seen by the
 // algorithm table in conv_algos.cpp.
 //
-//   tensor_core  src/cuda/conv_mma.cu: mma.sync m16n8k16 implicit GEMM on sm_80 and
-//                newer; f16/bf16 x and w, NHWC/KRSC, C/groups a multiple of 8; y f32,
+//   tensor_core  src/cuda/conv_mma.cu: mma.sync implicit GEMM on sm_80 and newer;
+//                f16/bf16 x and w (C/groups a multiple of 8), or f32 as TF32 when
+//                Conv2dOptions::allow_tf32 (C/groups a multiple of 4); NHWC/KRSC; y f32,
 //                f16 or bf16; groups through grid z.
 //   cuda_simt    src/cuda/conv_simt.cu: register-tiled f32 implicit GEMM on the CUDA
 //                cores; NCHW/KCRS and NHWC/KRSC; any C/groups; groups through grid z.
