@@ -85,7 +85,8 @@ class ConvBackward : public ::testing::TestWithParam<axle::Device> {
   void check(const dnn::Conv2dDesc& d, float alpha = 1.0f, float beta = 0.0f) {
     const dnn::Conv2dTypes types{dnn::DataTypeOf<TX>::value, dnn::DataTypeOf<TX>::value, dnn::DataTypeOf<TY>::value};
     for (dnn::Algorithm a : {dnn::Algorithm::Auto, dnn::Algorithm::Direct, dnn::Algorithm::Gemm1x1,
-                             dnn::Algorithm::ImplicitGemm, dnn::Algorithm::Winograd}) {
+                             dnn::Algorithm::ImplicitGemm, dnn::Algorithm::Winograd, dnn::Algorithm::TensorCore,
+                             dnn::Algorithm::CudaSimt}) {
       if (a != dnn::Algorithm::Auto && (!dnn::supports(dev(), a, d, types, dnn::Direction::BackwardData) ||
                                         !dnn::supports(dev(), a, d, types, dnn::Direction::BackwardWeights)))
         continue;

@@ -200,7 +200,7 @@ class ConvTest : public ::testing::TestWithParam<axle::Device> {
     axle::dnn::Conv2dTypes t{axle::dnn::DataTypeOf<TX>::value, axle::dnn::DataTypeOf<TX>::value,
                              axle::dnn::DataTypeOf<TY>::value};
     for (Algorithm a : {Algorithm::Auto, Algorithm::Direct, Algorithm::ImplicitGemm, Algorithm::Gemm1x1,
-                        Algorithm::Winograd}) {
+                        Algorithm::Winograd, Algorithm::TensorCore, Algorithm::CudaSimt}) {
       std::string why;
       if (!axle::dnn::supports(dev(), a, d, t, axle::dnn::Direction::Forward, &why)) continue;
       run_conv<TX, TY>(dev(), d, a, e);
@@ -367,8 +367,10 @@ TEST_P(ConvTest, SelectorAndDescribe) {
   EXPECT_TRUE(axle_test::contains_all(p2.describe(), {"direct", "depthwise", dev().id()}));
   Conv2dDesc big = make(1, 64, 14, 14, 64, 3, 3, TensorLayout::NHWC);
   axle::dnn::Conv2dPlan p3(dev(), big, f32);
-  EXPECT_EQ(p3.algorithm(), Algorithm::ImplicitGemm) << p3.describe();
-  EXPECT_TRUE(axle_test::contains_all(p3.describe(), {"implicit_gemm", "BM=", "N1 C64 H14 W14 K64 3x3"}));
+  const bool cuda = dev().backend() == "cuda";  // f32 there: the SIMT kernel (conv_cuda_test.cpp)
+  EXPECT_EQ(p3.algorithm(), cuda ? Algorithm::CudaSimt : Algorithm::ImplicitGemm) << p3.describe();
+  EXPECT_TRUE(axle_test::contains_all(p3.describe(), {cuda ? "cuda_simt" : "implicit_gemm", "BM=",
+                                                      "N1 C64 H14 W14 K64 3x3"}));
   EXPECT_EQ(p3.workspace_bytes(), 0u);
   const auto shape = axle::dnn::conv2d_output_shape(big);
   EXPECT_EQ(shape.p, 12u);

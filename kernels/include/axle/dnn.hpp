@@ -82,6 +82,8 @@ enum class Algorithm {
   /// C / groups, first order): |y - y_exact| <= u * Cg * max|x| * max|w| * (81 * Cg + 1000)
   /// before the epilogue, against the direct algorithms' u * (Cg * 9 + 2) * sum|x * w|.
   Winograd,
+  TensorCore,    ///< CUDA sm_80+: mma.sync implicit GEMM, NHWC; f16/bf16 (C/groups % 8 == 0) or TF32
+  CudaSimt,      ///< CUDA: register-tiled f32 implicit GEMM on the CUDA cores (NCHW and NHWC)
 };
 const char* to_string(Algorithm a) noexcept;
 

@@ -37,6 +37,8 @@ const char* to_string(Algorithm a) noexcept {
     case Algorithm::ImplicitGemm: return "implicit_gemm";
     case Algorithm::Gemm1x1: return "gemm_1x1";
     case Algorithm::Winograd: return "winograd";
+    case Algorithm::TensorCore: return "tensor_core";
+    case Algorithm::CudaSimt: return "cuda_simt";
   }
   return "?";
 }
@@ -156,6 +158,19 @@ Algorithm select(const ConvProblem& pb, std::string& why) {
           : cg == 1                ? "one input channel: direct"
                                    : "short reduction (C/groups*R*S = " + std::to_string(red) + "): direct";
     return Algorithm::Direct;
+  }
+  if (algo_unsupported_reason(Algorithm::TensorCore, pb).empty()) {
+    why = std::string(pb.types.x == DataType::F32 ? "f32 as TF32 (allowed)" : to_string(pb.types.x)) +
+          " NHWC, C/groups = " + std::to_string(cg) + ", reduction of " + std::to_string(red) +
+          ": tensor-core implicit GEMM";
+    return Algorithm::TensorCore;
+  }
+  if (pb.types.x == DataType::F32 && algo_unsupported_reason(Algorithm::CudaSimt, pb).empty()) {
+    why = "f32 on a CUDA device, reduction of " + std::to_string(red) + ": SIMT implicit GEMM" +
+          (pb.options.allow_tf32 ? " (TF32 is allowed but tensor_core cannot serve: " +
+                                       algo_unsupported_reason(Algorithm::TensorCore, pb) + ")"
+                                 : "");
+    return Algorithm::CudaSimt;
   }
   if (algo_unsupported_reason(Algorithm::ImplicitGemm, pb).empty()) {
     why = "reduction of " + std::to_string(red) + " over " + std::to_string(d.n * pb.p * pb.q) +

@@ -7,6 +7,7 @@
 #include "axle/blas.hpp"
 #include "conv_backward.hpp"
 #include "conv_depthwise.hpp"
+#include "conv_cuda.hpp"
 #include "conv_plan.hpp"
 #include "conv_winograd.hpp"
 
@@ -264,6 +265,8 @@ std::string algo_unsupported_reason(Algorithm algo, const ConvProblem& pb) {
       if (d.pad_top || d.pad_bottom || d.pad_left || d.pad_right) return "padding (it needs none)";
       return "";
     case Algorithm::Winograd: return winograd_unsupported_reason(pb);
+    case Algorithm::TensorCore: return tensor_core_unsupported_reason(pb);
+    case Algorithm::CudaSimt: return cuda_simt_unsupported_reason(pb);
   }
   return "unknown algorithm";
 }
@@ -279,6 +282,8 @@ std::unique_ptr<ConvAlgo> make_algo(Algorithm algo, const ConvProblem& pb) {
       if (pb.direction != Direction::Forward) return make_gemm1x1_backward(pb);
       return std::make_unique<Gemm1x1Algo>(pb);
     case Algorithm::Winograd: return make_winograd(pb);
+    case Algorithm::TensorCore: return make_tensor_core_algo(pb);
+    case Algorithm::CudaSimt: return make_cuda_simt_algo(pb);
     case Algorithm::Auto: break;
   }
   throw InvalidArgument("conv2d: no algorithm object for 'auto'");

@@ -15,7 +15,8 @@
 namespace axle::dnn::detail {
 
 std::optional<Algorithm> algorithm_from_name(const std::string& name) {
-  for (Algorithm a : {Algorithm::Direct, Algorithm::ImplicitGemm, Algorithm::Gemm1x1, Algorithm::Winograd})
+  for (Algorithm a : {Algorithm::Direct, Algorithm::ImplicitGemm, Algorithm::Gemm1x1, Algorithm::Winograd,
+                      Algorithm::TensorCore, Algorithm::CudaSimt})
     if (name == to_string(a)) return a;
   return std::nullopt;
 }
@@ -138,8 +139,9 @@ TuneReport tune_conv(const Device& dev, const ConvTuneRequest& req, const std::s
   if (output.empty())
     throw InvalidArgument("tune_conv: no user tuning file location (" + no_cache_dir_reason() + "); name an output");
   const dnn::Conv2dTypes types{req.dtype, req.dtype, req.dtype};
-  const std::vector<dnn::Algorithm> algos{dnn::Algorithm::Direct, dnn::Algorithm::ImplicitGemm,
-                                          dnn::Algorithm::Gemm1x1, dnn::Algorithm::Winograd};
+  const std::vector<dnn::Algorithm> algos{dnn::Algorithm::Direct,   dnn::Algorithm::ImplicitGemm,
+                                          dnn::Algorithm::Gemm1x1,  dnn::Algorithm::Winograd,
+                                          dnn::Algorithm::TensorCore, dnn::Algorithm::CudaSimt};
   TuneReport report;
   Stream s = dev.create_stream();
   // Per (class, layout): the geometric mean GFLOP/s of each algorithm over its layers.
