@@ -1,32 +1,42 @@
-// conv_bench: Axle 2-D convolution (axle::dnn, forward) against the peers present,
-// timed in the same process run on ResNet-50 and MobileNet layers.
+// conv_bench: Axle 2-D convolution (axle::dnn: forward, backward data, backward
+// weights) against the peers present, timed in the same process run on ResNet-50 and
+// MobileNet layers.
 //
-//   Axle:    a Conv2dPlan made once per layer and layout, then run; its algorithm is
-//            what plan.describe() reports
+//   Axle:    a Conv2dPlan made once per layer, direction and layout, then run; its
+//            algorithm is what plan.describe() reports
 //   oneDNN:  CPU engine, N threads; its best layout (format_tag::any, the reorders
-//            outside the timing) and with x and y forced to Axle's layout (its weights
-//            in its own packed format, reordered once outside the timing)
-//   CLBlast: Convgemm on the same OpenCL device and queue as Axle (NCHW only; no
-//            groups, symmetric padding)
-//   cuDNN:   on a CUDA device, the fastest algorithm cudnnFindConvolutionForwardAlgorithm
-//            finds, NHWC, f32 (FMA math: no TF32, like Axle's default) and f16
+//            outside the timing) and with the activations (x and y, or dx and dy)
+//            forced to Axle's layout (its weights, or dw, in its own packed format,
+//            reordered outside the timing). Backward: convolution_backward_data and
+//            convolution_backward_weights (no bias) with a forward_training hint
+//   CLBlast: Convgemm on the same OpenCL device and queue as Axle (forward only; NCHW,
+//            no groups, symmetric padding)
+//   cuDNN:   on a CUDA device, the fastest algorithm cudnnFindConvolution{Forward,
+//            BackwardData,BackwardFilter}Algorithm finds, NHWC, f32 (FMA math: no TF32,
+//            like Axle's default) and f16
 //
 // Usage: conv_bench [--quick] [--device SPEC] [--batch LIST] [--layers SUBSTRING[,...]]
-//                   [--layout nhwc|nchw|both] [--dtype f32|f16] [--rounds N] [--threads N]
-//                   [--json FILE]
-// Each layer is measured in R rounds; in every round each implementation runs in turn
-// (a warm-up, then a median of several timed runs, wall clock, synchronised); the figure
-// reported is the median over rounds. After oneDNN's runs the bench waits 0.1 s: its
-// OpenMP workers spin for a while after each call and would otherwise take the cores
-// from whatever runs next on a CPU device. On a CPU device (PoCL has worker threads too)
-// it waits 0.1 s after every implementation, elsewhere 20 ms.
-// Every implementation's output is checked at a few hundred points (the padded borders
-// among them) against a double-precision host reference before it is timed, and Axle's
-// against oneDNN's at the same points: max |a - b| / max |b|. A result off by more than
-// the type's tolerance is flagged WRONG and the bench exits with status 1.
+//                   [--direction fwd|bwd_data|bwd_weights|all] [--layout nhwc|nchw|both]
+//                   [--dtype f32|f16] [--rounds N] [--threads N] [--json FILE]
+// The backward directions run on the 3x3 and 1x1 layers (not conv1, not depthwise);
+// --quick without --direction runs its three layers forward and both backward
+// directions of 3x3 C64 K64 56x56. Every direction counts the forward pass's FLOPs
+// (2 N K P Q C/g R S).
+// Each case (layer and direction) is measured in R rounds; in every round each
+// implementation runs in turn (a warm-up, then a median of several timed runs, wall
+// clock, synchronised); the figure reported is the median over rounds. After oneDNN's
+// runs the bench waits 0.1 s: its OpenMP workers spin for a while after each call and
+// would otherwise take the cores from whatever runs next on a CPU device. On a CPU
+// device (PoCL has worker threads too) it waits 0.1 s after every implementation,
+// elsewhere 20 ms.
+// Every implementation's output (y, dx or dw) is checked at a few hundred points (the
+// padded borders among them) against a double-precision host reference before it is
+// timed, and Axle's against oneDNN's at the same points: max |a - b| / max |b|. A result
+// off by more than the type's tolerance is flagged WRONG and the bench exits with
+// status 1.
 // Peak: an FMA probe (bench/kernels/fma_peak.cl, Axle's portable dialect) run on the
 // device gives its float FMA throughput (the best seen: it runs at the start and after
-// every layer); Axle's figures are also given as a fraction of it (in the JSON, of the
+// every case); Axle's figures are also given as a fraction of it (in the JSON, of the
 // best over the whole run).
 #include <algorithm>
 #include <chrono>
@@ -44,6 +54,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "axle/axle.hpp"
@@ -120,68 +131,120 @@ const char* layout_name(dnn::TensorLayout l) { return l == dnn::TensorLayout::NH
 
 float round_to(dnn::DataType t, float v) { return t == dnn::DataType::F16 ? axle::to_float(axle::to_half(v)) : v; }
 
+// A logical (A B C D) tensor to (A C D B) and back: NCHW to NHWC for x and y, and
+// KCRS to KRSC for w (A = K, B = C / groups, C = R, D = S).
+std::vector<float> to_channels_last(const std::vector<float>& v, std::size_t a, std::size_t b, std::size_t c,
+                                    std::size_t d) {
+  std::vector<float> o(v.size());
+  for (std::size_t i = 0; i < a; ++i)
+    for (std::size_t j = 0; j < b; ++j)
+      for (std::size_t k = 0; k < c; ++k)
+        for (std::size_t l = 0; l < d; ++l) o[((i * c + k) * d + l) * b + j] = v[((i * b + j) * c + k) * d + l];
+  return o;
+}
+
+std::vector<float> from_channels_last(const std::vector<float>& v, std::size_t a, std::size_t b, std::size_t c,
+                                      std::size_t d) {
+  std::vector<float> o(v.size());
+  for (std::size_t i = 0; i < a; ++i)
+    for (std::size_t j = 0; j < b; ++j)
+      for (std::size_t k = 0; k < c; ++k)
+        for (std::size_t l = 0; l < d; ++l) o[((i * b + j) * c + k) * d + l] = v[((i * c + k) * d + l) * b + j];
+  return o;
+}
+
 std::vector<float> x_to_nhwc(const dnn::Conv2dDesc& d, const std::vector<float>& x) {
-  std::vector<float> o(x.size());
-  for (std::size_t n = 0; n < d.n; ++n)
-    for (std::size_t c = 0; c < d.c; ++c)
-      for (std::size_t h = 0; h < d.h; ++h)
-        for (std::size_t w = 0; w < d.w; ++w)
-          o[((n * d.h + h) * d.w + w) * d.c + c] = x[((n * d.c + c) * d.h + h) * d.w + w];
-  return o;
+  return to_channels_last(x, d.n, d.c, d.h, d.w);
 }
-
+std::vector<float> x_from_nhwc(const dnn::Conv2dDesc& d, const std::vector<float>& x) {
+  return from_channels_last(x, d.n, d.c, d.h, d.w);
+}
 std::vector<float> w_to_krsc(const dnn::Conv2dDesc& d, const std::vector<float>& wt) {
-  const std::size_t cg = d.c / d.groups;
-  std::vector<float> o(wt.size());
-  for (std::size_t k = 0; k < d.k; ++k)
-    for (std::size_t c = 0; c < cg; ++c)
-      for (std::size_t r = 0; r < d.r; ++r)
-        for (std::size_t s = 0; s < d.s; ++s)
-          o[((k * d.r + r) * d.s + s) * cg + c] = wt[((k * cg + c) * d.r + r) * d.s + s];
-  return o;
+  return to_channels_last(wt, d.k, d.c / d.groups, d.r, d.s);
+}
+std::vector<float> w_from_krsc(const dnn::Conv2dDesc& d, const std::vector<float>& wt) {
+  return from_channels_last(wt, d.k, d.c / d.groups, d.r, d.s);
+}
+std::vector<float> y_to_nhwc(const dnn::Conv2dDesc& d, const std::vector<float>& y) {
+  return to_channels_last(y, d.n, d.k, d.out_h(), d.out_w());
+}
+std::vector<float> y_from_nhwc(const dnn::Conv2dDesc& d, const std::vector<float>& y) {
+  return from_channels_last(y, d.n, d.k, d.out_h(), d.out_w());
 }
 
-std::vector<float> y_from_nhwc(const dnn::Conv2dDesc& d, const std::vector<float>& y) {
-  const std::size_t P = d.out_h(), Q = d.out_w();
-  std::vector<float> o(y.size());
-  for (std::size_t n = 0; n < d.n; ++n)
-    for (std::size_t k = 0; k < d.k; ++k)
-      for (std::size_t p = 0; p < P; ++p)
-        for (std::size_t q = 0; q < Q; ++q) o[((n * d.k + k) * P + p) * Q + q] = y[((n * P + p) * Q + q) * d.k + k];
-  return o;
+const char* direction_name(dnn::Direction dir) {
+  return dir == dnn::Direction::Forward ? "fwd" : dir == dnn::Direction::BackwardData ? "bwd_data" : "bwd_weights";
 }
 
 struct Sample {
-  std::size_t index;  // into the logical N K P Q output
+  std::size_t index;  // into the logical output: y (N K P Q), dx (N C H W) or dw (K C/g R S)
   double ref;
 };
 
-// A few hundred output points (the four corners of some images and channels, where the
-// padding is, then random ones) with their double-precision reference values.
-std::vector<Sample> make_samples(const dnn::Conv2dDesc& d, const std::vector<float>& x, const std::vector<float>& wt,
-                                 std::mt19937& rng) {
+// A few hundred points of what `dir` writes, with their double-precision reference
+// values: first the four corners of some images (or filter taps) and channels, where
+// the padding is, then random ones. Forward reads x and w, backward data dy and w,
+// backward weights x and dy.
+std::vector<Sample> make_samples(const dnn::Conv2dDesc& d, dnn::Direction dir, const std::vector<float>& x,
+                                 const std::vector<float>& wt, const std::vector<float>& dy, std::mt19937& rng) {
   const std::size_t P = d.out_h(), Q = d.out_w(), cg = d.c / d.groups, kg = d.k / d.groups;
+  // The output's logical dims (A B C D): y N K P Q, dx N C H W, dw K C/g R S.
+  std::size_t dim[4] = {d.n, d.k, P, Q};
+  if (dir == dnn::Direction::BackwardData) dim[1] = d.c, dim[2] = d.h, dim[3] = d.w;
+  if (dir == dnn::Direction::BackwardWeights) dim[0] = d.k, dim[1] = cg, dim[2] = d.r, dim[3] = d.s;
   std::vector<std::size_t> idx;
   for (std::size_t i = 0; i < 8; ++i) {
-    const std::size_t n = i % d.n, k = (i * 37) % d.k;
-    for (std::size_t p : {std::size_t(0), P - 1})
-      for (std::size_t q : {std::size_t(0), Q - 1}) idx.push_back(((n * d.k + k) * P + p) * Q + q);
+    const std::size_t a = i % dim[0], b = (i * 37) % dim[1];
+    for (std::size_t c : {std::size_t(0), dim[2] - 1})
+      for (std::size_t e : {std::size_t(0), dim[3] - 1}) idx.push_back(((a * dim[1] + b) * dim[2] + c) * dim[3] + e);
   }
-  std::uniform_int_distribution<std::size_t> pick(0, d.y_elems() - 1);
+  std::uniform_int_distribution<std::size_t> pick(0, dim[0] * dim[1] * dim[2] * dim[3] - 1);
   while (idx.size() < 288) idx.push_back(pick(rng));
+  auto xat = [&](std::size_t n, std::size_t c, long ih, long iw) {
+    return double(x[((n * d.c + c) * d.h + std::size_t(ih)) * d.w + std::size_t(iw)]);
+  };
+  auto wat = [&](std::size_t k, std::size_t c, std::size_t r, std::size_t s) {
+    return double(wt[((k * cg + c) * d.r + r) * d.s + s]);
+  };
+  auto dyat = [&](std::size_t n, std::size_t k, std::size_t p, std::size_t q) {
+    return double(dy[((n * d.k + k) * P + p) * Q + q]);
+  };
+  // The input row (or column) that output row p and filter row r meet at.
+  auto in_h = [&](std::size_t p, std::size_t r) { return long(p * d.stride_h + r * d.dilation_h) - long(d.pad_top); };
+  auto in_w = [&](std::size_t q, std::size_t s) { return long(q * d.stride_w + s * d.dilation_w) - long(d.pad_left); };
+  auto inside = [&](long ih, long iw) { return ih >= 0 && iw >= 0 && ih < long(d.h) && iw < long(d.w); };
   std::vector<Sample> out;
   for (std::size_t i : idx) {
-    const std::size_t q = i % Q, p = (i / Q) % P, k = (i / (Q * P)) % d.k, n = i / (Q * P * d.k);
-    const std::size_t g = k / kg;
+    const std::size_t i3 = i % dim[3], i2 = (i / dim[3]) % dim[2], i1 = (i / (dim[3] * dim[2])) % dim[1],
+                      i0 = i / (dim[3] * dim[2] * dim[1]);
     double acc = 0;
-    for (std::size_t c = 0; c < cg; ++c)
+    if (dir == dnn::Direction::Forward) {
+      const std::size_t n = i0, k = i1, p = i2, q = i3, g = k / kg;
+      for (std::size_t c = 0; c < cg; ++c)
+        for (std::size_t r = 0; r < d.r; ++r)
+          for (std::size_t s = 0; s < d.s; ++s)
+            if (inside(in_h(p, r), in_w(q, s))) acc += xat(n, g * cg + c, in_h(p, r), in_w(q, s)) * wat(k, c, r, s);
+    } else if (dir == dnn::Direction::BackwardData) {
+      // dx[n, c, h, w] = sum over k of c's group and the (p, r), (q, s) that meet at (h, w).
+      const std::size_t n = i0, c = i1, g = c / cg;
+      const long h = long(i2), w = long(i3);
       for (std::size_t r = 0; r < d.r; ++r)
         for (std::size_t s = 0; s < d.s; ++s) {
-          const long ih = long(p * d.stride_h + r * d.dilation_h) - long(d.pad_top);
-          const long iw = long(q * d.stride_w + s * d.dilation_w) - long(d.pad_left);
-          if (ih < 0 || iw < 0 || ih >= long(d.h) || iw >= long(d.w)) continue;
-          acc += double(x[((n * d.c + g * cg + c) * d.h + ih) * d.w + iw]) * wt[((k * cg + c) * d.r + r) * d.s + s];
+          const long ph = h + long(d.pad_top) - long(r * d.dilation_h);
+          const long qw = w + long(d.pad_left) - long(s * d.dilation_w);
+          if (ph < 0 || qw < 0 || ph % long(d.stride_h) || qw % long(d.stride_w)) continue;
+          const std::size_t p = std::size_t(ph) / d.stride_h, q = std::size_t(qw) / d.stride_w;
+          if (p >= P || q >= Q) continue;
+          for (std::size_t k = g * kg; k < (g + 1) * kg; ++k) acc += dyat(n, k, p, q) * wat(k, c - g * cg, r, s);
         }
+    } else {
+      // dw[k, c, r, s] = sum over n, p, q of dy[n, k, p, q] x[n, g cg + c, h(p, r), w(q, s)].
+      const std::size_t k = i0, c = i1, r = i2, s = i3, g = k / kg;
+      for (std::size_t n = 0; n < d.n; ++n)
+        for (std::size_t p = 0; p < P; ++p)
+          for (std::size_t q = 0; q < Q; ++q)
+            if (inside(in_h(p, r), in_w(q, s))) acc += dyat(n, k, p, q) * xat(n, g * cg + c, in_h(p, r), in_w(q, s));
+    }
     out.push_back({i, acc});
   }
   return out;
@@ -360,12 +423,13 @@ class PeakProbe {
 struct OnednnConv {
   dnnl::engine eng{dnnl::engine::kind::cpu, 0};
   dnnl::stream strm{eng};
-  dnnl::convolution_forward prim;
-  dnnl::memory src, wei, dst;
-  dnnl::memory::desc user_dst_md;
+  dnnl::primitive prim;
+  std::unordered_map<int, dnnl::memory> args;
+  dnnl::memory out;                // y, dx or dw in oneDNN's format
+  dnnl::memory::desc user_out_md;  // the same in logical order (nchw, or oihw / goihw)
   std::string impl_info, layout;
-  std::vector<std::uint16_t> h16[3];  // f16 user storage
-  std::vector<float> h32[3];          // f32 user storage (x, w, y)
+  std::vector<std::uint16_t> h16[3];  // f16 user storage (x, w, dy)
+  std::vector<float> h32[3];          // f32 user storage (x, w, dy)
 };
 
 dnnl::memory::data_type dnnl_type(dnn::DataType t) {
@@ -384,13 +448,16 @@ std::string dnnl_layout_name(const dnnl::memory::desc& md, const dnnl::memory::d
   return "blocked";
 }
 
-// Builds the primitive. best: every format left to oneDNN (format_tag::any), the user
-// tensors (logical NCHW) reordered into them here, outside the timing. Otherwise x and
-// y are in `layout`, used in place; the weights are oneDNN's own format either way
-// (reordered once here, as an inference framework packs them at load time: forcing
-// plain KCRS / KRSC filters leaves oneDNN only its reference kernel).
-std::unique_ptr<OnednnConv> make_onednn(const dnn::Conv2dDesc& d, dnn::DataType dt, bool best, dnn::TensorLayout layout,
-                                        const std::vector<float>& x, const std::vector<float>& wt) {
+// Builds the primitive of `dir`. best: every format left to oneDNN (format_tag::any),
+// the user tensors (logical NCHW) reordered into them here, outside the timing.
+// Otherwise the activations (x and y; dx and dy) are in `layout`, used in place; the
+// weights (w, or dw) are oneDNN's own format either way (reordered here, as a framework
+// packs them once: forcing plain KCRS / KRSC filters leaves oneDNN only its reference
+// kernel). The backward primitives take a forward_training primitive descriptor of the
+// same tensors as their hint; backward weights computes no bias gradient.
+std::unique_ptr<OnednnConv> make_onednn(const dnn::Conv2dDesc& d, dnn::DataType dt, dnn::Direction dir, bool best,
+                                        dnn::TensorLayout layout, const std::vector<float>& x,
+                                        const std::vector<float>& wt, const std::vector<float>& dy) {
   using tag = dnnl::memory::format_tag;
   using dims = dnnl::memory::dims;
   auto o = std::make_unique<OnednnConv>();
@@ -410,23 +477,17 @@ std::unique_ptr<OnednnConv> make_onednn(const dnn::Conv2dDesc& d, dnn::DataType 
   const dims strides{dnnl::memory::dim(d.stride_h), dnnl::memory::dim(d.stride_w)};
   const dims pad_l{dnnl::memory::dim(d.pad_top), dnnl::memory::dim(d.pad_left)};
   const dims pad_r{dnnl::memory::dim(d.pad_bottom), dnnl::memory::dim(d.pad_right)};
+  const auto prop =
+      dir == dnn::Direction::Forward ? dnnl::prop_kind::forward_inference : dnnl::prop_kind::forward_training;
+  const auto algo = dnnl::algorithm::convolution_auto;
 #if DNNL_VERSION_MAJOR >= 3
-  dnnl::convolution_forward::primitive_desc pd(o->eng, dnnl::prop_kind::forward_inference,
-                                               dnnl::algorithm::convolution_auto, src_md, wei_md, dst_md, strides,
-                                               pad_l, pad_r);
+  dnnl::convolution_forward::primitive_desc pd(o->eng, prop, algo, src_md, wei_md, dst_md, strides, pad_l, pad_r);
 #else
-  dnnl::convolution_forward::desc cd(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_auto, src_md,
-                                     wei_md, dst_md, strides, pad_l, pad_r);
-  dnnl::convolution_forward::primitive_desc pd(cd, o->eng);
+  dnnl::convolution_forward::primitive_desc pd(
+      dnnl::convolution_forward::desc(prop, algo, src_md, wei_md, dst_md, strides, pad_l, pad_r), o->eng);
 #endif
-  o->impl_info = pd.impl_info_str();
-  o->layout = best ? "any:" + dnnl_layout_name(pd.src_desc(), src_dims, t) : layout_name(layout);
-  o->prim = dnnl::convolution_forward(pd);
 
-  // User tensors: x in act_tag, w as KCRS, y read back as logical NCHW.
-  const std::vector<float> ux = act_tag == tag::nhwc ? x_to_nhwc(d, x) : x;
-  const dnnl::memory::desc ux_md(src_dims, t, act_tag), uw_md(wei_dims, t, wei_tag);
-  o->user_dst_md = dnnl::memory::desc(dst_dims, t, tag::nchw);
+  // User tensors: x and dy in act_tag, w as KCRS; the output read back in logical order.
   auto user_mem = [&](int slot, const std::vector<float>& v, const dnnl::memory::desc& md) {
     if (dt == dnn::DataType::F16) {
       o->h16[slot].resize(v.size());
@@ -439,7 +500,6 @@ std::unique_ptr<OnednnConv> make_onednn(const dnn::Conv2dDesc& d, dnn::DataType 
     o->h32[slot] = v;
     return dnnl::memory(md, o->eng, o->h32[slot].data());
   };
-  dnnl::memory mx = user_mem(0, ux, ux_md), mw = user_mem(1, wt, uw_md);
   auto into = [&](dnnl::memory m, const dnnl::memory::desc& want) {
     if (m.get_desc() == want) return m;
     dnnl::memory r(want, o->eng);
@@ -447,23 +507,66 @@ std::unique_ptr<OnednnConv> make_onednn(const dnn::Conv2dDesc& d, dnn::DataType 
     o->strm.wait();
     return r;
   };
-  o->src = into(mx, pd.src_desc());
-  o->wei = into(mw, pd.weights_desc());
-  o->dst = dnnl::memory(pd.dst_desc(), o->eng);
+  auto user_x = [&]() { return user_mem(0, act_tag == tag::nhwc ? x_to_nhwc(d, x) : x, {src_dims, t, act_tag}); };
+  auto user_w = [&]() { return user_mem(1, wt, {wei_dims, t, wei_tag}); };
+  auto user_dy = [&]() { return user_mem(2, act_tag == tag::nhwc ? y_to_nhwc(d, dy) : dy, {dst_dims, t, act_tag}); };
+  const char* what = best ? "any:" : "";
+  if (dir == dnn::Direction::Forward) {
+    o->impl_info = pd.impl_info_str();
+    o->layout = best ? what + dnnl_layout_name(pd.src_desc(), src_dims, t) : layout_name(layout);
+    o->prim = dnnl::convolution_forward(pd);
+    o->out = dnnl::memory(pd.dst_desc(), o->eng);
+    o->args = {{DNNL_ARG_SRC, into(user_x(), pd.src_desc())},
+               {DNNL_ARG_WEIGHTS, into(user_w(), pd.weights_desc())},
+               {DNNL_ARG_DST, o->out}};
+    o->user_out_md = dnnl::memory::desc(dst_dims, t, tag::nchw);
+  } else if (dir == dnn::Direction::BackwardData) {
+#if DNNL_VERSION_MAJOR >= 3
+    dnnl::convolution_backward_data::primitive_desc bpd(o->eng, algo, src_md, wei_md, dst_md, strides, pad_l, pad_r,
+                                                        pd);
+#else
+    dnnl::convolution_backward_data::primitive_desc bpd(
+        dnnl::convolution_backward_data::desc(algo, src_md, wei_md, dst_md, strides, pad_l, pad_r), o->eng, pd);
+#endif
+    o->impl_info = bpd.impl_info_str();
+    o->layout = best ? what + dnnl_layout_name(bpd.diff_src_desc(), src_dims, t) : layout_name(layout);
+    o->prim = dnnl::convolution_backward_data(bpd);
+    o->out = dnnl::memory(bpd.diff_src_desc(), o->eng);
+    o->args = {{DNNL_ARG_DIFF_DST, into(user_dy(), bpd.diff_dst_desc())},
+               {DNNL_ARG_WEIGHTS, into(user_w(), bpd.weights_desc())},
+               {DNNL_ARG_DIFF_SRC, o->out}};
+    o->user_out_md = dnnl::memory::desc(src_dims, t, tag::nchw);
+  } else {
+#if DNNL_VERSION_MAJOR >= 3
+    dnnl::convolution_backward_weights::primitive_desc bpd(o->eng, algo, src_md, wei_md, dst_md, strides, pad_l, pad_r,
+                                                           pd);
+#else
+    dnnl::convolution_backward_weights::primitive_desc bpd(
+        dnnl::convolution_backward_weights::desc(algo, src_md, wei_md, dst_md, strides, pad_l, pad_r), o->eng, pd);
+#endif
+    o->impl_info = bpd.impl_info_str();
+    o->layout = best ? what + dnnl_layout_name(bpd.src_desc(), src_dims, t) : layout_name(layout);
+    o->prim = dnnl::convolution_backward_weights(bpd);
+    o->out = dnnl::memory(bpd.diff_weights_desc(), o->eng);
+    o->args = {{DNNL_ARG_SRC, into(user_x(), bpd.src_desc())},
+               {DNNL_ARG_DIFF_DST, into(user_dy(), bpd.diff_dst_desc())},
+               {DNNL_ARG_DIFF_WEIGHTS, o->out}};
+    o->user_out_md = dnnl::memory::desc(wei_dims, t, wei_tag);
+  }
   return o;
 }
 
 void run_onednn(OnednnConv& o) {
-  o.prim.execute(o.strm, {{DNNL_ARG_SRC, o.src}, {DNNL_ARG_WEIGHTS, o.wei}, {DNNL_ARG_DST, o.dst}});
+  o.prim.execute(o.strm, o.args);
   o.strm.wait();
 }
 
-// y in logical N K P Q order.
+// y, dx or dw in logical order.
 std::vector<float> onednn_output(OnednnConv& o, dnn::DataType dt) {
-  dnnl::memory user(o.user_dst_md, o.eng);
-  dnnl::reorder(o.dst, user).execute(o.strm, o.dst, user);
+  dnnl::memory user(o.user_out_md, o.eng);
+  dnnl::reorder(o.out, user).execute(o.strm, o.out, user);
   o.strm.wait();
-  const std::size_t count = o.user_dst_md.get_size() / (dt == dnn::DataType::F16 ? 2 : 4);
+  const std::size_t count = o.user_out_md.get_size() / (dt == dnn::DataType::F16 ? 2 : 4);
   std::vector<float> y(count);
   if (dt == dnn::DataType::F16) {
     const auto* p = static_cast<const axle::half_t*>(user.get_data_handle());
@@ -500,16 +603,56 @@ const char* cudnn_algo_name(cudnnConvolutionFwdAlgo_t a) {
   }
 }
 
+const char* cudnn_algo_name(cudnnConvolutionBwdDataAlgo_t a) {
+  switch (a) {
+    case CUDNN_CONVOLUTION_BWD_DATA_ALGO_0:
+      return "BWD_DATA_ALGO_0";
+    case CUDNN_CONVOLUTION_BWD_DATA_ALGO_1:
+      return "BWD_DATA_ALGO_1";
+    case CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT:
+      return "BWD_DATA_FFT";
+    case CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING:
+      return "BWD_DATA_FFT_TILING";
+    case CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD:
+      return "BWD_DATA_WINOGRAD";
+    case CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED:
+      return "BWD_DATA_WINOGRAD_NONFUSED";
+    default:
+      return "?";
+  }
+}
+
+const char* cudnn_algo_name(cudnnConvolutionBwdFilterAlgo_t a) {
+  switch (a) {
+    case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0:
+      return "BWD_FILTER_ALGO_0";
+    case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1:
+      return "BWD_FILTER_ALGO_1";
+    case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT:
+      return "BWD_FILTER_FFT";
+    case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3:
+      return "BWD_FILTER_ALGO_3";
+    case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED:
+      return "BWD_FILTER_WINOGRAD_NONFUSED";
+    case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING:
+      return "BWD_FILTER_FFT_TILING";
+    default:
+      return "?";
+  }
+}
+
 struct CudnnConv {
   cudnnHandle_t h = nullptr;
   cudnnTensorDescriptor_t xd = nullptr, yd = nullptr;
   cudnnFilterDescriptor_t wd = nullptr;
   cudnnConvolutionDescriptor_t cd = nullptr;
-  cudnnConvolutionFwdAlgo_t algo{};
+  dnn::Direction dir = dnn::Direction::Forward;
+  cudnnConvolutionFwdAlgo_t fwd_algo{};
+  cudnnConvolutionBwdDataAlgo_t data_algo{};
+  cudnnConvolutionBwdFilterAlgo_t filter_algo{};
   void* ws = nullptr;
   std::size_t ws_bytes = 0;
-  const void *x = nullptr, *w = nullptr;
-  void* y = nullptr;
+  void *x = nullptr, *w = nullptr, *y = nullptr;  // x and w (dx, dw) and y (dy) as in y = conv(x, w)
   axle::Stream* stream = nullptr;
   ~CudnnConv() {
     if (ws) cudaFree(ws);
@@ -524,11 +667,21 @@ void cudnn_check(cudnnStatus_t s, const char* what) {
   if (s != CUDNN_STATUS_SUCCESS) throw std::runtime_error(std::string(what) + ": " + cudnnGetErrorString(s));
 }
 
-// NHWC tensors and KRSC filters on x, w, y (device pointers of Axle buffers).
+// The first successful entry of a cudnnFind*Algorithm result (sorted by time).
+template <typename Perf>
+const Perf& cudnn_pick(const Perf* perf, int found, const char* what) {
+  for (int i = 0; i < found; ++i)
+    if (perf[i].status == CUDNN_STATUS_SUCCESS) return perf[i];
+  throw std::runtime_error(std::string(what) + " found no algorithm");
+}
+
+// NHWC tensors and KRSC filters on x, w, y (device pointers of Axle buffers; for the
+// backward directions y holds dy, and x or w receive dx or dw).
 std::unique_ptr<CudnnConv> make_cudnn(cudnnHandle_t h, axle::Stream& st, const dnn::Conv2dDesc& d, dnn::DataType dt,
-                                      const void* x, const void* w, void* y, std::string& algo) {
+                                      dnn::Direction dir, void* x, void* w, void* y, std::string& algo,
+                                      std::string& finder) {
   auto c = std::make_unique<CudnnConv>();
-  c->h = h, c->x = x, c->w = w, c->y = y, c->stream = &st;
+  c->h = h, c->x = x, c->w = w, c->y = y, c->stream = &st, c->dir = dir;
   const cudnnDataType_t t = dt == dnn::DataType::F16 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
   cudnn_check(cudnnCreateTensorDescriptor(&c->xd), "cudnnCreateTensorDescriptor");
   cudnn_check(cudnnCreateTensorDescriptor(&c->yd), "cudnnCreateTensorDescriptor");
@@ -549,35 +702,62 @@ std::unique_ptr<CudnnConv> make_cudnn(cudnnHandle_t h, axle::Stream& st, const d
   cudnn_check(
       cudnnSetTensor4dDescriptor(c->yd, CUDNN_TENSOR_NHWC, t, int(d.n), int(d.k), int(d.out_h()), int(d.out_w())),
       "cudnnSetTensor4dDescriptor(y)");
-  cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
   int found = 0;
-  cudnn_check(cudnnFindConvolutionForwardAlgorithm(h, c->xd, c->wd, c->cd, c->yd, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
-                                                   &found, perf),
-              "cudnnFindConvolutionForwardAlgorithm");
-  int pick = -1;
-  for (int i = 0; i < found && pick < 0; ++i)
-    if (perf[i].status == CUDNN_STATUS_SUCCESS) pick = i;
-  if (pick < 0) throw std::runtime_error("cudnnFindConvolutionForwardAlgorithm found no algorithm");
-  c->algo = perf[pick].algo;
-  c->ws_bytes = perf[pick].memory;
+  cudnnMathType_t math = CUDNN_DEFAULT_MATH;
+  if (dir == dnn::Direction::Forward) {
+    finder = "cudnnFindConvolutionForwardAlgorithm";
+    cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    cudnn_check(cudnnFindConvolutionForwardAlgorithm(h, c->xd, c->wd, c->cd, c->yd, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+                                                     &found, perf),
+                finder.c_str());
+    const auto& p = cudnn_pick(perf, found, finder.c_str());
+    c->fwd_algo = p.algo, c->ws_bytes = p.memory, math = p.mathType;
+    algo = cudnn_algo_name(p.algo);
+  } else if (dir == dnn::Direction::BackwardData) {
+    finder = "cudnnFindConvolutionBackwardDataAlgorithm";
+    cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+    cudnn_check(cudnnFindConvolutionBackwardDataAlgorithm(h, c->wd, c->yd, c->cd, c->xd,
+                                                          CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &found, perf),
+                finder.c_str());
+    const auto& p = cudnn_pick(perf, found, finder.c_str());
+    c->data_algo = p.algo, c->ws_bytes = p.memory, math = p.mathType;
+    algo = cudnn_algo_name(p.algo);
+  } else {
+    finder = "cudnnFindConvolutionBackwardFilterAlgorithm";
+    cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+    cudnn_check(cudnnFindConvolutionBackwardFilterAlgorithm(h, c->xd, c->yd, c->cd, c->wd,
+                                                            CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &found, perf),
+                finder.c_str());
+    const auto& p = cudnn_pick(perf, found, finder.c_str());
+    c->filter_algo = p.algo, c->ws_bytes = p.memory, math = p.mathType;
+    algo = cudnn_algo_name(p.algo);
+  }
   if (c->ws_bytes && cudaMalloc(&c->ws, c->ws_bytes) != cudaSuccess) throw std::runtime_error("cudaMalloc(workspace)");
-  algo = cudnn_algo_name(c->algo);
-  if (perf[pick].mathType == CUDNN_TENSOR_OP_MATH) algo += " (tensor ops)";
+  if (math == CUDNN_TENSOR_OP_MATH) algo += " (tensor ops)";
   return c;
 }
 
 void run_cudnn(CudnnConv& c) {
   const float one = 1.f, zero = 0.f;
-  cudnn_check(
-      cudnnConvolutionForward(c.h, &one, c.xd, c.x, c.wd, c.w, c.cd, c.algo, c.ws, c.ws_bytes, &zero, c.yd, c.y),
-      "cudnnConvolutionForward");
+  if (c.dir == dnn::Direction::Forward)
+    cudnn_check(
+        cudnnConvolutionForward(c.h, &one, c.xd, c.x, c.wd, c.w, c.cd, c.fwd_algo, c.ws, c.ws_bytes, &zero, c.yd, c.y),
+        "cudnnConvolutionForward");
+  else if (c.dir == dnn::Direction::BackwardData)
+    cudnn_check(cudnnConvolutionBackwardData(c.h, &one, c.wd, c.w, c.yd, c.y, c.cd, c.data_algo, c.ws, c.ws_bytes,
+                                             &zero, c.xd, c.x),
+                "cudnnConvolutionBackwardData");
+  else
+    cudnn_check(cudnnConvolutionBackwardFilter(c.h, &one, c.xd, c.x, c.yd, c.y, c.cd, c.filter_algo, c.ws, c.ws_bytes,
+                                               &zero, c.wd, c.w),
+                "cudnnConvolutionBackwardFilter");
   c.stream->synchronize();
 }
 #endif
 
 struct Args {
   bool quick = false;
-  std::string device, json, layers, layout = "nhwc", dtype = "f32";
+  std::string device, json, layers, layout = "nhwc", dtype = "f32", direction;
   std::vector<std::size_t> batches;
   int rounds = 5, threads = 0;
 };
@@ -609,12 +789,15 @@ bool name_matches(const std::string& name, const std::string& list) {
 void usage() {
   std::printf(
       "usage: conv_bench [--quick] [--device SPEC] [--batch LIST] [--layers SUBSTRING[,...]]\n"
-      "                  [--layout nhwc|nchw|both] [--dtype f32|f16] [--rounds N] [--threads N]\n"
-      "                  [--json FILE]\n"
-      "  --quick     3x3 C64 56x56, 3x3 C256 14x14 and 1x1 C256->K64 56x56 at batch 1\n"
-      "  --batch     batch sizes (default 1,8)\n"
-      "  --layers    run the layers whose name contains one of the substrings (e.g. 3x3,dw)\n"
-      "  --threads   oneDNN's threads (default: the machine's cores)\n");
+      "                  [--direction fwd|bwd_data|bwd_weights|all] [--layout nhwc|nchw|both]\n"
+      "                  [--dtype f32|f16] [--rounds N] [--threads N] [--json FILE]\n"
+      "  --quick       3x3 C64 56x56, 3x3 C256 14x14 and 1x1 C256->K64 56x56 at batch 1, and\n"
+      "                (without --direction) both backward directions of 3x3 C64 56x56\n"
+      "  --batch       batch sizes (default 1,8)\n"
+      "  --layers      run the layers whose name contains one of the substrings (e.g. 3x3,dw)\n"
+      "  --direction   fwd (default), bwd_data, bwd_weights or all; the backward directions\n"
+      "                run on the 3x3 and 1x1 layers\n"
+      "  --threads     oneDNN's threads (default: the machine's cores)\n");
 }
 
 }  // namespace
@@ -642,6 +825,8 @@ int main(int argc, char** argv) {
       a.layout = next();
     else if (s == "--dtype")
       a.dtype = next();
+    else if (s == "--direction")
+      a.direction = next();
     else if (s == "--batch")
       a.batches = parse_list(next());
     else if (s == "--rounds")
@@ -667,17 +852,34 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "--layout must be nhwc, nchw or both\n");
     return 2;
   }
+  std::vector<dnn::Direction> directions;
+  const std::string dir_arg = a.direction.empty() ? "fwd" : a.direction;
+  if (dir_arg == "fwd" || dir_arg == "all") directions.push_back(dnn::Direction::Forward);
+  if (dir_arg == "bwd_data" || dir_arg == "all") directions.push_back(dnn::Direction::BackwardData);
+  if (dir_arg == "bwd_weights" || dir_arg == "all") directions.push_back(dnn::Direction::BackwardWeights);
+  if (directions.empty()) {
+    std::fprintf(stderr, "--direction must be fwd, bwd_data, bwd_weights or all\n");
+    return 2;
+  }
   const dnn::DataType dt = a.dtype == "f16" ? dnn::DataType::F16 : dnn::DataType::F32;
   if (a.batches.empty()) a.batches = a.quick ? std::vector<std::size_t>{1} : std::vector<std::size_t>{1, 8};
-  std::vector<Layer> layers;
+  // The cases: each selected layer in each direction it runs in (the backward ones on
+  // the 3x3 and 1x1 layers; --quick alone adds both of them for 3x3 C64 56x56).
+  const char* quick_backward = "3x3 C64 K64 56x56";
+  std::vector<std::pair<Layer, dnn::Direction>> cases;
   for (const Layer& l : all_layers()) {
     const bool in_quick =
         l.name == "3x3 C64 K64 56x56" || l.name == "3x3 C256 K256 14x14" || l.name == "1x1 C256 K64 56x56";
     if ((a.quick && a.layers.empty() && !in_quick) || !name_matches(l.name, a.layers)) continue;
-    layers.push_back(l);
+    const bool backward = (l.rs == 3 || l.rs == 1) && l.groups == 1;
+    for (dnn::Direction dir : directions)
+      if (dir == dnn::Direction::Forward || backward) cases.emplace_back(l, dir);
+    if (a.quick && a.direction.empty() && l.name == quick_backward)
+      for (dnn::Direction dir : {dnn::Direction::BackwardData, dnn::Direction::BackwardWeights})
+        cases.emplace_back(l, dir);
   }
-  if (layers.empty()) {
-    std::fprintf(stderr, "no layer matches --layers %s\n", a.layers.c_str());
+  if (cases.empty()) {
+    std::fprintf(stderr, "no layer matches --layers %s in --direction %s\n", a.layers.c_str(), dir_arg.c_str());
     return 2;
   }
   const int threads = a.threads ? a.threads : int(std::max(1u, std::thread::hardware_concurrency()));
@@ -744,28 +946,54 @@ int main(int argc, char** argv) {
   std::uniform_real_distribution<float> dist(-1.f, 1.f);
 
   for (std::size_t batch : a.batches)
-    for (const Layer& layer : layers) {
+    for (const auto& cs : cases) {
+      const Layer& layer = cs.first;
+      const dnn::Direction dir = cs.second;
+      const bool fwd = dir == dnn::Direction::Forward, bdata = dir == dnn::Direction::BackwardData;
+      const bool bweights = dir == dnn::Direction::BackwardWeights;
       const dnn::Conv2dDesc d = make_desc(layer, batch, dnn::TensorLayout::NCHW);
-      const double flops = d.flops();
-      std::vector<float> x(d.x_elems()), wt(d.w_elems());
+      const double flops = d.flops();  // every direction: the forward pass's
+      // The inputs of every direction: x, w and (backward) dy; zeros where it writes.
+      std::vector<float> x(d.x_elems()), wt(d.w_elems()), dy(fwd ? 0 : d.y_elems());
       for (float& v : x) v = round_to(dt, dist(rng));
       for (float& v : wt) v = round_to(dt, dist(rng));
-      const std::vector<Sample> samples = make_samples(d, x, wt, rng);
+      for (float& v : dy) v = round_to(dt, dist(rng));
+      const std::vector<Sample> samples = make_samples(d, dir, x, wt, dy, rng);
       const std::vector<float> x_nhwc = x_to_nhwc(d, x), w_krsc = w_to_krsc(d, wt);
+      const std::vector<float> dy_nhwc = fwd ? std::vector<float>() : y_to_nhwc(d, dy);
+      const std::vector<float> x_in = bdata ? std::vector<float>(d.x_elems(), 0.f) : x;
+      const std::vector<float> w_in = bweights ? std::vector<float>(d.w_elems(), 0.f) : wt;
+      const std::vector<float> y_in = fwd ? std::vector<float>(d.y_elems(), 0.f) : dy;
+      const std::vector<float> x_in_nhwc = bdata ? x_in : x_nhwc, w_in_krsc = bweights ? w_in : w_krsc;
+      const std::vector<float> y_in_nhwc = fwd ? y_in : dy_nhwc;
+      // What the direction writes, read back from the x, w or y buffer in logical order.
+      auto result = [d, dt, dir](axle::Stream& st, const axle::Buffer& bx, const axle::Buffer& bw,
+                                 const axle::Buffer& by, bool channels_last) {
+        if (dir == dnn::Direction::Forward) {
+          std::vector<float> y = download(st, by, d.y_elems(), dt);
+          return channels_last ? y_from_nhwc(d, y) : y;
+        }
+        if (dir == dnn::Direction::BackwardData) {
+          std::vector<float> v = download(st, bx, d.x_elems(), dt);
+          return channels_last ? x_from_nhwc(d, v) : v;
+        }
+        std::vector<float> v = download(st, bw, d.w_elems(), dt);
+        return channels_last ? w_from_krsc(d, v) : v;
+      };
       std::vector<std::string> notes;
       std::vector<std::unique_ptr<Impl>> impls;
-      std::vector<std::shared_ptr<void>> keep;  // device buffers, plans and peer state of this layer
-      std::map<std::string, std::vector<float>> outputs;
+      std::vector<std::shared_ptr<void>> keep;  // device buffers, plans and peer state of this case
 
-      // Axle, one plan per layout, made here (outside the timing).
+      // Axle, one plan per layout, made here (outside the timing). Backward weights
+      // without a bias, as oneDNN's.
       for (dnn::TensorLayout lay : layouts) {
         const bool nhwc = lay == dnn::TensorLayout::NHWC;
         try {
           const dnn::Conv2dDesc dl = make_desc(layer, batch, lay);
-          auto plan = std::make_shared<dnn::Conv2dPlan>(dev, dl, dnn::Conv2dTypes{dt, dt, dt});
-          auto bx = std::make_shared<axle::Buffer>(upload(stream, nhwc ? x_nhwc : x, dt));
-          auto bw = std::make_shared<axle::Buffer>(upload(stream, nhwc ? w_krsc : wt, dt));
-          auto by = std::make_shared<axle::Buffer>(upload(stream, std::vector<float>(d.y_elems(), 0.f), dt));
+          auto plan = std::make_shared<dnn::Conv2dPlan>(dev, dl, dnn::Conv2dTypes{dt, dt, dt}, dir);
+          auto bx = std::make_shared<axle::Buffer>(upload(stream, nhwc ? x_in_nhwc : x_in, dt));
+          auto bw = std::make_shared<axle::Buffer>(upload(stream, nhwc ? w_in_krsc : w_in, dt));
+          auto by = std::make_shared<axle::Buffer>(upload(stream, nhwc ? y_in_nhwc : y_in, dt));
           keep.insert(keep.end(), {plan, bx, bw, by});
           dnn::Conv2dArgs args;
           args.x = tensor(*bx, dt);
@@ -780,10 +1008,7 @@ int main(int argc, char** argv) {
             plan->run(*st, args);
             st->synchronize();
           };
-          im->output = [st, by, d, dt, nhwc]() {
-            std::vector<float> y = download(*st, *by, d.y_elems(), dt);
-            return nhwc ? y_from_nhwc(d, y) : y;
-          };
+          im->output = [st, bx, bw, by, result, nhwc]() { return result(*st, *bx, *bw, *by, nhwc); };
           impls.push_back(std::move(im));
         } catch (const std::exception& e) {
           notes.push_back(std::string("axle ") + layout_name(lay) + ": " + e.what());
@@ -795,15 +1020,20 @@ int main(int argc, char** argv) {
         const bool best = v == 0;
         const dnn::TensorLayout lay = best ? dnn::TensorLayout::NCHW : layouts[std::size_t(v - 1)];
         try {
-          std::shared_ptr<OnednnConv> o = make_onednn(d, dt, best, lay, x, wt);
+          std::shared_ptr<OnednnConv> o = make_onednn(d, dt, dir, best, lay, x, wt, dy);
           keep.push_back(o);
           auto im = std::make_unique<Impl>();
           im->impl = "onednn", im->variant = best ? "best" : "same-layout", im->layout = o->layout;
           im->backend = "host", im->device = host_name + " (" + std::to_string(threads) + " threads)";
           im->algo = o->impl_info;
-          im->describe = "oneDNN convolution_auto, forward_inference, " +
-                         std::string(best ? "every format its own" : "x and y in the given layout, weights its own") +
-                         ": " + o->impl_info;
+          const char* prim = fwd     ? "forward_inference"
+                             : bdata ? "backward_data (forward_training hint)"
+                                     : "backward_weights, no bias (forward_training hint)";
+          const char* given = fwd     ? "x and y in the given layout, weights its own"
+                              : bdata ? "dx and dy in the given layout, weights its own"
+                                      : "x and dy in the given layout, dw its own";
+          im->describe = std::string("oneDNN convolution_auto, ") + prim + ", " +
+                         (best ? "every format its own" : given) + ": " + o->impl_info;
           im->pause_s = 0.1;
           OnednnConv* op = o.get();
           im->run = [op]() { run_onednn(*op); };
@@ -817,7 +1047,9 @@ int main(int argc, char** argv) {
 #endif
 #ifdef AXLE_BENCH_HAVE_CLBLAST
       if (info.backend == "opencl") {
-        if (d.groups != 1) {
+        if (!fwd) {
+          notes.push_back("CLBlast: skipped (no backward convolution: Convgemm is forward only)");
+        } else if (d.groups != 1) {
           notes.push_back("CLBlast: skipped (Convgemm has no groups: depthwise cannot run)");
         } else {
           try {
@@ -862,23 +1094,23 @@ int main(int argc, char** argv) {
 #ifdef AXLE_BENCH_HAVE_CUDNN
       if (cudnn) {
         try {
-          auto bx = std::make_shared<axle::Buffer>(upload(stream, x_nhwc, dt));
-          auto bw = std::make_shared<axle::Buffer>(upload(stream, w_krsc, dt));
-          auto by = std::make_shared<axle::Buffer>(upload(stream, std::vector<float>(d.y_elems(), 0.f), dt));
+          auto bx = std::make_shared<axle::Buffer>(upload(stream, x_in_nhwc, dt));
+          auto bw = std::make_shared<axle::Buffer>(upload(stream, w_in_krsc, dt));
+          auto by = std::make_shared<axle::Buffer>(upload(stream, y_in_nhwc, dt));
           keep.insert(keep.end(), {bx, bw, by});
           auto ptr = [](const axle::Buffer& b) { return reinterpret_cast<void*>(b.native_handle()); };
-          std::string algo;
-          std::shared_ptr<CudnnConv> c = make_cudnn(cudnn, stream, d, dt, ptr(*bx), ptr(*bw), ptr(*by), algo);
+          std::string algo, finder;
+          std::shared_ptr<CudnnConv> c =
+              make_cudnn(cudnn, stream, d, dt, dir, ptr(*bx), ptr(*bw), ptr(*by), algo, finder);
           keep.push_back(c);
           auto im = std::make_unique<Impl>();
           im->impl = "cudnn", im->layout = "nhwc", im->backend = "cuda", im->device = info.name;
           im->algo = algo;
-          im->describe = "cuDNN " + algo + " (cudnnFindConvolutionForwardAlgorithm), workspace " +
-                         std::to_string(c->ws_bytes) + " bytes";
+          im->describe = "cuDNN " + algo + " (" + finder + "), workspace " + std::to_string(c->ws_bytes) + " bytes";
           CudnnConv* cp = c.get();
           axle::Stream* st = &stream;
           im->run = [cp]() { run_cudnn(*cp); };
-          im->output = [st, by, d, dt]() { return y_from_nhwc(d, download(*st, *by, d.y_elems(), dt)); };
+          im->output = [st, bx, bw, by, result]() { return result(*st, *bx, *bw, *by, true); };
           impls.push_back(std::move(im));
         } catch (const std::exception& e) {
           notes.push_back(std::string("cuDNN: ") + e.what());
@@ -887,14 +1119,14 @@ int main(int argc, char** argv) {
 #endif
 
       // Check every result before timing it.
-      std::vector<float> axle_y[2], onednn_y;
+      std::vector<float> axle_out[2], onednn_out;
       for (auto& im : impls) {
         try {
           im->run();
-          const std::vector<float> y = im->output();
-          im->err = sample_error(samples, y);
-          if (im->impl == "axle") axle_y[im->layout == "nhwc" ? 0 : 1] = y;
-          if (im->impl == "onednn" && im->variant == "best") onednn_y = y;
+          const std::vector<float> out = im->output();
+          im->err = sample_error(samples, out);
+          if (im->impl == "axle") axle_out[im->layout == "nhwc" ? 0 : 1] = out;
+          if (im->impl == "onednn" && im->variant == "best") onednn_out = out;
         } catch (const std::exception& e) {
           notes.push_back(im->key() + ": " + e.what());
           im->run = nullptr;
@@ -919,8 +1151,8 @@ int main(int argc, char** argv) {
       const double peak = probe.measure(0.3);
 
       // Table.
-      std::printf("\n== %s  n=%zu %s  (%s, %.3f GFLOP)\n", layer.name.c_str(), batch, a.dtype.c_str(), d.str().c_str(),
-                  flops * 1e-9);
+      std::printf("\n== %s  n=%zu %s %s  (%s, %.3f GFLOP)\n", layer.name.c_str(), batch, a.dtype.c_str(),
+                  direction_name(dir), d.str().c_str(), flops * 1e-9);
       std::printf("%-8s %-12s %-44s %10s %10s %7s %9s\n", "impl", "layout", "algo", "ms", "GFLOP/s", "%peak",
                   "rel.err");
       std::map<std::string, double> gf;  // by key
@@ -947,7 +1179,7 @@ int main(int argc, char** argv) {
                               {"layer", layer.name},
                               {"layout", im->layout},
                               {"dtype", a.dtype},
-                              {"direction", "fwd"},
+                              {"direction", direction_name(dir)},
                               {"n", batch},
                               {"c", d.c},
                               {"k", d.k},
@@ -979,9 +1211,9 @@ int main(int argc, char** argv) {
         std::printf("\n");
       }
       for (int i = 0; i < 2; ++i)
-        if (!axle_y[i].empty() && !onednn_y.empty())
+        if (!axle_out[i].empty() && !onednn_out.empty())
           std::printf("check: axle %s vs oneDNN max rel err %.1e over %zu points\n", i ? "nchw" : "nhwc",
-                      pair_error(samples, axle_y[i], onednn_y), samples.size());
+                      pair_error(samples, axle_out[i], onednn_out), samples.size());
       for (const std::string& n : notes) std::printf("note: %s\n", n.c_str());
       std::fflush(stdout);
     }

@@ -18,11 +18,12 @@
 #   ctest-ocl  the ctest suite again with AXLE_DEVICE=opencl:gpu (when NVIDIA's OpenCL ICD is present)
 #   bench      launch_cuda_bench and the other benchmarks in BUILD/bench (with --quick when they take it),
 #              GEMM at the goal sizes, conv_bench on the 3x3 layers at batch 32 (f16 and f32, cuDNN
-#              in the same process)
+#              in the same process) and both backward directions of a 3x3 and a 1x1 layer
+#              at batch 8 (f32)
 # Then a summary (pass/fail per phase). With $OUT set, logs and JSON go there
-# (at most 11 files: gpu_check.log, ctest_cuda.log, ctest_opencl_gpu.log, samples.log,
+# (at most 12 files: gpu_check.log, ctest_cuda.log, ctest_opencl_gpu.log, samples.log,
 # bench.log, launch_cuda_bench.json, gemm_f32.json, gemm_bf16.json, conv_f16.json,
-# conv_f32.json, summary.json).
+# conv_f32.json, conv_bwd.json, summary.json).
 #
 # The build's absolute paths (CTest files, test data) are those of the build machine; when
 # they do not exist here the script links the original source folder to this checkout.
@@ -353,6 +354,16 @@ if [ -x "$cb" ]; then
       fail[bench]=$((fail[bench] + 1)); say "  FAIL  conv_bench --dtype $dt"
     fi
   done
+  # Backward data and weights against cuDNN's: one 3x3 and one 1x1 layer (f32, batch 8:
+  # Axle's direct backward kernels are slow, this stays short).
+  bl="3x3 C256 K256 14x14,1x1 C256 K64"
+  echo "+ conv_bench --device cuda:0 --batch 8 --layers '$bl' --direction all --rounds 3" >> "$blog"
+  if run_phase_cmd "$(limit 60)" "$blog" "$cb" --device cuda:0 --batch 8 --layers "$bl" --direction all --rounds 3 \
+       --json "$logdir/conv_bwd.json"; then
+    pass[bench]=$((pass[bench] + 1))
+  else
+    fail[bench]=$((fail[bench] + 1)); say "  FAIL  conv_bench --direction all"
+  fi
 fi
 cat "$blog" >> "$mainlog"
 grep -A8 '^launch_cuda_bench on' "$blog" || true
