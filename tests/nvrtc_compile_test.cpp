@@ -106,11 +106,12 @@ KernelFile load_kernel_file(const fs::path& p, SourceKind kind) {
     }
   }
   if (kf.variants.empty()) kf.variants.push_back(Variant{"(no defines)", {}});
-  // Shared headers (*.cuh) beside a CUDA file are passed as named headers, as the
-  // kernel library does with BuildOptions::header.
+  // Shared headers beside a kernel file (*.cuh for CUDA, *.clh for the portable dialect)
+  // are passed as named headers, as the kernel library does with BuildOptions::header.
   std::error_code ec;
+  const std::string header_ext = kind == SourceKind::CUDA ? ".cuh" : ".clh";
   for (const auto& e : fs::directory_iterator(p.parent_path(), ec))
-    if (e.is_regular_file() && e.path().extension() == ".cuh")
+    if (e.is_regular_file() && e.path().extension() == header_ext)
       for (auto& v : kf.variants) v.options.header(e.path().filename().string(), read_file(e.path()));
   return kf;
 }

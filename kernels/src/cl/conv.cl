@@ -23,46 +23,7 @@
 //    (no im2col buffer); work-group (BN / TN, BM / TM), grid z = groups.
 //  * axle_conv_axpby: y = beta * y + z (the residual ahead of a GEMM-backed algorithm).
 
-#ifndef X_T
-#define X_T 0
-#endif
-#ifndef Y_T
-#define Y_T 0
-#endif
-#ifndef LAYOUT
-#define LAYOUT 0
-#endif
-
-#if X_T == 0
-#define X_ELEM float
-#define LOAD_X(p, i) ((p)[i])
-#elif X_T == 1
-#define X_ELEM AXLE_HALF
-#define LOAD_X(p, i) AXLE_LOAD_HALF(i, p)
-#else
-#define X_ELEM ushort
-#define LOAD_X(p, i) axle_bf16_to_float((p)[i])
-#endif
-
-#if Y_T == 0
-#define Y_ELEM float
-#define LOAD_Y(p, i) ((p)[i])
-#define STORE_Y(p, i, v) ((p)[i] = (v))
-#elif Y_T == 1
-#define Y_ELEM AXLE_HALF
-#define LOAD_Y(p, i) AXLE_LOAD_HALF(i, p)
-#define STORE_Y(p, i, v) AXLE_STORE_HALF(v, i, p)
-#else
-#define Y_ELEM ushort
-#define LOAD_Y(p, i) axle_bf16_to_float((p)[i])
-#define STORE_Y(p, i, v) ((p)[i] = axle_float_to_bf16(v))
-#endif
-
-AXLE_FUNC float axle_conv_act(float v, int act) {
-  if (act == 1) return v > 0.0f ? v : 0.0f;
-  if (act == 2) return 0.5f * v * (1.0f + erf(v * 0.70710678118654752f));
-  return v;
-}
+#include "conv_types.clh"
 
 // The epilogue of output element `o` (flat index in y's layout) of channel `k`.
 AXLE_FUNC void axle_conv_store(AXLE_GLOBAL Y_ELEM* y, AXLE_GLOBAL const float* bias, AXLE_GLOBAL const Y_ELEM* z,
@@ -73,11 +34,6 @@ AXLE_FUNC void axle_conv_store(AXLE_GLOBAL Y_ELEM* y, AXLE_GLOBAL const float* b
   if (has_z) v += LOAD_Y(z, o);
   STORE_Y(y, o, axle_conv_act(v, act));
 }
-
-// Problem geometry, passed as scalars to every kernel.
-#define AXLE_CONV_GEOMETRY                                                                              \
-  int N, int C, int H, int W, int K, int R, int S, int P, int Q, int sh, int sw, int pt, int pl, int dh, \
-      int dw, int G
 
 AXLE_KERNEL void axle_conv_direct_fwd(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x, ulong x_off,
                                       AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT w, ulong w_off,

@@ -13,44 +13,7 @@
 // One work-item per element written, summing in a fixed order: the results are the
 // same bits from run to run. LAYOUT, X_T (x, dx, w, dw) and Y_T (dy) as in conv.cl.
 
-#ifndef X_T
-#define X_T 0
-#endif
-#ifndef Y_T
-#define Y_T 0
-#endif
-#ifndef LAYOUT
-#define LAYOUT 0
-#endif
-
-#if X_T == 0
-#define X_ELEM float
-#define LOAD_X(p, i) ((p)[i])
-#define STORE_X(p, i, v) ((p)[i] = (v))
-#elif X_T == 1
-#define X_ELEM AXLE_HALF
-#define LOAD_X(p, i) AXLE_LOAD_HALF(i, p)
-#define STORE_X(p, i, v) AXLE_STORE_HALF(v, i, p)
-#else
-#define X_ELEM ushort
-#define LOAD_X(p, i) axle_bf16_to_float((p)[i])
-#define STORE_X(p, i, v) ((p)[i] = axle_float_to_bf16(v))
-#endif
-
-#if Y_T == 0
-#define Y_ELEM float
-#define LOAD_Y(p, i) ((p)[i])
-#elif Y_T == 1
-#define Y_ELEM AXLE_HALF
-#define LOAD_Y(p, i) AXLE_LOAD_HALF(i, p)
-#else
-#define Y_ELEM ushort
-#define LOAD_Y(p, i) axle_bf16_to_float((p)[i])
-#endif
-
-#define AXLE_CONV_GEOMETRY                                                                              \
-  int N, int C, int H, int W, int K, int R, int S, int P, int Q, int sh, int sw, int pt, int pl, int dh, \
-      int dw, int G
+#include "conv_types.clh"
 
 AXLE_FUNC ulong axle_y_index(int n, int k, int p, int q, int K, int P, int Q) {
 #if LAYOUT == 0

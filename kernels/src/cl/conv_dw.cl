@@ -10,31 +10,10 @@
 // conv.cl's: y = act(alpha * acc + beta * y + bias[k] + z); Y_T (y, z): 0 f32, 1 f16,
 // 2 bf16. Work-items: (ceil(K / 16), N * P).
 
-#ifndef Y_T
-#define Y_T 0
-#endif
+#include "conv_types.clh"
+
 #define QB 4
 #define MAXRS 25  // filters up to 5x5
-
-#if Y_T == 0
-#define Y_ELEM float
-#define LOAD_Y(p, i) ((p)[i])
-#define STORE_Y(p, i, v) ((p)[i] = (v))
-#elif Y_T == 1
-#define Y_ELEM AXLE_HALF
-#define LOAD_Y(p, i) AXLE_LOAD_HALF(i, p)
-#define STORE_Y(p, i, v) AXLE_STORE_HALF(v, i, p)
-#else
-#define Y_ELEM ushort
-#define LOAD_Y(p, i) axle_bf16_to_float((p)[i])
-#define STORE_Y(p, i, v) ((p)[i] = axle_float_to_bf16(v))
-#endif
-
-AXLE_FUNC float axle_dw_act(float v, int act) {
-  if (act == 1) return v > 0.0f ? v : 0.0f;
-  if (act == 2) return 0.5f * v * (1.0f + erf(v * 0.70710678118654752f));
-  return v;
-}
 
 AXLE_KERNEL void axle_conv_dw_nhwc(AXLE_GLOBAL const float* AXLE_RESTRICT x, ulong x_off,
                                    AXLE_GLOBAL const float* AXLE_RESTRICT w, ulong w_off,
@@ -114,7 +93,7 @@ AXLE_KERNEL void axle_conv_dw_nhwc(AXLE_GLOBAL const float* AXLE_RESTRICT x, ulo
         if (beta != 0.0f) v += beta * LOAD_Y(y, o + j);
         if (has_bias) v += bias[k0 + j];
         if (has_z) v += LOAD_Y(z, o + j);
-        STORE_Y(y, o + j, axle_dw_act(v, act));
+        STORE_Y(y, o + j, axle_conv_act(v, act));
       }
     }
   }

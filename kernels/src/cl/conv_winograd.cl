@@ -19,40 +19,7 @@
 // t runs over the N * TH * TW tiles (TH = ceil(P / 2), TW = ceil(Q / 2)), k and c over
 // one group's filters and channels. LAYOUT, X_T and Y_T as in conv.cl.
 
-#ifndef X_T
-#define X_T 0
-#endif
-#ifndef Y_T
-#define Y_T 0
-#endif
-#ifndef LAYOUT
-#define LAYOUT 0
-#endif
-
-#if X_T == 0
-#define X_ELEM float
-#define LOAD_X(p, i) ((p)[i])
-#elif X_T == 1
-#define X_ELEM AXLE_HALF
-#define LOAD_X(p, i) AXLE_LOAD_HALF(i, p)
-#else
-#define X_ELEM ushort
-#define LOAD_X(p, i) axle_bf16_to_float((p)[i])
-#endif
-
-#if Y_T == 0
-#define Y_ELEM float
-#define LOAD_Y(p, i) ((p)[i])
-#define STORE_Y(p, i, v) ((p)[i] = (v))
-#elif Y_T == 1
-#define Y_ELEM AXLE_HALF
-#define LOAD_Y(p, i) AXLE_LOAD_HALF(i, p)
-#define STORE_Y(p, i, v) AXLE_STORE_HALF(v, i, p)
-#else
-#define Y_ELEM ushort
-#define LOAD_Y(p, i) axle_bf16_to_float((p)[i])
-#define STORE_Y(p, i, v) ((p)[i] = axle_float_to_bf16(v))
-#endif
+#include "conv_types.clh"
 
 // One work-item per (k, c) of the filters (k over all K, c within the group).
 AXLE_KERNEL void axle_wino_filter(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT w, ulong w_off,
@@ -135,12 +102,6 @@ AXLE_KERNEL void axle_wino_input(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x, ulon
   }
 }
 
-AXLE_FUNC float axle_wino_act(float v, int act) {
-  if (act == 1) return v > 0.0f ? v : 0.0f;
-  if (act == 2) return 0.5f * v * (1.0f + erf(v * 0.70710678118654752f));
-  return v;
-}
-
 // One work-item per (tile t, output channel k of all K).
 AXLE_KERNEL void axle_wino_output(AXLE_GLOBAL const float* AXLE_RESTRICT m, ulong m_off,
                                   AXLE_GLOBAL Y_ELEM* AXLE_RESTRICT y, ulong y_off,
@@ -183,7 +144,7 @@ AXLE_KERNEL void axle_wino_output(AXLE_GLOBAL const float* AXLE_RESTRICT m, ulon
       if (beta != 0.0f) r += beta * LOAD_Y(y, idx);
       r += b;
       if (has_z) r += LOAD_Y(z, idx);
-      STORE_Y(y, idx, axle_wino_act(r, act));
+      STORE_Y(y, idx, axle_conv_act(r, act));
     }
   }
 }

@@ -18,20 +18,12 @@ std::string_view kernel_resource(std::string_view relative_path);
 namespace axle::dnn::detail {
 namespace {
 
-int type_code(DataType t) { return t == DataType::F32 ? 0 : t == DataType::F16 ? 1 : 2; }
 int act_code(Activation a) { return a == Activation::None ? 0 : a == Activation::ReLU ? 1 : 2; }
 bool is_gpu(const Device& d) { return d.info().type != DeviceType::CPU; }
 
 constexpr std::size_t kMaxGroupsY = 65535;  // CUDA's grid y and z limits
 
-Program build_conv(const ConvProblem& pb, BuildOptions opt) {
-  opt.define("X_T", type_code(pb.types.x)).define("Y_T", type_code(pb.types.y));
-  opt.define("LAYOUT", pb.desc.layout == TensorLayout::NCHW ? 0 : 1);
-  if (pb.device.backend() == "opencl") opt.flags = "-cl-mad-enable";
-  const std::string_view text = embedded::kernel_resource("src/cl/conv.cl");
-  if (text.empty()) throw Error("conv2d: the kernel source src/cl/conv.cl is not embedded in this build");
-  return pb.device.build(Source::portable(std::string(text), "conv.cl"), opt);
-}
+Program build_conv(const ConvProblem& pb, BuildOptions opt) { return build_conv_program(pb, "conv.cl", opt); }
 
 // Scalar arguments shared by the portable kernels (AXLE_CONV_GEOMETRY in conv.cl).
 void geometry(std::vector<KernelArg>& a, const ConvProblem& pb) {
@@ -151,28 +143,6 @@ class ImplicitGemmAlgo final : public ConvAlgo {
 };
 
 // ---- 1x1 through GEMM ---------------------------------------------------------------------
-
-template <typename T>
-BufferView<T> typed(const TensorRef& t) {
-  return BufferView<T>(*t.buffer, t.offset, t.size);
-}
-
-template <typename F>
-void with_types(DataType x, DataType y, F&& f) {
-  auto on_y = [&](auto xt) {
-    using TX = decltype(xt);
-    switch (y) {
-      case DataType::F32: return f(TX{}, float{});
-      case DataType::F16: return f(TX{}, half_t{});
-      case DataType::BF16: return f(TX{}, bfloat16_t{});
-    }
-  };
-  switch (x) {
-    case DataType::F32: return on_y(float{});
-    case DataType::F16: return on_y(half_t{});
-    case DataType::BF16: return on_y(bfloat16_t{});
-  }
-}
 
 class Gemm1x1Algo final : public ConvAlgo {
  public:

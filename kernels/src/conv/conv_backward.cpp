@@ -7,25 +7,13 @@
 #include "axle/blas.hpp"
 #include "conv_backward.hpp"
 
-namespace axle::embedded {
-std::string_view kernel_resource(std::string_view relative_path);
-}
-
 namespace axle::dnn::detail {
 namespace {
-
-int type_code(DataType t) { return t == DataType::F32 ? 0 : t == DataType::F16 ? 1 : 2; }
 
 class DirectBackwardAlgo final : public ConvAlgo {
  public:
   explicit DirectBackwardAlgo(const ConvProblem& pb) : pb_(pb) {
-    BuildOptions opt;
-    opt.define("X_T", type_code(pb.types.x)).define("Y_T", type_code(pb.types.y));
-    opt.define("LAYOUT", pb.desc.layout == TensorLayout::NCHW ? 0 : 1);
-    if (pb.device.backend() == "opencl") opt.flags = "-cl-mad-enable";
-    const std::string_view text = embedded::kernel_resource("src/cl/conv_bwd.cl");
-    if (text.empty()) throw Error("conv2d: the kernel source src/cl/conv_bwd.cl is not embedded in this build");
-    Program prog = pb.device.build(Source::portable(std::string(text), "conv_bwd.cl"), opt);
+    Program prog = build_conv_program(pb, "conv_bwd.cl");
     if (pb.direction == Direction::BackwardData) {
       main_ = prog.kernel("axle_conv_direct_bwd_data");
     } else {
@@ -93,28 +81,6 @@ class DirectBackwardAlgo final : public ConvAlgo {
   Kernel main_, bias_;
   std::size_t local_ = 0;
 };
-
-template <typename T>
-BufferView<T> typed(const TensorRef& t) {
-  return BufferView<T>(*t.buffer, t.offset, t.size);
-}
-
-template <typename F>
-void with_types(DataType x, DataType y, F&& f) {
-  auto on_y = [&](auto xt) {
-    using TX = decltype(xt);
-    switch (y) {
-      case DataType::F32: return f(TX{}, float{});
-      case DataType::F16: return f(TX{}, half_t{});
-      case DataType::BF16: return f(TX{}, bfloat16_t{});
-    }
-  };
-  switch (x) {
-    case DataType::F32: return on_y(float{});
-    case DataType::F16: return on_y(half_t{});
-    case DataType::BF16: return on_y(bfloat16_t{});
-  }
-}
 
 // 1x1 stride-1 layers: both backward passes as GEMMs (one per group; NCHW weight and
 // bias gradients sum over the batch with beta = 1 after the first image, so the

@@ -4,22 +4,13 @@
 
 #include "conv_depthwise.hpp"
 
-namespace axle::embedded {
-std::string_view kernel_resource(std::string_view relative_path);
-}
-
 namespace axle::dnn::detail {
 namespace {
 
 class DepthwiseAlgo final : public ConvAlgo {
  public:
   explicit DepthwiseAlgo(const ConvProblem& pb) : pb_(pb) {
-    BuildOptions opt;
-    opt.define("Y_T", pb.types.y == DataType::F32 ? 0 : pb.types.y == DataType::F16 ? 1 : 2);
-    if (pb.device.backend() == "opencl") opt.flags = "-cl-mad-enable";
-    const std::string_view text = embedded::kernel_resource("src/cl/conv_dw.cl");
-    if (text.empty()) throw Error("conv2d: the kernel source src/cl/conv_dw.cl is not embedded in this build");
-    kernel_ = pb.device.build(Source::portable(std::string(text), "conv_dw.cl"), opt).kernel("axle_conv_dw_nhwc");
+    kernel_ = build_conv_program(pb, "conv_dw.cl").kernel("axle_conv_dw_nhwc");
   }
   std::size_t workspace_bytes() const override { return 0; }
   std::string params() const override { return "depthwise NHWC kernel: a row of 16 channels per work-item"; }

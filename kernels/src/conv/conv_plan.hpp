@@ -34,6 +34,34 @@ class ConvAlgo {
   virtual void run(Stream& stream, const Conv2dArgs& args, const Buffer* ws, std::size_t ws_off) const = 0;
 };
 
+/// Build the portable kernel file `file` (under kernels/src/cl/) for `pb`: the element
+/// types (X_T, Y_T) and LAYOUT defined, the shared conv_types.clh header passed.
+Program build_conv_program(const ConvProblem& pb, const char* file, BuildOptions options = {});
+
+/// A typed view of a tensor reference.
+template <typename T>
+BufferView<T> typed(const TensorRef& t) {
+  return BufferView<T>(*t.buffer, t.offset, t.size);
+}
+
+/// Calls f(TX{}, TY{}) with the storage types of x and y.
+template <typename F>
+void with_types(DataType x, DataType y, F&& f) {
+  auto on_y = [&](auto xt) {
+    using TX = decltype(xt);
+    switch (y) {
+      case DataType::F32: return f(TX{}, float{});
+      case DataType::F16: return f(TX{}, half_t{});
+      case DataType::BF16: return f(TX{}, bfloat16_t{});
+    }
+  };
+  switch (x) {
+    case DataType::F32: return on_y(float{});
+    case DataType::F16: return on_y(half_t{});
+    case DataType::BF16: return on_y(bfloat16_t{});
+  }
+}
+
 /// Why `algo` cannot serve `pb` ("" when it can).
 std::string algo_unsupported_reason(Algorithm algo, const ConvProblem& pb);
 /// Build the algorithm object (the caller has checked algo_unsupported_reason).

@@ -7,16 +7,11 @@
 #include "axle/blas.hpp"
 #include "conv_winograd.hpp"
 
-namespace axle::embedded {
-std::string_view kernel_resource(std::string_view relative_path);
-}
-
 namespace axle::dnn::detail {
 namespace {
 
 constexpr std::size_t kAlign = 64;  // floats: regions start on 256-byte boundaries
 std::size_t align_up(std::size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
-int type_code(DataType t) { return t == DataType::F32 ? 0 : t == DataType::F16 ? 1 : 2; }
 
 struct Sizes {
   std::size_t th, tw, t, u, v, m;  // tiles down and across, tiles in all; region sizes in floats
@@ -36,13 +31,7 @@ Sizes sizes(const ConvProblem& pb) {
 class WinogradAlgo final : public ConvAlgo {
  public:
   explicit WinogradAlgo(const ConvProblem& pb) : pb_(pb), sz_(sizes(pb)) {
-    BuildOptions opt;
-    opt.define("X_T", type_code(pb.types.x)).define("Y_T", type_code(pb.types.y));
-    opt.define("LAYOUT", pb.desc.layout == TensorLayout::NCHW ? 0 : 1);
-    if (pb.device.backend() == "opencl") opt.flags = "-cl-mad-enable";
-    const std::string_view text = embedded::kernel_resource("src/cl/conv_winograd.cl");
-    if (text.empty()) throw Error("conv2d: the kernel source src/cl/conv_winograd.cl is not embedded in this build");
-    Program prog = pb.device.build(Source::portable(std::string(text), "conv_winograd.cl"), opt);
+    Program prog = build_conv_program(pb, "conv_winograd.cl");
     filter_ = prog.kernel("axle_wino_filter");
     input_ = prog.kernel("axle_wino_input");
     output_ = prog.kernel("axle_wino_output");
