@@ -56,6 +56,7 @@
 #define VLOADW CP_CAT(vload, VW)
 #define VSTOREW CP_CAT(vstore, VW)
 #define ZERO_CHUNK 4096  // zero-row floats per packing work-item
+#define PACK_C 64        // channels per packing work-item
 
 #if X_T == 0
 #define X_ELEM float
@@ -92,8 +93,9 @@ AXLE_FUNC float axle_convp_act(float v, int act) {
   return v;
 }
 
-// dims (items + zero chunks): item (g, k panel, tap) packs cg x NR floats; the rest
-// zero ZERO_CHUNK floats of the zero row each.
+// dims (items + zero chunks): item (g, k panel, tap, chunk of PACK_C channels) packs
+// PACK_C x NR floats, written in order (the filters are read NR rows at a time); the
+// rest zero ZERO_CHUNK floats of the zero row each.
 AXLE_KERNEL void axle_conv_pack_w(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT w, ulong w_off,
                                   AXLE_GLOBAL float* AXLE_RESTRICT ws, ulong wp_off, ulong zero_off, int zero_len,
                                   int items, AXLE_CONV_GEOMETRY) {
@@ -105,26 +107,30 @@ AXLE_KERNEL void axle_conv_pack_w(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT w, ulo
     return;
   }
   const int cg = C / G, kg = K / G, kp_n = (kg + NR - 1) / NR, taps = R * S;
-  const int t = id % taps;
-  const int kp = (id / taps) % kp_n;
-  const int g = id / (taps * kp_n);
-  const int r = t / S, s = t % S;
+  const int cc_n = (cg + PACK_C - 1) / PACK_C;
+  const int cc = id % cc_n;
+  const int t = (id / cc_n) % taps;
+  const int kp = (id / (cc_n * taps)) % kp_n;
+  const int g = id / (cc_n * taps * kp_n);
+  const int c0 = cc * PACK_C, c1 = min(cg, c0 + PACK_C);
   w += w_off;
   AXLE_GLOBAL float* dst = ws + wp_off + ((ulong)(g * kp_n + kp) * taps + t) * (ulong)cg * NR;
-  for (int j = 0; j < NR; ++j) {
-    const int kf = kp * NR + j;
-    if (kf < kg) {
-      const ulong k = (ulong)(g * kg + kf);
-      for (int c = 0; c < cg; ++c) {
+  const int jn = min(NR, kg - kp * NR);  // filters of this panel (the rest are zero)
+  const ulong k0 = (ulong)(g * kg + kp * NR);
 #if LAYOUT == 0
-        dst[(ulong)c * NR + j] = LOAD_X(w, ((k * cg + c) * R + r) * S + s);
+  const ulong kstride = (ulong)cg * taps, cstride = (ulong)taps;  // KCRS
 #else
-        dst[(ulong)c * NR + j] = LOAD_X(w, ((k * R + r) * S + s) * cg + c);
+  const ulong kstride = (ulong)taps * cg, cstride = 1;  // KRSC
 #endif
-      }
-    } else {
-      for (int c = 0; c < cg; ++c) dst[(ulong)c * NR + j] = 0.0f;
-    }
+#if LAYOUT == 0
+  AXLE_GLOBAL const X_ELEM* src = w + k0 * kstride + (ulong)t;
+#else
+  AXLE_GLOBAL const X_ELEM* src = w + k0 * kstride + (ulong)t * cg;
+#endif
+  for (int c = c0; c < c1; ++c) {
+    AXLE_GLOBAL float* row = dst + (ulong)c * NR;
+    for (int j = 0; j < jn; ++j) row[j] = LOAD_X(src, (ulong)j * kstride + (ulong)c * cstride);
+    for (int j = jn; j < NR; ++j) row[j] = 0.0f;
   }
 }
 
@@ -266,6 +272,17 @@ AXLE_KERNEL void axle_conv_packed_fwd(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x,
   VT acc[MR * NV];
 #if KC > 0
   VT part[MB * MR * NV];
+  int bh[MB * MR], bw[MB * MR];  // the blocks' row coordinates, computed once
+  ulong bb[MB * MR];
+  for (int blk = blk0; blk < blk1; ++blk) {
+    AXLE_CONVP_ROWS(blk)
+#pragma unroll
+    for (int i = 0; i < MR; ++i) {
+      bh[(blk - blk0) * MR + i] = ih0[i];
+      bw[(blk - blk0) * MR + i] = iw0[i];
+      bb[(blk - blk0) * MR + i] = xb[i];
+    }
+  }
   for (int t = 0; t < taps; ++t) {
     const int r = t / S, s = t - r * S;
     for (int c0 = 0; c0 < cg; c0 += KC) {
@@ -279,7 +296,12 @@ AXLE_KERNEL void axle_conv_packed_fwd(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x,
 #pragma unroll
           for (int e = 0; e < MR * NV; ++e) acc[e] = pp[e];
         }
-        AXLE_CONVP_ROWS(blk)
+#pragma unroll
+        for (int i = 0; i < MR; ++i) {
+          ih0[i] = bh[(blk - blk0) * MR + i];
+          iw0[i] = bw[(blk - blk0) * MR + i];
+          xb[i] = bb[(blk - blk0) * MR + i];
+        }
         AXLE_CONVP_POINTERS(r, s)
         AXLE_GLOBAL const float* wq = wpan + ((ulong)t * cg + c0) * NR;
         AXLE_CONVP_LOOP(c0, c1)

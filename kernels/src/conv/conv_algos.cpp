@@ -186,14 +186,17 @@ PackedParams packed_params(const ConvProblem& pb) {
   // A panel too large for L2 is walked in KC-deep channel slices shared by MB blocks;
   // else each block takes the whole reduction. Either way at least ~16 work-items per
   // compute unit, the blocks spread evenly over them.
-  int mb_max = 4;
+  std::size_t mb;
   if (panel > kPanelL2Bytes && cg >= 64) {
+    // Each block group reads its whole panel once: as few groups as keep 4 work-items
+    // per compute unit.
     t.kc = 64;
-    mb_max = 8;
+    const std::size_t panels = items / blocks;
+    mb = std::clamp<std::size_t>(blocks * panels / (4 * units), 1, 16);
   } else {
     t.kc = 0;
+    mb = std::clamp<std::size_t>(items / (16 * units), 1, 4);
   }
-  std::size_t mb = std::clamp<std::size_t>(items / (16 * units), 1, static_cast<std::size_t>(mb_max));
   mb = div_up(blocks, div_up(blocks, mb));
   t.mb = static_cast<int>(mb);
   return t;
@@ -210,8 +213,8 @@ class PackedIgemmAlgo final : public ConvAlgo {
     conv_ = prog.kernel("axle_conv_packed_fwd");
     const std::size_t cg = d.c / d.groups, kg = d.k / d.groups;
     kp_n_ = div_up(kg, t_.nr());
-    pack_items_ = d.groups * kp_n_ * d.r * d.s;
-    wp_floats_ = round_up(pack_items_ * cg * t_.nr(), 16);
+    pack_items_ = d.groups * kp_n_ * d.r * d.s * div_up(cg, kPackC);
+    wp_floats_ = round_up(d.groups * kp_n_ * d.r * d.s * cg * t_.nr(), 16);
     // The zero row: C / G floats (NHWC), or (C / G - 1) * H * W + 1 (NCHW, c strides by H * W).
     zero_len_ = d.layout == TensorLayout::NHWC ? cg : (cg - 1) * d.h * d.w + 1;
     ws_bytes_ = kAlign + (wp_floats_ + round_up(zero_len_, 16)) * sizeof(float);
@@ -271,6 +274,7 @@ class PackedIgemmAlgo final : public ConvAlgo {
 
  private:
   static constexpr std::size_t kAlign = 64;
+  static constexpr std::size_t kPackC = 64;  // PACK_C in conv_packed.cl
   ConvProblem pb_;
   PackedParams t_;
   Kernel pack_, conv_;
