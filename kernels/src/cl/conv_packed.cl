@@ -178,6 +178,16 @@ AXLE_FUNC void axle_convp_store(VT* acc, int m0, int kf0, int g, AXLE_GLOBAL Y_E
 #endif
         float t[VW];
         VSTOREW(a, 0, t);
+        if (beta == 0.0f && !has_bias && !has_z && act == 0) {  // a plain store
+          for (int l = 0; l < cnt; ++l) {
+#if LAYOUT == 0
+            STORE_Y(y, pix + (ulong)(k + l) * PQ, t[l]);
+#else
+            STORE_Y(y, pix + (ulong)(k + l), t[l]);
+#endif
+          }
+          continue;
+        }
         for (int l = 0; l < cnt; ++l) {
 #if LAYOUT == 0
           const ulong o = pix + (ulong)(k + l) * PQ;
