@@ -184,12 +184,12 @@ PackedParams packed_params(const ConvProblem& pb) {
   const std::size_t items = blocks * div_up(kg, t.nr()) * d.groups;
   const std::size_t panel = taps * cg * t.nr() * sizeof(float);
   // A panel too large for L2 is walked in KC-deep channel slices shared by MB blocks;
-  // else each block takes the whole reduction. Either way at least ~16 work-items per
-  // compute unit, the blocks spread evenly over them.
+  // else each block takes the whole reduction (panel in L2), MB only grouping blocks
+  // while ~16 work-items per compute unit remain. The blocks are spread evenly.
   std::size_t mb;
   if (panel > kPanelL2Bytes && cg >= 64) {
-    // Each block group reads its whole panel once: as few groups as keep 4 work-items
-    // per compute unit.
+    // Each block group reads its whole panel once from outside L2: as few groups as
+    // keep 4 work-items per compute unit.
     t.kc = 64;
     const std::size_t panels = items / blocks;
     mb = std::clamp<std::size_t>(blocks * panels / (4 * units), 1, 16);
