@@ -203,7 +203,16 @@ class ConvTest : public ::testing::TestWithParam<axle::Device> {
                         Algorithm::Winograd, Algorithm::TensorCore, Algorithm::CudaSimt}) {
       std::string why;
       if (!axle::dnn::supports(dev(), a, d, t, axle::dnn::Direction::Forward, &why)) continue;
-      run_conv<TX, TY>(dev(), d, a, e);
+      if (a == Algorithm::ImplicitGemm) {
+        // Both implicit-GEMM kernels, whatever the device would choose.
+        for (const char* variant : {"packed", "tiled"}) {
+          axle_test::ScopedEnv env("AXLE_CONV_IGEMM", variant);
+          SCOPED_TRACE(std::string("AXLE_CONV_IGEMM=") + variant);
+          run_conv<TX, TY>(dev(), d, a, e);
+        }
+      } else {
+        run_conv<TX, TY>(dev(), d, a, e);
+      }
     }
   }
 };
@@ -342,6 +351,71 @@ TEST_P(ConvTest, EveryEpiloguePart) {
     }
 }
 
+// Shapes that cross the packed kernel's block edges: P*Q not a multiple of the pixel
+// block, K not a multiple of the filter panel, C of 1 and 3, Q narrower than a block,
+// blocks that span output rows and images, strided 1x1 (a downsample), channel slices
+// (large C) and a caller's workspace at an odd offset.
+TEST_P(ConvTest, ImplicitGemmBlockEdges) {
+  struct Shape {
+    std::size_t n, c, h, w, k, f, stride, pad;
+  };
+  for (TensorLayout l : {TensorLayout::NCHW, TensorLayout::NHWC})
+    for (const Shape& sh :
+         {Shape{1, 1, 9, 9, 70, 3, 1, 1}, Shape{2, 3, 11, 4, 33, 3, 1, 1}, Shape{3, 3, 15, 13, 65, 7, 2, 3},
+          Shape{1, 8, 5, 3, 16, 3, 1, 1}, Shape{2, 24, 9, 9, 48, 1, 2, 0}, Shape{1, 130, 5, 5, 20, 3, 1, 1},
+          Shape{2, 96, 4, 5, 129, 3, 1, 1}, Shape{1, 20, 6, 7, 1, 3, 1, 2}, Shape{1, 200, 5, 6, 70, 3, 1, 1}}) {
+      Conv2dDesc d = make(sh.n, sh.c, sh.h, sh.w, sh.k, sh.f, sh.f, l);
+      d.stride_h = d.stride_w = sh.stride;
+      d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = sh.pad;
+      for (const char* variant : {"packed", "tiled"}) {
+        axle_test::ScopedEnv env("AXLE_CONV_IGEMM", variant);
+        SCOPED_TRACE(std::string("AXLE_CONV_IGEMM=") + variant);
+        run_conv<float, float>(dev(), d, Algorithm::ImplicitGemm);
+        Epi e;
+        e.bias = true, e.residual = true, e.act = Activation::ReLU, e.beta = 0.5f;
+        run_conv<float, float>(dev(), d, Algorithm::ImplicitGemm, e);
+      }
+      axle_test::ScopedEnv env("AXLE_CONV_IGEMM", "packed");
+      run_conv<half_t, float>(dev(), d, Algorithm::ImplicitGemm);
+      run_conv<bfloat16_t, bfloat16_t>(dev(), d, Algorithm::ImplicitGemm);
+    }
+}
+
+TEST_P(ConvTest, PackedImplicitGemmUsesTheCallersWorkspace) {
+  axle_test::ScopedEnv env("AXLE_CONV_IGEMM", "packed");
+  Conv2dDesc d = make(1, 8, 6, 6, 20, 3, 3, TensorLayout::NHWC);
+  d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = 1;
+  axle::dnn::Conv2dOptions opt;
+  opt.algorithm = Algorithm::ImplicitGemm;
+  axle::dnn::Conv2dPlan plan(dev(), d, axle::dnn::Conv2dTypes{}, axle::dnn::Direction::Forward, {}, opt);
+  const std::size_t ws = plan.workspace_bytes();
+  ASSERT_GT(ws, 0u);
+  axle::Stream s = dev().create_stream();
+  std::vector<float> hx(d.x_elems(), 1.0f), hw(d.w_elems(), 0.5f);
+  axle::Buffer bx = dev().alloc<float>(hx.size()), bw = dev().alloc<float>(hw.size()),
+               by = dev().alloc<float>(d.y_elems()), bws = dev().alloc<unsigned char>(ws + 3);
+  s.copy(hx, bx.view<float>());
+  s.copy(hw, bw.view<float>());
+  s.fill(bws.view<unsigned char>(), static_cast<unsigned char>(0x7f));  // garbage: the run must zero what it reads
+  axle::dnn::Conv2dArgs a;
+  a.x = bx.view<float>();
+  a.w = bw.view<float>();
+  a.y = by.view<float>();
+  a.workspace = bws.view<unsigned char>(3, ws);
+  plan.run(s, a);
+  std::vector<float> out(d.y_elems());
+  s.copy(by, out);
+  s.synchronize();
+  for (std::size_t p = 0; p < 6; ++p)
+    for (std::size_t q = 0; q < 6; ++q) {
+      const std::size_t rows = (p == 0 || p == 5) ? 2 : 3, cols = (q == 0 || q == 5) ? 2 : 3;
+      for (std::size_t k = 0; k < d.k; ++k)
+        ASSERT_EQ(out[(p * 6 + q) * d.k + k], 0.5f * 8 * rows * cols) << p << " " << q << " " << k;
+    }
+  a.workspace = bws.view<unsigned char>(4, ws - 1);
+  AXLE_EXPECT_THROW_MSG(plan.run(s, a), axle::OutOfRange, {"workspace"});
+}
+
 TEST_P(ConvTest, OneShotCallsCachePlans) {
   Conv2dDesc d = make(1, 16, 9, 9, 8, 3, 3, TensorLayout::NHWC);
   d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = 1;
@@ -369,9 +443,24 @@ TEST_P(ConvTest, SelectorAndDescribe) {
   axle::dnn::Conv2dPlan p3(dev(), big, f32);
   const bool cuda = dev().backend() == "cuda";  // f32 there: the SIMT kernel (conv_cuda_test.cpp)
   EXPECT_EQ(p3.algorithm(), cuda ? Algorithm::CudaSimt : Algorithm::ImplicitGemm) << p3.describe();
-  EXPECT_TRUE(axle_test::contains_all(p3.describe(), {cuda ? "cuda_simt" : "implicit_gemm", "BM=",
-                                                      "N1 C64 H14 W14 K64 3x3"}));
-  EXPECT_EQ(p3.workspace_bytes(), 0u);
+  if (cuda) {
+    EXPECT_TRUE(axle_test::contains_all(p3.describe(), {"cuda_simt", "N1 C64 H14 W14 K64 3x3"}));
+  } else if (dev().info().type == axle::DeviceType::CPU) {
+    // CPUs take the packed kernel: its filter panels live in the workspace.
+    EXPECT_TRUE(axle_test::contains_all(p3.describe(), {"implicit_gemm", "packed MR=", "N1 C64 H14 W14 K64 3x3"}));
+    EXPECT_GE(p3.workspace_bytes(), 64u * 64 * 9 * sizeof(float));
+  } else {
+    EXPECT_TRUE(axle_test::contains_all(p3.describe(), {"implicit_gemm", "tiled BM=", "N1 C64 H14 W14 K64 3x3"}));
+    EXPECT_EQ(p3.workspace_bytes(), 0u);
+  }
+  for (const char* variant : {"packed", "tiled"}) {  // forced either way
+    axle_test::ScopedEnv env("AXLE_CONV_IGEMM", variant);
+    axle::dnn::Conv2dOptions forced;
+    forced.algorithm = Algorithm::ImplicitGemm;
+    axle::dnn::Conv2dPlan p(dev(), big, f32, axle::dnn::Direction::Forward, {}, forced);
+    EXPECT_TRUE(axle_test::contains_all(p.describe(), {"implicit_gemm", std::string(variant) + " "})) << p.describe();
+    EXPECT_EQ(p.workspace_bytes() == 0, std::string(variant) == "tiled") << p.describe();
+  }
   const auto shape = axle::dnn::conv2d_output_shape(big);
   EXPECT_EQ(shape.p, 12u);
   EXPECT_EQ(shape.q, 12u);

@@ -1,6 +1,6 @@
-// Convolution algorithms: direct, implicit GEMM (portable, local-memory tiles) and
-// 1x1 through blas::gemm. Each says which problems it serves (algo_unsupported_reason)
-// and is built once per plan (make_algo).
+// Convolution algorithms: direct, implicit GEMM (packed register blocks on CPUs,
+// local-memory tiles on GPUs) and 1x1 through blas::gemm. Each says which problems it
+// serves (algo_unsupported_reason) and is built once per plan (make_algo).
 #include <algorithm>
 #include <string_view>
 
@@ -8,6 +8,7 @@
 #include "conv_backward.hpp"
 #include "conv_depthwise.hpp"
 #include "conv_cuda.hpp"
+#include "common/env_choice.hpp"
 #include "conv_plan.hpp"
 #include "conv_winograd.hpp"
 
@@ -23,7 +24,9 @@ bool is_gpu(const Device& d) { return d.info().type != DeviceType::CPU; }
 
 constexpr std::size_t kMaxGroupsY = 65535;  // CUDA's grid y and z limits
 
-Program build_conv(const ConvProblem& pb, BuildOptions opt) { return build_conv_program(pb, "conv.cl", opt); }
+Program build_conv(const ConvProblem& pb, BuildOptions opt, const std::string& file = "conv.cl") {
+  return build_conv_program(pb, file.c_str(), opt);
+}
 
 // Scalar arguments shared by the portable kernels (AXLE_CONV_GEOMETRY in conv.cl).
 void geometry(std::vector<KernelArg>& a, const ConvProblem& pb) {
@@ -116,7 +119,7 @@ class ImplicitGemmAlgo final : public ConvAlgo {
   }
   std::size_t workspace_bytes() const override { return 0; }
   std::string params() const override {
-    return "BM=" + std::to_string(t_.bm) + " BN=" + std::to_string(t_.bn) + " BK=" + std::to_string(t_.bk) +
+    return "tiled BM=" + std::to_string(t_.bm) + " BN=" + std::to_string(t_.bn) + " BK=" + std::to_string(t_.bk) +
            " TM=" + std::to_string(t_.tm) + " TN=" + std::to_string(t_.tn);
   }
   void run(Stream& stream, const Conv2dArgs& args, const Buffer*, std::size_t) const override {
@@ -140,6 +143,140 @@ class ImplicitGemmAlgo final : public ConvAlgo {
   ConvProblem pb_;
   TileParams t_;
   Kernel kernel_;
+};
+
+// ---- implicit GEMM (CPU: packed filters, register blocks) ------------------------------
+
+// Which implicit-GEMM kernel serves a problem: AXLE_CONV_IGEMM=packed|tiled forces one,
+// auto (the default) takes the packed kernel on CPU devices and the tiles elsewhere.
+enum class IgemmVariant { Auto, Packed, Tiled };
+
+bool use_packed(const ConvProblem& pb) {
+  const IgemmVariant v = blas::detail::env_choice(
+      "AXLE_CONV_IGEMM",
+      {{"auto", IgemmVariant::Auto}, {"packed", IgemmVariant::Packed}, {"tiled", IgemmVariant::Tiled}},
+      IgemmVariant::Auto, "auto, packed, tiled");
+  if (v == IgemmVariant::Auto) return !is_gpu(pb.device);
+  return v == IgemmVariant::Packed;
+}
+
+struct PackedParams {
+  int mr, vw, nv, mb, kc;
+  std::size_t nr() const { return static_cast<std::size_t>(vw) * nv; }
+};
+
+constexpr std::size_t kPanelL2Bytes = std::size_t{384} << 10;  // a filter panel that stays in L2
+
+PackedParams packed_params(const ConvProblem& pb) {
+  const Conv2dDesc& d = pb.desc;
+  const std::size_t cg = d.c / d.groups, kg = d.k / d.groups, taps = d.r * d.s;
+  PackedParams t{};
+  // 6 x 64 blocks on 16-wide machines (24 accumulators + 4 filter vectors + 1
+  // broadcast of 32 registers), 6 x 16 on 8-wide ones (16 registers); fewer vectors
+  // when K / G is narrower than that.
+  t.vw = pb.device.info().preferred_vector_width_float >= 16 ? 16 : 8;
+  t.mr = 6;
+  t.nv = static_cast<int>(std::min<std::size_t>(t.vw == 16 ? 4 : 2, div_up(kg, t.vw)));
+  const std::size_t units = std::max<std::size_t>(1, pb.device.info().compute_units);
+  const std::size_t blocks = div_up(d.n * pb.p * pb.q, static_cast<std::size_t>(t.mr));
+  const std::size_t items = blocks * div_up(kg, t.nr()) * d.groups;
+  const std::size_t panel = taps * cg * t.nr() * sizeof(float);
+  // A panel too large for L2 is walked in KC-deep channel slices shared by MB blocks;
+  // else each block takes the whole reduction (panel in L2), MB only grouping blocks
+  // while ~16 work-items per compute unit remain. The blocks are spread evenly.
+  std::size_t mb;
+  if (panel > kPanelL2Bytes && cg >= 64) {
+    // Each block group reads its whole panel once from outside L2: as few groups as
+    // keep 4 work-items per compute unit.
+    t.kc = 64;
+    const std::size_t panels = items / blocks;
+    mb = std::clamp<std::size_t>(blocks * panels / (4 * units), 1, 16);
+  } else {
+    t.kc = 0;
+    mb = std::clamp<std::size_t>(items / (16 * units), 1, 4);
+  }
+  mb = div_up(blocks, div_up(blocks, mb));
+  t.mb = static_cast<int>(mb);
+  return t;
+}
+
+class PackedIgemmAlgo final : public ConvAlgo {
+ public:
+  explicit PackedIgemmAlgo(const ConvProblem& pb) : pb_(pb), t_(packed_params(pb)) {
+    const Conv2dDesc& d = pb.desc;
+    BuildOptions opt;
+    opt.define("MR", t_.mr).define("VW", t_.vw).define("NV", t_.nv).define("MB", t_.mb).define("KC", t_.kc);
+    Program prog = build_conv(pb, opt, "conv_packed.cl");
+    pack_ = prog.kernel("axle_conv_pack_w");
+    conv_ = prog.kernel("axle_conv_packed_fwd");
+    const std::size_t cg = d.c / d.groups, kg = d.k / d.groups;
+    kp_n_ = div_up(kg, t_.nr());
+    pack_items_ = d.groups * kp_n_ * d.r * d.s * div_up(cg, kPackC);
+    wp_floats_ = round_up(d.groups * kp_n_ * d.r * d.s * cg * t_.nr(), 16);
+    // The zero row: C / G floats (NHWC), or (C / G - 1) * H * W + 1 (NCHW, c strides by H * W).
+    zero_len_ = d.layout == TensorLayout::NHWC ? cg : (cg - 1) * d.h * d.w + 1;
+    ws_bytes_ = kAlign + (wp_floats_ + round_up(zero_len_, 16)) * sizeof(float);
+  }
+  std::size_t workspace_bytes() const override { return ws_bytes_; }
+  std::string params() const override {
+    return "packed MR=" + std::to_string(t_.mr) + " VW=" + std::to_string(t_.vw) + " NV=" + std::to_string(t_.nv) +
+           " MB=" + std::to_string(t_.mb) + " KC=" + std::to_string(t_.kc) + ", filters packed in " +
+           std::to_string(t_.nr()) + "-wide panels";
+  }
+  void run(Stream& stream, const Conv2dArgs& args, const Buffer* ws, std::size_t ws_off) const override {
+    const Conv2dDesc& d = pb_.desc;
+    // Float offsets into the workspace, 64-byte aligned (buffers are).
+    const std::size_t wp_off = div_up(ws_off, kAlign) * (kAlign / sizeof(float));
+    const std::size_t zero_off = wp_off + wp_floats_;
+    constexpr std::size_t kZeroChunk = 4096;  // ZERO_CHUNK in conv_packed.cl
+    {
+      std::vector<KernelArg> a;
+      a.push_back(KernelArg::buffer_arg(*args.w.buffer, 0));
+      a.push_back(KernelArg::scalar(static_cast<std::uint64_t>(args.w.offset)));
+      a.push_back(KernelArg::buffer_arg(*ws, 0));
+      a.push_back(KernelArg::scalar(static_cast<std::uint64_t>(wp_off)));
+      a.push_back(KernelArg::scalar(static_cast<std::uint64_t>(zero_off)));
+      a.push_back(KernelArg::scalar(static_cast<std::int32_t>(zero_len_)));
+      a.push_back(KernelArg::scalar(static_cast<std::int32_t>(pack_items_)));
+      geometry(a, pb_);
+      stream.launch_args(pack_, Range(pack_items_ + div_up(zero_len_, kZeroChunk)), Range(1), a);
+    }
+    std::vector<KernelArg> a;
+    a.push_back(KernelArg::buffer_arg(*args.x.buffer, 0));
+    a.push_back(KernelArg::scalar(static_cast<std::uint64_t>(args.x.offset)));
+    a.push_back(KernelArg::buffer_arg(*ws, 0));
+    a.push_back(KernelArg::scalar(static_cast<std::uint64_t>(wp_off)));
+    a.push_back(KernelArg::scalar(static_cast<std::uint64_t>(zero_off)));
+    a.push_back(KernelArg::buffer_arg(*args.y.buffer, 0));
+    a.push_back(KernelArg::scalar(static_cast<std::uint64_t>(args.y.offset)));
+    if (args.bias.valid()) {
+      a.push_back(KernelArg::buffer_arg(args.bias.buffer(), 0));
+      a.push_back(KernelArg::scalar(static_cast<std::uint64_t>(args.bias.offset())));
+    } else {
+      a.push_back(KernelArg::buffer_arg(*args.y.buffer, 0));
+      a.push_back(KernelArg::scalar(std::uint64_t{0}));
+    }
+    if (args.z.valid()) {
+      a.push_back(KernelArg::buffer_arg(*args.z.buffer, 0));
+      a.push_back(KernelArg::scalar(static_cast<std::uint64_t>(args.z.offset)));
+    } else {
+      a.push_back(KernelArg::buffer_arg(*args.y.buffer, 0));
+      a.push_back(KernelArg::scalar(std::uint64_t{0}));
+    }
+    geometry(a, pb_);
+    epilogue_args(a, pb_, args);
+    const std::size_t blocks = div_up(d.n * pb_.p * pb_.q, static_cast<std::size_t>(t_.mr));
+    stream.launch_args(conv_, Range(div_up(blocks, static_cast<std::size_t>(t_.mb)), kp_n_, d.groups), Range(1, 1, 1),
+                       a);
+  }
+
+ private:
+  static constexpr std::size_t kAlign = 64;
+  static constexpr std::size_t kPackC = 64;  // PACK_C in conv_packed.cl
+  ConvProblem pb_;
+  PackedParams t_;
+  Kernel pack_, conv_;
+  std::size_t kp_n_ = 0, pack_items_ = 0, wp_floats_ = 0, zero_len_ = 0, ws_bytes_ = 0;
 };
 
 // ---- 1x1 through GEMM ---------------------------------------------------------------------
@@ -226,6 +363,8 @@ std::string algo_unsupported_reason(Algorithm algo, const ConvProblem& pb) {
     case Algorithm::Direct: return "";
     case Algorithm::ImplicitGemm:
       if (d.groups > kMaxGroupsY) return "more than 65535 groups";
+      if (use_packed(pb) && div_up(d.k / d.groups, std::size_t{8}) > kMaxGroupsY)
+        return "more than 65535 filter panels per group";
       return "";
     case Algorithm::Gemm1x1:
       if (d.r != 1 || d.s != 1)
@@ -247,7 +386,9 @@ std::unique_ptr<ConvAlgo> make_algo(Algorithm algo, const ConvProblem& pb) {
       if (pb.direction != Direction::Forward) return make_direct_backward(pb);
       if (depthwise_kernel_serves(pb)) return make_depthwise(pb);
       return std::make_unique<DirectAlgo>(pb);
-    case Algorithm::ImplicitGemm: return std::make_unique<ImplicitGemmAlgo>(pb);
+    case Algorithm::ImplicitGemm:
+      if (use_packed(pb)) return std::make_unique<PackedIgemmAlgo>(pb);
+      return std::make_unique<ImplicitGemmAlgo>(pb);
     case Algorithm::Gemm1x1:
       if (pb.direction != Direction::Forward) return make_gemm1x1_backward(pb);
       return std::make_unique<Gemm1x1Algo>(pb);

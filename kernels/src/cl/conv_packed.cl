@@ -1,0 +1,345 @@
+// axle-variant: -DX_T=0 -DY_T=0 -DLAYOUT=1 -DMR=6 -DVW=16 -DNV=4 -DMB=4 -DKC=0
+// axle-variant: -DX_T=0 -DY_T=0 -DLAYOUT=0 -DMR=6 -DVW=16 -DNV=4 -DMB=8 -DKC=64
+// axle-variant: -DX_T=1 -DY_T=1 -DLAYOUT=1 -DMR=6 -DVW=8 -DNV=2 -DMB=2 -DKC=32
+// axle-variant: -DX_T=2 -DY_T=0 -DLAYOUT=0 -DMR=4 -DVW=8 -DNV=1 -DMB=1 -DKC=0
+//
+// Axle 2-D convolution, packed CPU kernels (portable dialect; also compiles as CUDA
+// under NVRTC). The implicit GEMM (N P Q) x (K / G) x (R S C / G) per group, modelled
+// on gemm.cl's packed family:
+//
+//  * axle_conv_pack_w copies the filters into NR-wide (NR = VW * NV) k-major panels,
+//    f32, ordered wp[g][k panel][r][s][c][NR] (filters past K / G zero), and zeroes the
+//    workspace's zero row (the input a tap reads when it falls in the padding).
+//  * axle_conv_packed_fwd: one work-item (work-group size 1) per MB blocks of MR output
+//    pixels (consecutive in N P Q order) x one panel of NR filters of one group, the
+//    block held in floatVW accumulators. For each tap (r, s) each of the MR pixels gets
+//    its own input pointer (x at the pixel the tap reads, or the zero row), so the
+//    channel loop is branch-free: broadcast A(i, c), fma with the packed filter row.
+//    NHWC reads c contiguously; NCHW strides c by H * W (the zero row is then
+//    (C / G - 1) * H * W + 1 long). With KC > 0 the reduction is walked tap by tap in
+//    KC-deep channel slices, each slice of the panel (KC x NR, L1-sized) reused by the
+//    MB blocks, whose partial sums wait in private memory between slices.
+//    dims (ceil(pixel blocks / MB), K / G panels, G).
+//
+// LAYOUT 0: x NCHW, w KCRS, y and z NKPQ. LAYOUT 1: x NHWC, w KRSC, y and z NPQK.
+// X_T (x and w), Y_T (y and z): 0 f32, 1 f16, 2 bf16. The epilogue is conv.cl's:
+// y = act(alpha * acc + beta * y + bias[k] + z).
+
+#ifndef X_T
+#define X_T 0
+#endif
+#ifndef Y_T
+#define Y_T 0
+#endif
+#ifndef LAYOUT
+#define LAYOUT 1
+#endif
+#ifndef MR
+#define MR 6
+#endif
+#ifndef VW
+#define VW 16
+#endif
+#ifndef NV
+#define NV 1
+#endif
+#ifndef MB
+#define MB 1
+#endif
+#ifndef KC
+#define KC 0
+#endif
+#define NR (VW * NV)
+#define CP_CAT_(a, b) a##b
+#define CP_CAT(a, b) CP_CAT_(a, b)
+#define VT CP_CAT(float, VW)
+#define VLOADW CP_CAT(vload, VW)
+#define VSTOREW CP_CAT(vstore, VW)
+#define ZERO_CHUNK 4096  // zero-row floats per packing work-item
+#define PACK_C 64        // channels per packing work-item
+
+#if X_T == 0
+#define X_ELEM float
+#define LOAD_X(p, i) ((p)[i])
+#elif X_T == 1
+#define X_ELEM AXLE_HALF
+#define LOAD_X(p, i) AXLE_LOAD_HALF(i, p)
+#else
+#define X_ELEM ushort
+#define LOAD_X(p, i) axle_bf16_to_float((p)[i])
+#endif
+
+#if Y_T == 0
+#define Y_ELEM float
+#define LOAD_Y(p, i) ((p)[i])
+#define STORE_Y(p, i, v) ((p)[i] = (v))
+#elif Y_T == 1
+#define Y_ELEM AXLE_HALF
+#define LOAD_Y(p, i) AXLE_LOAD_HALF(i, p)
+#define STORE_Y(p, i, v) AXLE_STORE_HALF(v, i, p)
+#else
+#define Y_ELEM ushort
+#define LOAD_Y(p, i) axle_bf16_to_float((p)[i])
+#define STORE_Y(p, i, v) ((p)[i] = axle_float_to_bf16(v))
+#endif
+
+#define AXLE_CONV_GEOMETRY                                                                              \
+  int N, int C, int H, int W, int K, int R, int S, int P, int Q, int sh, int sw, int pt, int pl, int dh, \
+      int dw, int G
+
+AXLE_FUNC float axle_convp_act(float v, int act) {
+  if (act == 1) return v > 0.0f ? v : 0.0f;
+  if (act == 2) return 0.5f * v * (1.0f + erf(v * 0.70710678118654752f));
+  return v;
+}
+
+// dims (items + zero chunks): item (g, k panel, tap, chunk of PACK_C channels) packs
+// PACK_C x NR floats, written in order (the filters are read NR rows at a time); the
+// rest zero ZERO_CHUNK floats of the zero row each.
+AXLE_KERNEL void axle_conv_pack_w(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT w, ulong w_off,
+                                  AXLE_GLOBAL float* AXLE_RESTRICT ws, ulong wp_off, ulong zero_off, int zero_len,
+                                  int items, AXLE_CONV_GEOMETRY) {
+  const int id = (int)AXLE_GLOBAL_ID(0);
+  if (id >= items) {
+    const int z0 = (id - items) * ZERO_CHUNK;
+    const int z1 = min(z0 + ZERO_CHUNK, zero_len);
+    for (int i = z0; i < z1; ++i) ws[zero_off + (ulong)i] = 0.0f;
+    return;
+  }
+  const int cg = C / G, kg = K / G, kp_n = (kg + NR - 1) / NR, taps = R * S;
+  const int cc_n = (cg + PACK_C - 1) / PACK_C;
+  const int cc = id % cc_n;
+  const int t = (id / cc_n) % taps;
+  const int kp = (id / (cc_n * taps)) % kp_n;
+  const int g = id / (cc_n * taps * kp_n);
+  const int c0 = cc * PACK_C, c1 = min(cg, c0 + PACK_C);
+  w += w_off;
+  AXLE_GLOBAL float* dst = ws + wp_off + ((ulong)(g * kp_n + kp) * taps + t) * (ulong)cg * NR;
+  const int jn = min(NR, kg - kp * NR);  // filters of this panel (the rest are zero)
+  const ulong k0 = (ulong)(g * kg + kp * NR);
+#if LAYOUT == 0
+  const ulong kstride = (ulong)cg * taps, cstride = (ulong)taps;  // KCRS
+#else
+  const ulong kstride = (ulong)taps * cg, cstride = 1;  // KRSC
+#endif
+#if LAYOUT == 0
+  AXLE_GLOBAL const X_ELEM* src = w + k0 * kstride + (ulong)t;
+#else
+  AXLE_GLOBAL const X_ELEM* src = w + k0 * kstride + (ulong)t * cg;
+#endif
+  // Groups of 8 filters: 8 source rows at a time stay in L1 (64 rows a filter row
+  // apart may all map to a few cache sets).
+  for (int j0 = 0; j0 < NR; j0 += 8) {
+    for (int c = c0; c < c1; ++c) {
+      AXLE_GLOBAL float* row = dst + (ulong)c * NR;
+      for (int j = j0; j < j0 + 8; ++j)
+        row[j] = j < jn ? (float)LOAD_X(src, (ulong)j * kstride + (ulong)c * cstride) : 0.0f;
+    }
+  }
+}
+
+// The epilogue of one finished MR x NR block (acc[i * NV + v]) of pixels m0.. and
+// filters k0.. (of group g's kg).
+AXLE_FUNC void axle_convp_store(VT* acc, int m0, int kf0, int g, AXLE_GLOBAL Y_ELEM* y,
+                                AXLE_GLOBAL const float* bias, AXLE_GLOBAL const Y_ELEM* z, int M, int PQ, int K,
+                                int kg, float alpha, float beta, int has_bias, int has_z, int act) {
+#pragma unroll
+  for (int i = 0; i < MR; ++i) {
+    const int m = m0 + i;
+    if (m < M) {
+#if LAYOUT == 0
+      const int n = m / PQ;
+      const ulong pix = (ulong)n * K * PQ + (ulong)(m - n * PQ);  // + k * PQ
+#else
+      const ulong pix = (ulong)m * K;  // + k
+#endif
+#pragma unroll
+      for (int v = 0; v < NV; ++v) {
+        const int kf = kf0 + v * VW;
+        const int cnt = min(VW, kg - kf);
+        if (cnt <= 0) continue;
+        const int k = g * kg + kf;
+        VT a = acc[i * NV + v] * alpha;
+#if LAYOUT == 1 && Y_T == 0
+        if (cnt == VW && act != 2) {
+          const ulong o = pix + (ulong)k;
+          if (beta != 0.0f) a = a + VLOADW(0, y + o) * beta;
+          if (has_bias) a = a + VLOADW(0, bias + k);
+          if (has_z) a = a + VLOADW(0, z + o);
+          if (act == 1) {
+#ifdef AXLE_OPENCL
+            a = fmax(a, AXLE_SPLAT(VT, 0.0f));
+#else
+            float t[VW];
+            VSTOREW(a, 0, t);
+            for (int l = 0; l < VW; ++l) t[l] = t[l] > 0.0f ? t[l] : 0.0f;
+            a = VLOADW(0, t);
+#endif
+          }
+          VSTOREW(a, 0, y + o);
+          continue;
+        }
+#endif
+        float t[VW];
+        VSTOREW(a, 0, t);
+        if (beta == 0.0f && !has_bias && !has_z && act == 0) {  // a plain store
+          for (int l = 0; l < cnt; ++l) {
+#if LAYOUT == 0
+            STORE_Y(y, pix + (ulong)(k + l) * PQ, t[l]);
+#else
+            STORE_Y(y, pix + (ulong)(k + l), t[l]);
+#endif
+          }
+          continue;
+        }
+        for (int l = 0; l < cnt; ++l) {
+#if LAYOUT == 0
+          const ulong o = pix + (ulong)(k + l) * PQ;
+#else
+          const ulong o = pix + (ulong)(k + l);
+#endif
+          float e = t[l];
+          if (beta != 0.0f) e += beta * LOAD_Y(y, o);
+          if (has_bias) e += bias[k + l];
+          if (has_z) e += LOAD_Y(z, o);
+          STORE_Y(y, o, axle_convp_act(e, act));
+        }
+      }
+    }
+  }
+}
+
+#if LAYOUT == 0
+#define CSTEP(c) ((ulong)(c) * HW)
+#else
+#define CSTEP(c) (c)
+#endif
+
+// acc += A(i, c) * Wp(c, 0..NR) for c in [c0, c1) of the current tap: xp[i] are the
+// rows' input pointers for the tap, wq the packed panel at (tap, c0).
+#define AXLE_CONVP_LOOP(c0, c1)                                                    \
+  for (int c = (c0); c < (c1); ++c) {                                              \
+    VT bv[NV];                                                                     \
+    _Pragma("unroll") for (int v = 0; v < NV; ++v) bv[v] = VLOADW(v, wq);          \
+    _Pragma("unroll") for (int i = 0; i < MR; ++i) {                               \
+      const VT av = AXLE_SPLAT(VT, LOAD_X(xp[i], CSTEP(c)));                       \
+      _Pragma("unroll") for (int v = 0; v < NV; ++v) acc[i * NV + v] =             \
+          fma(av, bv[v], acc[i * NV + v]);                                         \
+    }                                                                              \
+    wq += NR;                                                                      \
+  }
+
+// The rows' input pointers for tap (r, s): ih0 / iw0 are the rows' top-left input
+// coordinates, xb their image bases.
+#if LAYOUT == 0
+#define AXLE_CONVP_POINTERS(r, s)                                                          \
+  _Pragma("unroll") for (int i = 0; i < MR; ++i) {                                         \
+    const int ih = ih0[i] + (r) * dh, iw = iw0[i] + (s) * dw;                              \
+    xp[i] = ((uint)ih < (uint)H && (uint)iw < (uint)W) ? xg + xb[i] + (ulong)(ih * W + iw) \
+                                                       : zrow;                             \
+  }
+#else
+#define AXLE_CONVP_POINTERS(r, s)                                                                 \
+  _Pragma("unroll") for (int i = 0; i < MR; ++i) {                                                \
+    const int ih = ih0[i] + (r) * dh, iw = iw0[i] + (s) * dw;                                     \
+    xp[i] = ((uint)ih < (uint)H && (uint)iw < (uint)W) ? xg + xb[i] + (ulong)(ih * W + iw) * C    \
+                                                       : zrow;                                    \
+  }
+#endif
+
+// Row coordinates of block `blk` (rows past M repeat the last pixel; not stored).
+#define AXLE_CONVP_ROWS(blk)                                      \
+  _Pragma("unroll") for (int i = 0; i < MR; ++i) {                \
+    const int m = min((blk) * MR + i, M - 1);                     \
+    const int n = m / PQ, pq = m - n * PQ;                        \
+    const int p = pq / Q, q = pq - p * Q;                         \
+    ih0[i] = p * sh - pt;                                         \
+    iw0[i] = q * sw - pl;                                         \
+    xb[i] = (ulong)n * (ulong)C * (ulong)HW;                      \
+  }
+
+AXLE_KERNEL void axle_conv_packed_fwd(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x, ulong x_off,
+                                      AXLE_GLOBAL const float* AXLE_RESTRICT ws, ulong wp_off, ulong zero_off,
+                                      AXLE_GLOBAL Y_ELEM* AXLE_RESTRICT y, ulong y_off,
+                                      AXLE_GLOBAL const float* AXLE_RESTRICT bias, ulong bias_off,
+                                      AXLE_GLOBAL const Y_ELEM* AXLE_RESTRICT z, ulong z_off, AXLE_CONV_GEOMETRY,
+                                      float alpha, float beta, int has_bias, int has_z, int act) {
+  const int blk0 = (int)AXLE_GLOBAL_ID(0) * MB;
+  const int kp = (int)AXLE_GLOBAL_ID(1);
+  const int g = (int)AXLE_GLOBAL_ID(2);
+  const int cg = C / G, kg = K / G, kp_n = (kg + NR - 1) / NR, taps = R * S;
+  const int PQ = P * Q, M = N * PQ, HW = H * W;
+  const int blk1 = min((M + MR - 1) / MR, blk0 + MB);
+  y += y_off;
+  bias += bias_off;
+  z += z_off;
+#if LAYOUT == 0
+  AXLE_GLOBAL const X_ELEM* xg = x + x_off + (ulong)g * cg * HW;
+#else
+  AXLE_GLOBAL const X_ELEM* xg = x + x_off + (ulong)g * cg;
+#endif
+  AXLE_GLOBAL const X_ELEM* zrow = (AXLE_GLOBAL const X_ELEM*)(ws + zero_off);
+  AXLE_GLOBAL const float* wpan = ws + wp_off + (ulong)(g * kp_n + kp) * taps * (ulong)cg * NR;
+  int ih0[MR], iw0[MR];
+  ulong xb[MR];
+  AXLE_GLOBAL const X_ELEM* xp[MR];
+  VT acc[MR * NV];
+#if KC > 0
+  VT part[MB * MR * NV];
+  int bh[MB * MR], bw[MB * MR];  // the blocks' row coordinates, computed once
+  ulong bb[MB * MR];
+  for (int blk = blk0; blk < blk1; ++blk) {
+    AXLE_CONVP_ROWS(blk)
+#pragma unroll
+    for (int i = 0; i < MR; ++i) {
+      bh[(blk - blk0) * MR + i] = ih0[i];
+      bw[(blk - blk0) * MR + i] = iw0[i];
+      bb[(blk - blk0) * MR + i] = xb[i];
+    }
+  }
+  for (int t = 0; t < taps; ++t) {
+    const int r = t / S, s = t - r * S;
+    for (int c0 = 0; c0 < cg; c0 += KC) {
+      const int c1 = min(cg, c0 + KC);
+      for (int blk = blk0; blk < blk1; ++blk) {
+        VT* pp = part + (blk - blk0) * (MR * NV);
+        if (t == 0 && c0 == 0) {
+#pragma unroll
+          for (int e = 0; e < MR * NV; ++e) acc[e] = AXLE_SPLAT(VT, 0.0f);
+        } else {
+#pragma unroll
+          for (int e = 0; e < MR * NV; ++e) acc[e] = pp[e];
+        }
+#pragma unroll
+        for (int i = 0; i < MR; ++i) {
+          ih0[i] = bh[(blk - blk0) * MR + i];
+          iw0[i] = bw[(blk - blk0) * MR + i];
+          xb[i] = bb[(blk - blk0) * MR + i];
+        }
+        AXLE_CONVP_POINTERS(r, s)
+        AXLE_GLOBAL const float* wq = wpan + ((ulong)t * cg + c0) * NR;
+        AXLE_CONVP_LOOP(c0, c1)
+        if (t == taps - 1 && c1 == cg) {
+          axle_convp_store(acc, blk * MR, kp * NR, g, y, bias, z, M, PQ, K, kg, alpha, beta, has_bias, has_z, act);
+        } else {
+#pragma unroll
+          for (int e = 0; e < MR * NV; ++e) pp[e] = acc[e];
+        }
+      }
+    }
+  }
+#else
+  for (int blk = blk0; blk < blk1; ++blk) {
+#pragma unroll
+    for (int e = 0; e < MR * NV; ++e) acc[e] = AXLE_SPLAT(VT, 0.0f);
+    AXLE_CONVP_ROWS(blk)
+    AXLE_GLOBAL const float* wq = wpan;
+    for (int r = 0; r < R; ++r)
+      for (int s = 0; s < S; ++s) {
+        AXLE_CONVP_POINTERS(r, s)
+        AXLE_CONVP_LOOP(0, cg)
+      }
+    axle_convp_store(acc, blk * MR, kp * NR, g, y, bias, z, M, PQ, K, kg, alpha, beta, has_bias, has_z, act);
+  }
+#endif
+}
