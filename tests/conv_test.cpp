@@ -393,7 +393,7 @@ TEST_P(ConvTest, PackedImplicitGemmUsesTheCallersWorkspace) {
   axle::Stream s = dev().create_stream();
   std::vector<float> hx(d.x_elems(), 1.0f), hw(d.w_elems(), 0.5f);
   axle::Buffer bx = dev().alloc<float>(hx.size()), bw = dev().alloc<float>(hw.size()),
-               by = dev().alloc<float>(d.y_elems()), bws = dev().alloc<unsigned char>(ws + 3);
+               by = dev().alloc<float>(d.y_elems()), bws = dev().alloc<unsigned char>(ws + 48);
   s.copy(hx, bx.view<float>());
   s.copy(hw, bw.view<float>());
   s.fill(bws.view<unsigned char>(), static_cast<unsigned char>(0x7f));  // garbage: the run must zero what it reads
@@ -401,7 +401,9 @@ TEST_P(ConvTest, PackedImplicitGemmUsesTheCallersWorkspace) {
   a.x = bx.view<float>();
   a.w = bw.view<float>();
   a.y = by.view<float>();
-  a.workspace = bws.view<unsigned char>(3, ws);
+  a.workspace = bws.view<unsigned char>(3, ws);  // workspaces start 16-byte aligned
+  AXLE_EXPECT_THROW_MSG(plan.run(s, a), axle::InvalidArgument, {"workspace", "byte 3", "multiple of 16"});
+  a.workspace = bws.view<unsigned char>(48, ws);
   plan.run(s, a);
   std::vector<float> out(d.y_elems());
   s.copy(by, out);
@@ -412,7 +414,7 @@ TEST_P(ConvTest, PackedImplicitGemmUsesTheCallersWorkspace) {
       for (std::size_t k = 0; k < d.k; ++k)
         ASSERT_EQ(out[(p * 6 + q) * d.k + k], 0.5f * 8 * rows * cols) << p << " " << q << " " << k;
     }
-  a.workspace = bws.view<unsigned char>(4, ws - 1);
+  a.workspace = bws.view<unsigned char>(16, ws - 1);
   AXLE_EXPECT_THROW_MSG(plan.run(s, a), axle::OutOfRange, {"workspace"});
 }
 
