@@ -87,15 +87,16 @@ class ConvBackward : public ::testing::TestWithParam<axle::Device> {
     for (dnn::Algorithm a : {dnn::Algorithm::Auto, dnn::Algorithm::Direct, dnn::Algorithm::Gemm1x1,
                              dnn::Algorithm::ImplicitGemm, dnn::Algorithm::Winograd, dnn::Algorithm::TensorCore,
                              dnn::Algorithm::CudaSimt}) {
-      if (a != dnn::Algorithm::Auto && (!dnn::supports(dev(), a, d, types, dnn::Direction::BackwardData) ||
-                                        !dnn::supports(dev(), a, d, types, dnn::Direction::BackwardWeights)))
-        continue;
-      check_with<TX, TY>(d, a, alpha, beta);
+      const bool data = a == dnn::Algorithm::Auto || dnn::supports(dev(), a, d, types, dnn::Direction::BackwardData);
+      const bool weights =
+          a == dnn::Algorithm::Auto || dnn::supports(dev(), a, d, types, dnn::Direction::BackwardWeights);
+      if (data || weights) check_with<TX, TY>(d, a, alpha, beta, data, weights);
     }
   }
 
   template <typename TX, typename TY>
-  void check_with(const dnn::Conv2dDesc& d, dnn::Algorithm algo, float alpha, float beta) {
+  void check_with(const dnn::Conv2dDesc& d, dnn::Algorithm algo, float alpha, float beta, bool do_data = true,
+                  bool do_weights = true) {
     SCOPED_TRACE(d.str() + " " + dnn::to_string(algo) + " alpha " + std::to_string(alpha) + " beta " +
                  std::to_string(beta));
     std::mt19937 rng(static_cast<unsigned>(d.c * 31 + d.k * 7 + d.h + d.r * 3 + d.groups));
@@ -117,11 +118,13 @@ class ConvBackward : public ::testing::TestWithParam<axle::Device> {
     s.copy(hdy, bdy.view<TY>());
     s.copy(hdb, bdb.view<float>());
     const dnn::Conv2dTypes types{dnn::DataTypeOf<TX>::value, dnn::DataTypeOf<TX>::value, dnn::DataTypeOf<TY>::value};
-    dnn::Conv2dOptions opt;
-    opt.algorithm = algo;
+    dnn::Conv2dOptions opt, wopt;
+    opt.algorithm = do_data ? algo : dnn::Algorithm::Direct;
+    wopt.algorithm = do_weights ? algo : dnn::Algorithm::Direct;
     dnn::Conv2dPlan data(dev(), d, types, dnn::Direction::BackwardData, {}, opt);
-    dnn::Conv2dPlan weights(dev(), d, types, dnn::Direction::BackwardWeights, dnn::Conv2dFusion{true, false, {}}, opt);
-    if (algo != dnn::Algorithm::Auto) EXPECT_EQ(data.algorithm(), algo);
+    dnn::Conv2dPlan weights(dev(), d, types, dnn::Direction::BackwardWeights, dnn::Conv2dFusion{true, false, {}}, wopt);
+    if (algo != dnn::Algorithm::Auto && do_data) EXPECT_EQ(data.algorithm(), algo);
+    if (algo != dnn::Algorithm::Auto && do_weights) EXPECT_EQ(weights.algorithm(), algo);
     EXPECT_NE(weights.describe().find("bwd_weights"), std::string::npos) << weights.describe();
     dnn::Conv2dArgs a;
     a.x = bdx.view<TX>();
@@ -195,6 +198,13 @@ TEST_P(ConvBackward, OddShapesStridesPaddingDilation) {
     check<float, float>(make(1, 1, 1, 1, 1, 1, 1, l));
     check<float, float>(make(3, 17, 7, 13, 5, 1, 1, l));
     check<float, float>(make(2, 24, 5, 3, 40, 1, 1, l));  // 1x1: GEMMs
+    dnn::Conv2dDesc s1 = make(2, 19, 9, 7, 37, 3, 3, l);  // stride 1: the forward kernels over dy
+    s1.pad_top = 1, s1.pad_bottom = 0, s1.pad_left = 2, s1.pad_right = 1;
+    check<float, float>(s1);
+    check<float, float>(s1, 0.5f, 1.0f);
+    dnn::Conv2dDesc s5 = make(1, 8, 6, 11, 70, 5, 3, l);
+    s5.pad_top = s5.pad_bottom = 2, s5.pad_left = s5.pad_right = 1;
+    check<float, float>(s5);
     dnn::Conv2dDesc g1 = make(2, 6, 4, 5, 9, 1, 1, l);
     g1.groups = 3;
     check<float, float>(g1);
@@ -221,6 +231,7 @@ TEST_P(ConvBackward, GroupsDepthwiseAndSixteenBitTypes) {
     dnn::Conv2dDesc d = make(2, 4, 6, 7, 6, 3, 3, l);
     d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = 1;
     check<half_t, half_t>(d);
+    check<bfloat16_t, bfloat16_t>(d);
     check<bfloat16_t, float>(d);
     check<float, half_t>(d);
   }

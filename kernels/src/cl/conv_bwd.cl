@@ -133,3 +133,30 @@ AXLE_KERNEL void axle_conv_direct_bwd_bias(AXLE_GLOBAL float* AXLE_RESTRICT db, 
   if (beta != 0.0f) v += beta * db[k];
   db[k] = v;
 }
+
+// The filters of the backward-data pass as a forward convolution over dy (stride 1,
+// dilation 1): wt[c][k][R-1-r][S-1-s] = w[k][c][r][s] within each group, in the layout's
+// filter order (KCRS or KRSC with the roles of C and K swapped). One work-item per element.
+AXLE_KERNEL void axle_conv_flip_filters(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT w, ulong w_off,
+                                        AXLE_GLOBAL X_ELEM* AXLE_RESTRICT wt, ulong wt_off, int K, int C, int R,
+                                        int S, int G) {
+  const ulong o = (ulong)AXLE_GLOBAL_ID(0);
+  const int cg = C / G, kg = K / G;
+  if (o >= (ulong)C * kg * R * S) return;
+  w += w_off;
+  wt += wt_off;
+  // o indexes wt: C filters of kg channels, R x S taps.
+#if LAYOUT == 0
+  const int s = (int)(o % (ulong)S);
+  const int r = (int)((o / (ulong)S) % (ulong)R);
+  const int kl = (int)((o / ((ulong)S * R)) % (ulong)kg);
+  const int c = (int)(o / ((ulong)S * R * kg));
+#else
+  const int kl = (int)(o % (ulong)kg);
+  const int s = (int)((o / (ulong)kg) % (ulong)S);
+  const int r = (int)((o / ((ulong)kg * S)) % (ulong)R);
+  const int c = (int)(o / ((ulong)kg * S * R));
+#endif
+  const int grp = c / cg, cl = c - grp * cg, k = grp * kg + kl;
+  STORE_X(wt, o, LOAD_X(w, axle_w_index(k, cl, R - 1 - r, S - 1 - s, cg, R, S)));
+}

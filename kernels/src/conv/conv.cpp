@@ -134,6 +134,9 @@ Conv2dShape conv2d_output_shape(const Conv2dDesc& desc) {
 namespace detail {
 namespace {
 
+// The reduction length of the backward-data pass (K / groups * R * S).
+std::size_t bwd_data_reduction(const Conv2dDesc& d) { return d.k / d.groups * d.r * d.s; }
+
 std::string problem_reason(const ConvProblem& pb) {
   if (pb.types.x != pb.types.w)
     return std::string("x and w must share one type (x is ") + to_string(pb.types.x) + ", w " + to_string(pb.types.w) +
@@ -229,6 +232,10 @@ Conv2dPlan::Conv2dPlan(const Device& device, const Conv2dDesc& desc, const Conv2
     if (detail::algo_unsupported_reason(Algorithm::Gemm1x1, pb).empty()) {
       impl->algorithm = Algorithm::Gemm1x1;
       impl->why = "1x1 filter at stride 1 without padding: GEMMs";
+    } else if (direction == Direction::BackwardData && detail::bwd_data_reduction(desc) >= 32 &&
+               detail::algo_unsupported_reason(Algorithm::ImplicitGemm, pb).empty()) {
+      impl->algorithm = Algorithm::ImplicitGemm;
+      impl->why = "stride 1: the forward implicit GEMM over dy with flipped filters";
     } else {
       impl->algorithm = Algorithm::Direct;
       impl->why = std::string("direct serves every ") + to_string(direction) + " shape";

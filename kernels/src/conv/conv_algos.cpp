@@ -355,6 +355,8 @@ class Gemm1x1Algo final : public ConvAlgo {
 
 std::string algo_unsupported_reason(Algorithm algo, const ConvProblem& pb) {
   const Conv2dDesc& d = pb.desc;
+  if (pb.direction == Direction::BackwardData && (algo == Algorithm::ImplicitGemm || algo == Algorithm::Winograd))
+    return bwd_data_via_forward_reason(algo, pb);
   if (pb.direction != Direction::Forward && algo != Algorithm::Direct && algo != Algorithm::Auto &&
       algo != Algorithm::Gemm1x1)
     return std::string(to_string(algo)) + " has no " + to_string(pb.direction) + " kernels in this build";
@@ -387,12 +389,15 @@ std::unique_ptr<ConvAlgo> make_algo(Algorithm algo, const ConvProblem& pb) {
       if (depthwise_kernel_serves(pb)) return make_depthwise(pb);
       return std::make_unique<DirectAlgo>(pb);
     case Algorithm::ImplicitGemm:
+      if (pb.direction == Direction::BackwardData) return make_bwd_data_via_forward(pb, algo);
       if (use_packed(pb)) return std::make_unique<PackedIgemmAlgo>(pb);
       return std::make_unique<ImplicitGemmAlgo>(pb);
     case Algorithm::Gemm1x1:
       if (pb.direction != Direction::Forward) return make_gemm1x1_backward(pb);
       return std::make_unique<Gemm1x1Algo>(pb);
-    case Algorithm::Winograd: return make_winograd(pb);
+    case Algorithm::Winograd:
+      if (pb.direction == Direction::BackwardData) return make_bwd_data_via_forward(pb, algo);
+      return make_winograd(pb);
     case Algorithm::TensorCore: return make_tensor_core_algo(pb);
     case Algorithm::CudaSimt: return make_cuda_simt_algo(pb);
     case Algorithm::Auto: break;

@@ -146,7 +146,85 @@ class Gemm1x1BackwardAlgo final : public ConvAlgo {
   ConvProblem pb_;
 };
 
+// The forward problem that computes dx: a stride-1 convolution of dy (K channels,
+// P x Q) with the flipped, channel-transposed filters and the complementary padding.
+ConvProblem forward_of_bwd_data(const ConvProblem& pb) {
+  ConvProblem f = pb;
+  const Conv2dDesc& d = pb.desc;
+  f.direction = Direction::Forward;
+  f.fusion = {};
+  f.desc.c = d.k, f.desc.k = d.c, f.desc.h = pb.p, f.desc.w = pb.q;
+  f.desc.pad_top = d.r - 1 - d.pad_top, f.desc.pad_bottom = d.r - 1 - d.pad_bottom;
+  f.desc.pad_left = d.s - 1 - d.pad_left, f.desc.pad_right = d.s - 1 - d.pad_right;
+  f.types = Conv2dTypes{pb.types.y, pb.types.x, pb.types.x};
+  f.p = f.desc.out_h();
+  f.q = f.desc.out_w();
+  return f;
+}
+
+// Backward data of a stride-1 layer as the forward algorithm `algo` over dy: the filters
+// are flipped and transposed into the workspace, then the forward kernels run with no
+// col2im buffer and no multiplications by inserted zeros.
+class BwdDataViaForward final : public ConvAlgo {
+ public:
+  BwdDataViaForward(const ConvProblem& pb, Algorithm algo) : pb_(pb), fwd_(forward_of_bwd_data(pb)), algo_(algo) {
+    inner_ = make_algo(algo, fwd_);
+    flip_ = build_conv_program(pb, "conv_bwd.cl").kernel("axle_conv_flip_filters");
+    wt_bytes_ = (pb.desc.w_elems() * size_of(pb.types.x) + 255) / 256 * 256;
+  }
+  std::size_t workspace_bytes() const override { return wt_bytes_ + inner_->workspace_bytes(); }
+  std::string params() const override {
+    const std::string inner = inner_->params();
+    return std::string("the forward ") + to_string(algo_) + (inner.empty() ? "" : " (" + inner + ")") +
+           " over dy with flipped filters";
+  }
+  void run(Stream& stream, const Conv2dArgs& args, const Buffer* ws, std::size_t ws_off) const override {
+    const Conv2dDesc& d = pb_.desc;
+    const std::size_t es = size_of(pb_.types.x), n = d.w_elems();
+    {
+      std::vector<KernelArg> a{KernelArg::buffer_arg(*args.w.buffer, 0),
+                               KernelArg::scalar(static_cast<std::uint64_t>(args.w.offset)),
+                               KernelArg::buffer_arg(*ws, 0),
+                               KernelArg::scalar(static_cast<std::uint64_t>(ws_off / es))};
+      for (std::size_t v : {d.k, d.c, d.r, d.s, d.groups}) a.push_back(KernelArg::scalar(static_cast<std::int32_t>(v)));
+      if (pb_.device.info().type != DeviceType::CPU)
+        stream.launch_args(flip_, Range(round_up(n, 64)), Range(64), a);
+      else
+        stream.launch_args(flip_, Range(n), Range(), a);
+    }
+    Conv2dArgs f;
+    f.x = args.y;  // dy
+    f.w.buffer = ws, f.w.offset = ws_off / es, f.w.size = n, f.w.type = pb_.types.x;
+    f.y = args.x;  // dx
+    f.alpha = args.alpha, f.beta = args.beta;
+    inner_->run(stream, f, ws, ws_off + wt_bytes_);
+  }
+
+ private:
+  ConvProblem pb_, fwd_;
+  Algorithm algo_;
+  std::unique_ptr<ConvAlgo> inner_;
+  Kernel flip_;
+  std::size_t wt_bytes_ = 0;
+};
+
 }  // namespace
+
+std::string bwd_data_via_forward_reason(Algorithm algo, const ConvProblem& pb) {
+  const Conv2dDesc& d = pb.desc;
+  if (d.stride_h != 1 || d.stride_w != 1 || d.dilation_h != 1 || d.dilation_w != 1)
+    return std::string(to_string(algo)) + " serves bwd_data at stride 1 without dilation (direct serves the rest)";
+  if (d.pad_top >= d.r || d.pad_bottom >= d.r || d.pad_left >= d.s || d.pad_right >= d.s)
+    return std::string(to_string(algo)) + " serves bwd_data with padding smaller than the filter";
+  if (pb.types.x != pb.types.y)
+    return std::string(to_string(algo)) + " serves bwd_data when dy and w share one type";
+  const std::string why = algo_unsupported_reason(algo, forward_of_bwd_data(pb));
+  return why.empty() ? "" : std::string(to_string(algo)) + " (as the forward pass over dy): " + why;
+}
+
+std::unique_ptr<ConvAlgo> make_bwd_data_via_forward(const ConvProblem& pb, Algorithm algo) {
+  return std::make_unique<BwdDataViaForward>(pb, algo);
+}
 
 std::unique_ptr<ConvAlgo> make_gemm1x1_backward(const ConvProblem& pb) {
   return std::make_unique<Gemm1x1BackwardAlgo>(pb);

@@ -9,6 +9,10 @@ namespace axle::dnn::detail {
 
 /// The direct algorithm for Direction::BackwardData or BackwardWeights.
 std::unique_ptr<ConvAlgo> make_direct_backward(const ConvProblem& pb);
+/// Backward data of a stride-1 layer as the forward algorithm `algo` (ImplicitGemm or
+/// Winograd) over dy with flipped, transposed filters; "" when it serves.
+std::string bwd_data_via_forward_reason(Algorithm algo, const ConvProblem& pb);
+std::unique_ptr<ConvAlgo> make_bwd_data_via_forward(const ConvProblem& pb, Algorithm algo);
 /// 1x1 stride-1 layers through blas::gemm, for either backward direction.
 std::unique_ptr<ConvAlgo> make_gemm1x1_backward(const ConvProblem& pb);
 
