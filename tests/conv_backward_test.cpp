@@ -86,7 +86,7 @@ class ConvBackward : public ::testing::TestWithParam<axle::Device> {
     const dnn::Conv2dTypes types{dnn::DataTypeOf<TX>::value, dnn::DataTypeOf<TX>::value, dnn::DataTypeOf<TY>::value};
     for (dnn::Algorithm a : {dnn::Algorithm::Auto, dnn::Algorithm::Direct, dnn::Algorithm::Gemm1x1,
                              dnn::Algorithm::ImplicitGemm, dnn::Algorithm::Winograd, dnn::Algorithm::TensorCore,
-                             dnn::Algorithm::CudaSimt}) {
+                             dnn::Algorithm::CudaSimt, dnn::Algorithm::TapGemm}) {
       const bool data = a == dnn::Algorithm::Auto || dnn::supports(dev(), a, d, types, dnn::Direction::BackwardData);
       const bool weights =
           a == dnn::Algorithm::Auto || dnn::supports(dev(), a, d, types, dnn::Direction::BackwardWeights);

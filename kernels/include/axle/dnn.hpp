@@ -84,6 +84,9 @@ enum class Algorithm {
   Winograd,
   TensorCore,    ///< CUDA sm_80+: mma.sync implicit GEMM, NHWC; f16/bf16 (C/groups % 8 == 0) or TF32
   CudaSimt,      ///< CUDA: register-tiled f32 implicit GEMM on the CUDA cores (NCHW and NHWC)
+  /// BackwardWeights only: per filter tap, the input pixels it reads gathered into the
+  /// workspace and dw_tap = dy^T x_tap as one GEMM (deterministic).
+  TapGemm,
 };
 const char* to_string(Algorithm a) noexcept;
 

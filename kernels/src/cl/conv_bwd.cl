@@ -160,3 +160,56 @@ AXLE_KERNEL void axle_conv_flip_filters(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT 
   const int grp = c / cg, cl = c - grp * cg, k = grp * kg + kl;
   STORE_X(wt, o, LOAD_X(w, axle_w_index(k, cl, R - 1 - r, S - 1 - s, cg, R, S)));
 }
+
+// Tap-wise weight gradient: for one filter tap (r, s) and one group, gather the input
+// pixels that tap reads into xs[n p q][c] (f32; zeros in the padding), so that the tap's
+// gradient is the GEMM dy^T xs. One work-item per element of xs.
+AXLE_KERNEL void axle_conv_gather_tap(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x, ulong x_off,
+                                      AXLE_GLOBAL float* AXLE_RESTRICT xs, ulong xs_off, int N, int C, int H, int W,
+                                      int P, int Q, int sh, int sw, int pt, int pl, int dh, int dw, int r, int s,
+                                      int c0, int cg) {
+  const ulong o = (ulong)AXLE_GLOBAL_ID(0);
+  if (o >= (ulong)N * P * Q * cg) return;
+  x += x_off;
+  xs += xs_off;
+  const int cl = (int)(o % (ulong)cg);
+  const ulong pix = o / (ulong)cg;
+  const int q = (int)(pix % (ulong)Q), p = (int)((pix / (ulong)Q) % (ulong)P), n = (int)(pix / ((ulong)Q * P));
+  const int ih = p * sh - pt + r * dh, iw = q * sw - pl + s * dw;
+  float v = 0.0f;
+  if (ih >= 0 && ih < H && iw >= 0 && iw < W) {
+#if LAYOUT == 0
+    v = LOAD_X(x, (((ulong)n * C + c0 + cl) * H + ih) * W + iw);
+#else
+    v = LOAD_X(x, (((ulong)n * H + ih) * W + iw) * C + c0 + cl);
+#endif
+  }
+  xs[o] = v;
+}
+
+// dw = alpha * g + beta * dw, where g[grp][r * S + s][k][c] holds the tap-wise GEMM
+// results; one work-item per dw element, in the layout's filter order.
+AXLE_KERNEL void axle_conv_finish_dw(AXLE_GLOBAL const float* AXLE_RESTRICT g, ulong g_off,
+                                     AXLE_GLOBAL X_ELEM* AXLE_RESTRICT dwt, ulong dw_off, int K, int C, int R, int S,
+                                     int G, float alpha, float beta) {
+  const ulong o = (ulong)AXLE_GLOBAL_ID(0);
+  const int cg = C / G, kg = K / G;
+  if (o >= (ulong)K * cg * R * S) return;
+  g += g_off;
+  dwt += dw_off;
+#if LAYOUT == 0
+  const int s = (int)(o % (ulong)S);
+  const int r = (int)((o / (ulong)S) % (ulong)R);
+  const int cl = (int)((o / ((ulong)S * R)) % (ulong)cg);
+  const int k = (int)(o / ((ulong)S * R * cg));
+#else
+  const int cl = (int)(o % (ulong)cg);
+  const int s = (int)((o / (ulong)cg) % (ulong)S);
+  const int r = (int)((o / ((ulong)cg * S)) % (ulong)R);
+  const int k = (int)(o / ((ulong)cg * S * R));
+#endif
+  const int grp = k / kg, kl = k - grp * kg;
+  float v = alpha * g[((((ulong)grp * R + r) * S + s) * kg + kl) * cg + cl];
+  if (beta != 0.0f) v += beta * LOAD_X(dwt, o);
+  STORE_X(dwt, o, v);
+}

@@ -8,6 +8,7 @@
 
 #include "axle/dnn.hpp"
 #include "conv_plan.hpp"
+#include "conv_backward.hpp"
 #include "conv_tuning.hpp"
 
 namespace axle::dnn {
@@ -39,6 +40,7 @@ const char* to_string(Algorithm a) noexcept {
     case Algorithm::Winograd: return "winograd";
     case Algorithm::TensorCore: return "tensor_core";
     case Algorithm::CudaSimt: return "cuda_simt";
+    case Algorithm::TapGemm: return "tap_gemm";
   }
   return "?";
 }
@@ -133,6 +135,13 @@ Conv2dShape conv2d_output_shape(const Conv2dDesc& desc) {
 
 namespace detail {
 namespace {
+
+// Whether the tap-wise GEMMs pay: a long reduction (N P Q) over more than a sliver of
+// channels (depthwise layers stay direct).
+bool d_pixels_enough(const ConvProblem& pb) {
+  const Conv2dDesc& d = pb.desc;
+  return d.c / d.groups >= 4 && d.k / d.groups >= 4 && d.n * pb.p * pb.q >= 64 && tap_gemm_reason(pb).empty();
+}
 
 // The reduction length of the backward-data pass (K / groups * R * S).
 std::size_t bwd_data_reduction(const Conv2dDesc& d) { return d.k / d.groups * d.r * d.s; }
@@ -232,6 +241,9 @@ Conv2dPlan::Conv2dPlan(const Device& device, const Conv2dDesc& desc, const Conv2
     if (detail::algo_unsupported_reason(Algorithm::Gemm1x1, pb).empty()) {
       impl->algorithm = Algorithm::Gemm1x1;
       impl->why = "1x1 filter at stride 1 without padding: GEMMs";
+    } else if (direction == Direction::BackwardWeights && detail::d_pixels_enough(pb)) {
+      impl->algorithm = Algorithm::TapGemm;
+      impl->why = "a gather and a GEMM per filter tap";
     } else if (direction == Direction::BackwardData && detail::bwd_data_reduction(desc) >= 32 &&
                detail::algo_unsupported_reason(Algorithm::ImplicitGemm, pb).empty()) {
       impl->algorithm = Algorithm::ImplicitGemm;

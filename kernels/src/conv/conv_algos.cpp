@@ -357,12 +357,14 @@ std::string algo_unsupported_reason(Algorithm algo, const ConvProblem& pb) {
   const Conv2dDesc& d = pb.desc;
   if (pb.direction == Direction::BackwardData && (algo == Algorithm::ImplicitGemm || algo == Algorithm::Winograd))
     return bwd_data_via_forward_reason(algo, pb);
+  if (algo == Algorithm::TapGemm) return tap_gemm_reason(pb);
   if (pb.direction != Direction::Forward && algo != Algorithm::Direct && algo != Algorithm::Auto &&
       algo != Algorithm::Gemm1x1)
     return std::string(to_string(algo)) + " has no " + to_string(pb.direction) + " kernels in this build";
   switch (algo) {
     case Algorithm::Auto: return "";
     case Algorithm::Direct: return "";
+    case Algorithm::TapGemm: return "";
     case Algorithm::ImplicitGemm:
       if (d.groups > kMaxGroupsY) return "more than 65535 groups";
       if (use_packed(pb) && div_up(d.k / d.groups, std::size_t{8}) > kMaxGroupsY)
@@ -400,6 +402,7 @@ std::unique_ptr<ConvAlgo> make_algo(Algorithm algo, const ConvProblem& pb) {
       return make_winograd(pb);
     case Algorithm::TensorCore: return make_tensor_core_algo(pb);
     case Algorithm::CudaSimt: return make_cuda_simt_algo(pb);
+    case Algorithm::TapGemm: return make_tap_gemm(pb);
     case Algorithm::Auto: break;
   }
   throw InvalidArgument("conv2d: no algorithm object for 'auto'");

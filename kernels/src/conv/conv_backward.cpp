@@ -208,7 +208,97 @@ class BwdDataViaForward final : public ConvAlgo {
   std::size_t wt_bytes_ = 0;
 };
 
+// The weight gradient tap by tap: for every filter tap and group, the input pixels the
+// tap reads are gathered into the workspace (xs, N P Q x C/groups, f32) and
+// dw_tap = dy^T xs is one GEMM (NHWC dy) or one per image summed with beta = 1 (NCHW);
+// a last kernel applies alpha and beta and writes dw in the filter layout. Deterministic:
+// GEMMs split k in a fixed way. db comes from the direct kernel.
+class TapGemmWeightsAlgo final : public ConvAlgo {
+ public:
+  explicit TapGemmWeightsAlgo(const ConvProblem& pb) : pb_(pb) {
+    Program prog = build_conv_program(pb, "conv_bwd.cl");
+    gather_ = prog.kernel("axle_conv_gather_tap");
+    finish_ = prog.kernel("axle_conv_finish_dw");
+    if (pb.fusion.bias) bias_ = prog.kernel("axle_conv_direct_bwd_bias");
+    const Conv2dDesc& d = pb.desc;
+    xs_floats_ = (d.n * pb.p * pb.q * (d.c / d.groups) + 63) / 64 * 64;
+    g_floats_ = (d.r * d.s * d.k * (d.c / d.groups) + 63) / 64 * 64;
+  }
+  std::size_t workspace_bytes() const override { return (xs_floats_ + g_floats_) * sizeof(float); }
+  std::string params() const override {
+    return std::to_string(pb_.desc.r * pb_.desc.s * pb_.desc.groups) + " tap gathers and GEMMs";
+  }
+  void run(Stream& stream, const Conv2dArgs& args, const Buffer* ws, std::size_t ws_off) const override {
+    const Conv2dDesc& d = pb_.desc;
+    const std::size_t cg = d.c / d.groups, kg = d.k / d.groups, pq = pb_.p * pb_.q, npq = d.n * pq;
+    const std::size_t base = ws_off / sizeof(float), xs_off = base, g_off = base + xs_floats_;
+    const bool gpu = pb_.device.info().type != DeviceType::CPU;
+    auto u64 = [](std::size_t v) { return KernelArg::scalar(static_cast<std::uint64_t>(v)); };
+    auto i32 = [](std::size_t v) { return KernelArg::scalar(static_cast<std::int32_t>(v)); };
+    auto launch = [&](const Kernel& k, std::size_t count, const std::vector<KernelArg>& a) {
+      if (gpu)
+        stream.launch_args(k, Range(round_up(count, 128)), Range(128), a);
+      else
+        stream.launch_args(k, Range(count), Range(), a);
+    };
+    const BufferView<float> all(*ws, 0, ws->size_bytes() / sizeof(float));
+    with_types(pb_.types.x, pb_.types.y, [&](auto, auto yt) {
+      using TY = decltype(yt);
+      const BufferView<TY> dy = typed<TY>(args.y);
+      for (std::size_t grp = 0; grp < d.groups; ++grp)
+        for (std::size_t r = 0; r < d.r; ++r)
+          for (std::size_t s = 0; s < d.s; ++s) {
+            std::vector<KernelArg> a{KernelArg::buffer_arg(*args.x.buffer, 0), u64(args.x.offset),
+                                     KernelArg::buffer_arg(*ws, 0), u64(xs_off)};
+            for (std::size_t v : {d.n, d.c, d.h, d.w, pb_.p, pb_.q, d.stride_h, d.stride_w, d.pad_top, d.pad_left,
+                                  d.dilation_h, d.dilation_w, r, s, grp * cg, cg})
+              a.push_back(i32(v));
+            launch(gather_, npq * cg, a);
+            const BufferView<float> xs = all.sub(xs_off, npq * cg);
+            const BufferView<float> g = all.sub(g_off + ((grp * d.r + r) * d.s + s) * kg * cg, kg * cg);
+            if (d.layout == TensorLayout::NHWC) {  // g[K, C] = dy^T[K, NPQ] xs[NPQ, C]
+              blas::gemm(stream, Layout::RowMajor, Op::T, Op::N, kg, cg, npq, 1.0, dy.sub(grp * kg), d.k, xs, cg,
+                         0.0, g, cg);
+            } else {  // sum over images of dy[n][K, PQ] xs[n][PQ, C]
+              for (std::size_t n = 0; n < d.n; ++n)
+                blas::gemm(stream, Layout::RowMajor, Op::N, Op::N, kg, cg, pq, 1.0,
+                           dy.sub((n * d.k + grp * kg) * pq), pq, xs.sub(n * pq * cg), cg, n == 0 ? 0.0 : 1.0, g,
+                           cg);
+            }
+          }
+    });
+    {
+      std::vector<KernelArg> a{KernelArg::buffer_arg(*ws, 0), u64(g_off), KernelArg::buffer_arg(*args.w.buffer, 0),
+                               u64(args.w.offset)};
+      for (std::size_t v : {d.k, d.c, d.r, d.s, d.groups}) a.push_back(i32(v));
+      a.push_back(KernelArg::scalar(args.alpha));
+      a.push_back(KernelArg::scalar(args.beta));
+      launch(finish_, d.w_elems(), a);
+    }
+    if (pb_.fusion.bias) {
+      std::vector<KernelArg> a{KernelArg::buffer_arg(args.bias.buffer(), 0), u64(args.bias.offset()),
+                               KernelArg::buffer_arg(*args.y.buffer, 0), u64(args.y.offset), i32(d.n), i32(d.k),
+                               i32(pb_.p), i32(pb_.q), KernelArg::scalar(args.alpha), KernelArg::scalar(args.beta)};
+      launch(bias_, d.k, a);
+    }
+  }
+
+ private:
+  ConvProblem pb_;
+  Kernel gather_, finish_, bias_;
+  std::size_t xs_floats_ = 0, g_floats_ = 0;
+};
+
 }  // namespace
+
+std::string tap_gemm_reason(const ConvProblem& pb) {
+  if (pb.direction != Direction::BackwardWeights) return "tap_gemm serves bwd_weights only";
+  const Conv2dDesc& d = pb.desc;
+  if (double(d.n) * pb.p * pb.q * (d.c / d.groups) > 2147483647.0) return "the gathered input would exceed 2^31 elements";
+  return "";
+}
+
+std::unique_ptr<ConvAlgo> make_tap_gemm(const ConvProblem& pb) { return std::make_unique<TapGemmWeightsAlgo>(pb); }
 
 std::string bwd_data_via_forward_reason(Algorithm algo, const ConvProblem& pb) {
   const Conv2dDesc& d = pb.desc;

@@ -16,7 +16,7 @@ namespace axle::dnn::detail {
 
 std::optional<Algorithm> algorithm_from_name(const std::string& name) {
   for (Algorithm a : {Algorithm::Direct, Algorithm::ImplicitGemm, Algorithm::Gemm1x1, Algorithm::Winograd,
-                      Algorithm::TensorCore, Algorithm::CudaSimt})
+                      Algorithm::TensorCore, Algorithm::CudaSimt, Algorithm::TapGemm})
     if (name == to_string(a)) return a;
   return std::nullopt;
 }
