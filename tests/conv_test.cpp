@@ -13,6 +13,7 @@
 
 #include "axle/axle.hpp"
 #include "axle/dnn.hpp"
+#include "conv_reference.hpp"
 #include "test_util.hpp"
 
 using axle::bfloat16_t;
@@ -25,48 +26,7 @@ using axle::dnn::TensorLayout;
 
 namespace {
 
-template <typename T>
-T from_double(double v);
-template <>
-float from_double<float>(double v) {
-  return static_cast<float>(v);
-}
-template <>
-half_t from_double<half_t>(double v) {
-  return axle::to_half(static_cast<float>(v));
-}
-template <>
-bfloat16_t from_double<bfloat16_t>(double v) {
-  return axle::to_bfloat16(static_cast<float>(v));
-}
-double to_double(float v) { return v; }
-double to_double(half_t v) { return axle::to_float(v); }
-double to_double(bfloat16_t v) { return axle::to_float(v); }
-template <typename T>
-double out_eps() {
-  if (std::is_same_v<T, half_t>) return 1.0 / 1024;
-  if (std::is_same_v<T, bfloat16_t>) return 1.0 / 128;
-  return 1.0 / (1 << 23);
-}
-
-double act_ref(double v, Activation a) {
-  if (a == Activation::ReLU) return v > 0 ? v : 0;
-  if (a == Activation::GELU) return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0)));
-  return v;
-}
-
-// Flat indices of the tensors in a layout.
-std::size_t x_index(const Conv2dDesc& d, std::size_t n, std::size_t c, std::size_t h, std::size_t w) {
-  return d.layout == TensorLayout::NCHW ? ((n * d.c + c) * d.h + h) * d.w + w : ((n * d.h + h) * d.w + w) * d.c + c;
-}
-std::size_t w_index(const Conv2dDesc& d, std::size_t k, std::size_t c, std::size_t r, std::size_t s) {
-  const std::size_t cg = d.c / d.groups;
-  return d.layout == TensorLayout::NCHW ? ((k * cg + c) * d.r + r) * d.s + s : ((k * d.r + r) * d.s + s) * cg + c;
-}
-std::size_t y_index(const Conv2dDesc& d, std::size_t n, std::size_t k, std::size_t p, std::size_t q) {
-  const std::size_t P = d.out_h(), Q = d.out_w();
-  return d.layout == TensorLayout::NCHW ? ((n * d.k + k) * P + p) * Q + q : ((n * P + p) * Q + q) * d.k + k;
-}
+using namespace axle_test::conv;
 
 struct Epi {
   bool bias = false, residual = false;
