@@ -20,7 +20,6 @@ class DirectBackwardAlgo final : public ConvAlgo {
       main_ = prog.kernel("axle_conv_direct_bwd_weights");
       if (pb.fusion.bias) bias_ = prog.kernel("axle_conv_direct_bwd_bias");
     }
-    local_ = pb.device.info().type != DeviceType::CPU ? std::min<std::size_t>(128, main_.max_work_group_size()) : 0;
   }
   std::size_t workspace_bytes() const override { return 0; }
   std::string params() const override {
@@ -30,56 +29,47 @@ class DirectBackwardAlgo final : public ConvAlgo {
   }
   void run(Stream& stream, const Conv2dArgs& args, const Buffer*, std::size_t) const override {
     const Conv2dDesc& d = pb_.desc;
-    auto u64 = [](std::size_t v) { return KernelArg::scalar(static_cast<std::uint64_t>(v)); };
-    auto i32 = [](std::size_t v) { return KernelArg::scalar(static_cast<std::int32_t>(v)); };
     auto geometry = [&](std::vector<KernelArg>& a) {
       for (std::size_t v : {d.n, d.c, d.h, d.w, d.k, d.r, d.s, pb_.p, pb_.q, d.stride_h, d.stride_w, d.pad_top,
                             d.pad_left, d.dilation_h, d.dilation_w, d.groups})
-        a.push_back(i32(v));
-    };
-    auto launch = [&](const Kernel& k, std::size_t count, const std::vector<KernelArg>& a) {
-      if (local_)
-        stream.launch_args(k, Range(round_up(count, local_)), Range(local_), a);
-      else
-        stream.launch_args(k, Range(count), Range(), a);
+        a.push_back(i32_arg(v));
     };
     if (pb_.direction == Direction::BackwardData) {
       const std::size_t total = d.x_elems(), chunk = std::size_t{1} << 30;
       for (std::size_t base = 0; base < total; base += chunk) {
-        std::vector<KernelArg> a{KernelArg::buffer_arg(*args.x.buffer, 0), u64(args.x.offset),
-                                 KernelArg::buffer_arg(*args.w.buffer, 0), u64(args.w.offset),
-                                 KernelArg::buffer_arg(*args.y.buffer, 0), u64(args.y.offset)};
+        std::vector<KernelArg> a{KernelArg::buffer_arg(*args.x.buffer, 0), u64_arg(args.x.offset),
+                                 KernelArg::buffer_arg(*args.w.buffer, 0), u64_arg(args.w.offset),
+                                 KernelArg::buffer_arg(*args.y.buffer, 0), u64_arg(args.y.offset)};
         geometry(a);
         a.push_back(KernelArg::scalar(args.alpha));
         a.push_back(KernelArg::scalar(args.beta));
-        a.push_back(u64(base));
-        a.push_back(u64(total));
-        launch(main_, std::min(chunk, total - base), a);
+        a.push_back(u64_arg(base));
+        a.push_back(u64_arg(total));
+        launch_1d(stream, main_, std::min(chunk, total - base), a);
       }
       return;
     }
     {
-      std::vector<KernelArg> a{KernelArg::buffer_arg(*args.x.buffer, 0), u64(args.x.offset),
-                               KernelArg::buffer_arg(*args.w.buffer, 0), u64(args.w.offset),
-                               KernelArg::buffer_arg(*args.y.buffer, 0), u64(args.y.offset)};
+      std::vector<KernelArg> a{KernelArg::buffer_arg(*args.x.buffer, 0), u64_arg(args.x.offset),
+                               KernelArg::buffer_arg(*args.w.buffer, 0), u64_arg(args.w.offset),
+                               KernelArg::buffer_arg(*args.y.buffer, 0), u64_arg(args.y.offset)};
       geometry(a);
       a.push_back(KernelArg::scalar(args.alpha));
       a.push_back(KernelArg::scalar(args.beta));
-      a.push_back(u64(d.w_elems()));
-      launch(main_, d.w_elems(), a);
+      a.push_back(u64_arg(d.w_elems()));
+      launch_1d(stream, main_, d.w_elems(), a);
     }
     if (pb_.fusion.bias) {
-      std::vector<KernelArg> a{KernelArg::buffer_arg(args.bias.buffer(), 0), u64(args.bias.offset()),
-                               KernelArg::buffer_arg(*args.y.buffer, 0), u64(args.y.offset), i32(d.n), i32(d.k),
-                               i32(pb_.p), i32(pb_.q), KernelArg::scalar(args.alpha), KernelArg::scalar(args.beta)};
-      launch(bias_, d.k, a);
+      std::vector<KernelArg> a{KernelArg::buffer_arg(args.bias.buffer(), 0), u64_arg(args.bias.offset()),
+                               KernelArg::buffer_arg(*args.y.buffer, 0), u64_arg(args.y.offset), i32_arg(d.n), i32_arg(d.k),
+                               i32_arg(pb_.p), i32_arg(pb_.q), KernelArg::scalar(args.alpha), KernelArg::scalar(args.beta)};
+      launch_1d(stream, bias_, d.k, a);
     }
   }
 
  private:
   ConvProblem pb_;
   Kernel main_, bias_;
-  std::size_t local_ = 0;
 };
 
 // 1x1 stride-1 layers: both backward passes as GEMMs (one per group; NCHW weight and
@@ -187,10 +177,7 @@ class BwdDataViaForward final : public ConvAlgo {
                                KernelArg::buffer_arg(*ws, 0),
                                KernelArg::scalar(static_cast<std::uint64_t>(ws_off / es))};
       for (std::size_t v : {d.k, d.c, d.r, d.s, d.groups}) a.push_back(KernelArg::scalar(static_cast<std::int32_t>(v)));
-      if (pb_.device.info().type != DeviceType::CPU)
-        stream.launch_args(flip_, Range(round_up(n, 64)), Range(64), a);
-      else
-        stream.launch_args(flip_, Range(n), Range(), a);
+      launch_1d(stream, flip_, n, a);
     }
     Conv2dArgs f;
     f.x = args.y;  // dy
@@ -232,15 +219,6 @@ class TapGemmWeightsAlgo final : public ConvAlgo {
     const Conv2dDesc& d = pb_.desc;
     const std::size_t cg = d.c / d.groups, kg = d.k / d.groups, pq = pb_.p * pb_.q, npq = d.n * pq;
     const std::size_t base = ws_off / sizeof(float), xs_off = base, g_off = base + xs_floats_;
-    const bool gpu = pb_.device.info().type != DeviceType::CPU;
-    auto u64 = [](std::size_t v) { return KernelArg::scalar(static_cast<std::uint64_t>(v)); };
-    auto i32 = [](std::size_t v) { return KernelArg::scalar(static_cast<std::int32_t>(v)); };
-    auto launch = [&](const Kernel& k, std::size_t count, const std::vector<KernelArg>& a) {
-      if (gpu)
-        stream.launch_args(k, Range(round_up(count, 128)), Range(128), a);
-      else
-        stream.launch_args(k, Range(count), Range(), a);
-    };
     const BufferView<float> all(*ws, 0, ws->size_bytes() / sizeof(float));
     with_types(pb_.types.x, pb_.types.y, [&](auto, auto yt) {
       using TY = decltype(yt);
@@ -248,12 +226,12 @@ class TapGemmWeightsAlgo final : public ConvAlgo {
       for (std::size_t grp = 0; grp < d.groups; ++grp)
         for (std::size_t r = 0; r < d.r; ++r)
           for (std::size_t s = 0; s < d.s; ++s) {
-            std::vector<KernelArg> a{KernelArg::buffer_arg(*args.x.buffer, 0), u64(args.x.offset),
-                                     KernelArg::buffer_arg(*ws, 0), u64(xs_off)};
+            std::vector<KernelArg> a{KernelArg::buffer_arg(*args.x.buffer, 0), u64_arg(args.x.offset),
+                                     KernelArg::buffer_arg(*ws, 0), u64_arg(xs_off)};
             for (std::size_t v : {d.n, d.c, d.h, d.w, pb_.p, pb_.q, d.stride_h, d.stride_w, d.pad_top, d.pad_left,
                                   d.dilation_h, d.dilation_w, r, s, grp * cg, cg})
-              a.push_back(i32(v));
-            launch(gather_, npq * cg, a);
+              a.push_back(i32_arg(v));
+            launch_1d(stream, gather_, npq * cg, a);
             const BufferView<float> xs = all.sub(xs_off, npq * cg);
             const BufferView<float> g = all.sub(g_off + ((grp * d.r + r) * d.s + s) * kg * cg, kg * cg);
             if (d.layout == TensorLayout::NHWC) {  // g[K, C] = dy^T[K, NPQ] xs[NPQ, C]
@@ -268,18 +246,18 @@ class TapGemmWeightsAlgo final : public ConvAlgo {
           }
     });
     {
-      std::vector<KernelArg> a{KernelArg::buffer_arg(*ws, 0), u64(g_off), KernelArg::buffer_arg(*args.w.buffer, 0),
-                               u64(args.w.offset)};
-      for (std::size_t v : {d.k, d.c, d.r, d.s, d.groups}) a.push_back(i32(v));
+      std::vector<KernelArg> a{KernelArg::buffer_arg(*ws, 0), u64_arg(g_off), KernelArg::buffer_arg(*args.w.buffer, 0),
+                               u64_arg(args.w.offset)};
+      for (std::size_t v : {d.k, d.c, d.r, d.s, d.groups}) a.push_back(i32_arg(v));
       a.push_back(KernelArg::scalar(args.alpha));
       a.push_back(KernelArg::scalar(args.beta));
-      launch(finish_, d.w_elems(), a);
+      launch_1d(stream, finish_, d.w_elems(), a);
     }
     if (pb_.fusion.bias) {
-      std::vector<KernelArg> a{KernelArg::buffer_arg(args.bias.buffer(), 0), u64(args.bias.offset()),
-                               KernelArg::buffer_arg(*args.y.buffer, 0), u64(args.y.offset), i32(d.n), i32(d.k),
-                               i32(pb_.p), i32(pb_.q), KernelArg::scalar(args.alpha), KernelArg::scalar(args.beta)};
-      launch(bias_, d.k, a);
+      std::vector<KernelArg> a{KernelArg::buffer_arg(args.bias.buffer(), 0), u64_arg(args.bias.offset()),
+                               KernelArg::buffer_arg(*args.y.buffer, 0), u64_arg(args.y.offset), i32_arg(d.n), i32_arg(d.k),
+                               i32_arg(pb_.p), i32_arg(pb_.q), KernelArg::scalar(args.alpha), KernelArg::scalar(args.beta)};
+      launch_1d(stream, bias_, d.k, a);
     }
   }
 

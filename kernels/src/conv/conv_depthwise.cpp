@@ -16,27 +16,25 @@ class DepthwiseAlgo final : public ConvAlgo {
   std::string params() const override { return "depthwise NHWC kernel: a row of 16 channels per work-item"; }
   void run(Stream& stream, const Conv2dArgs& args, const Buffer*, std::size_t) const override {
     const Conv2dDesc& d = pb_.desc;
-    auto u64 = [](std::size_t v) { return KernelArg::scalar(static_cast<std::uint64_t>(v)); };
-    auto i32 = [](std::size_t v) { return KernelArg::scalar(static_cast<std::int32_t>(v)); };
     const Buffer& y = *args.y.buffer;
     std::vector<KernelArg> a{KernelArg::buffer_arg(*args.x.buffer, 0),
-                             u64(args.x.offset),
+                             u64_arg(args.x.offset),
                              KernelArg::buffer_arg(*args.w.buffer, 0),
-                             u64(args.w.offset),
+                             u64_arg(args.w.offset),
                              KernelArg::buffer_arg(y, 0),
-                             u64(args.y.offset),
+                             u64_arg(args.y.offset),
                              KernelArg::buffer_arg(args.bias.valid() ? args.bias.buffer() : y, 0),
-                             u64(args.bias.valid() ? args.bias.offset() : 0),
+                             u64_arg(args.bias.valid() ? args.bias.offset() : 0),
                              KernelArg::buffer_arg(args.z.valid() ? *args.z.buffer : y, 0),
-                             u64(args.z.valid() ? args.z.offset : 0)};
+                             u64_arg(args.z.valid() ? args.z.offset : 0)};
     for (std::size_t v : {d.n, d.c, d.h, d.w, d.k, d.r, d.s, pb_.p, pb_.q, d.stride_h, d.stride_w, d.pad_top,
                           d.pad_left, d.dilation_h, d.dilation_w})
-      a.push_back(i32(v));
+      a.push_back(i32_arg(v));
     a.push_back(KernelArg::scalar(args.alpha));
     a.push_back(KernelArg::scalar(args.beta));
-    a.push_back(i32(pb_.fusion.bias ? 1 : 0));
-    a.push_back(i32(pb_.fusion.residual ? 1 : 0));
-    a.push_back(i32(pb_.fusion.activation == Activation::None ? 0 : pb_.fusion.activation == Activation::ReLU ? 1 : 2));
+    a.push_back(i32_arg(pb_.fusion.bias ? 1 : 0));
+    a.push_back(i32_arg(pb_.fusion.residual ? 1 : 0));
+    a.push_back(i32_arg(pb_.fusion.activation == Activation::None ? 0 : pb_.fusion.activation == Activation::ReLU ? 1 : 2));
     stream.launch_args(kernel_, Range(div_up(d.k, 16), d.n * pb_.p), Range(1, 1), a);
   }
 

@@ -1,4 +1,5 @@
 // Building the portable convolution kernels (kernels/src/cl/conv*.cl).
+#include <algorithm>
 #include <string_view>
 
 #include "conv_plan.hpp"
@@ -21,6 +22,15 @@ Program build_conv_program(const ConvProblem& pb, const char* file, BuildOptions
     throw Error("conv2d: the kernel source " + path + " (or conv_types.clh) is not embedded in this build");
   opt.header("conv_types.clh", std::string(header));
   return pb.device.build(Source::portable(std::string(text), file), opt);
+}
+
+void launch_1d(Stream& stream, const Kernel& kernel, std::size_t count, const std::vector<KernelArg>& args) {
+  if (stream.device().info().type == DeviceType::CPU) {
+    stream.launch_args(kernel, Range(count), Range(), args);
+    return;
+  }
+  const std::size_t local = std::min<std::size_t>(128, kernel.max_work_group_size());
+  stream.launch_args(kernel, Range(round_up(count, local)), Range(local), args);
 }
 
 }  // namespace axle::dnn::detail

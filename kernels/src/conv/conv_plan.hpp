@@ -38,6 +38,14 @@ class ConvAlgo {
 /// types (X_T, Y_T) and LAYOUT defined, the shared conv_types.clh header passed.
 Program build_conv_program(const ConvProblem& pb, const char* file, BuildOptions options = {});
 
+/// Scalar kernel arguments of the portable conv kernels (ulong offsets, int sizes).
+inline KernelArg u64_arg(std::size_t v) { return KernelArg::scalar(static_cast<std::uint64_t>(v)); }
+inline KernelArg i32_arg(std::size_t v) { return KernelArg::scalar(static_cast<std::int32_t>(v)); }
+
+/// A one-dimensional launch of `count` work-items: work-groups of up to 128 on GPUs
+/// (the kernels check their bounds), the backend's choice on CPUs.
+void launch_1d(Stream& stream, const Kernel& kernel, std::size_t count, const std::vector<KernelArg>& args);
+
 /// A typed view of a tensor reference.
 template <typename T>
 BufferView<T> typed(const TensorRef& t) {

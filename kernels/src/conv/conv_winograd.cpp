@@ -53,17 +53,15 @@ class WinogradAlgo final : public ConvAlgo {
       else
         stream.launch_args(k, Range(gx, gy), Range(), a);
     };
-    auto i32 = [](std::size_t v) { return KernelArg::scalar(static_cast<std::int32_t>(v)); };
-    auto u64 = [](std::size_t v) { return KernelArg::scalar(static_cast<std::uint64_t>(v)); };
     {
-      std::vector<KernelArg> a{KernelArg::buffer_arg(*args.w.buffer, 0), u64(args.w.offset),
-                               KernelArg::buffer_arg(*ws, 0), u64(u_off), i32(d.k), i32(cg), i32(d.groups)};
+      std::vector<KernelArg> a{KernelArg::buffer_arg(*args.w.buffer, 0), u64_arg(args.w.offset),
+                               KernelArg::buffer_arg(*ws, 0), u64_arg(u_off), i32_arg(d.k), i32_arg(cg), i32_arg(d.groups)};
       launch2(filter_, cg, d.k, a);
     }
     {
-      std::vector<KernelArg> a{KernelArg::buffer_arg(*args.x.buffer, 0), u64(args.x.offset),
-                               KernelArg::buffer_arg(*ws, 0), u64(v_off), i32(d.n), i32(d.c), i32(d.h), i32(d.w),
-                               i32(sz_.th), i32(sz_.tw), i32(d.pad_top), i32(d.pad_left), i32(d.groups)};
+      std::vector<KernelArg> a{KernelArg::buffer_arg(*args.x.buffer, 0), u64_arg(args.x.offset),
+                               KernelArg::buffer_arg(*ws, 0), u64_arg(v_off), i32_arg(d.n), i32_arg(d.c), i32_arg(d.h), i32_arg(d.w),
+                               i32_arg(sz_.th), i32_arg(sz_.tw), i32_arg(d.pad_top), i32_arg(d.pad_left), i32_arg(d.groups)};
       launch2(input_, sz_.t, d.c, a);
     }
     const BufferView<float> all(*ws, 0, ws->size_bytes() / sizeof(float));
@@ -74,24 +72,24 @@ class WinogradAlgo final : public ConvAlgo {
       const Buffer& y = *args.y.buffer;
       const int act = pb_.fusion.activation == Activation::None ? 0 : pb_.fusion.activation == Activation::ReLU ? 1 : 2;
       std::vector<KernelArg> a{KernelArg::buffer_arg(*ws, 0),
-                               u64(m_off),
+                               u64_arg(m_off),
                                KernelArg::buffer_arg(y, 0),
-                               u64(args.y.offset),
+                               u64_arg(args.y.offset),
                                KernelArg::buffer_arg(args.bias.valid() ? args.bias.buffer() : y, 0),
-                               u64(args.bias.valid() ? args.bias.offset() : 0),
+                               u64_arg(args.bias.valid() ? args.bias.offset() : 0),
                                KernelArg::buffer_arg(args.z.valid() ? *args.z.buffer : y, 0),
-                               u64(args.z.valid() ? args.z.offset : 0),
-                               i32(d.n),
-                               i32(d.k),
-                               i32(pb_.p),
-                               i32(pb_.q),
-                               i32(sz_.th),
-                               i32(sz_.tw),
+                               u64_arg(args.z.valid() ? args.z.offset : 0),
+                               i32_arg(d.n),
+                               i32_arg(d.k),
+                               i32_arg(pb_.p),
+                               i32_arg(pb_.q),
+                               i32_arg(sz_.th),
+                               i32_arg(sz_.tw),
                                KernelArg::scalar(args.alpha),
                                KernelArg::scalar(args.beta),
-                               i32(pb_.fusion.bias ? 1 : 0),
-                               i32(pb_.fusion.residual ? 1 : 0),
-                               i32(static_cast<std::size_t>(act))};
+                               i32_arg(pb_.fusion.bias ? 1 : 0),
+                               i32_arg(pb_.fusion.residual ? 1 : 0),
+                               i32_arg(static_cast<std::size_t>(act))};
       launch2(output_, sz_.t, d.k, a);
     }
   }
