@@ -152,8 +152,9 @@ TEST_P(BackendTest, AvailableOrSkippedWithReason) {
 }
 
 // AXLE_TEST_EXPECT_DEVICES=opencl,cuda (set by .ci/run and bench/gpu_check.sh): each
-// named backend must have a device here. Without it, a machine whose OpenCL or CUDA
-// device went missing would run none of the per-device suites and still pass.
+// named backend must have a device here; "opencl:2" asks for at least two. Without it,
+// a machine whose OpenCL or CUDA device went missing would run none of the per-device
+// suites and still pass.
 TEST(Backends, ExpectedBackendsHaveDevices) {
   const char* want = std::getenv("AXLE_TEST_EXPECT_DEVICES");
   if (!want || !*want) GTEST_SKIP() << "AXLE_TEST_EXPECT_DEVICES is not set";
@@ -162,14 +163,20 @@ TEST(Backends, ExpectedBackendsHaveDevices) {
   while (pos <= list.size()) {
     std::size_t comma = list.find(',', pos);
     if (comma == std::string::npos) comma = list.size();
-    const std::string name = list.substr(pos, comma - pos);
+    std::string name = list.substr(pos, comma - pos);
     pos = comma + 1;
     if (name.empty()) continue;
+    std::size_t want_count = 1;
+    if (const std::size_t colon = name.find(':'); colon != std::string::npos) {
+      want_count = std::stoul(name.substr(colon + 1));
+      name.resize(colon);
+    }
     std::string why = "not compiled into this build";
     for (const auto& b : axle::backends())
-      if (b.name == name) why = b.available ? "no device" : b.reason;
-    EXPECT_FALSE(axle::devices(name).empty()) << "AXLE_TEST_EXPECT_DEVICES names '" << name
-                                              << "' but it has no device here: " << why;
+      if (b.name == name) why = b.available ? "too few devices" : b.reason;
+    EXPECT_GE(axle::devices(name).size(), want_count)
+        << "AXLE_TEST_EXPECT_DEVICES asks for " << want_count << " device(s) of '" << name << "' but there are "
+        << axle::devices(name).size() << " here: " << why;
   }
 }
 
@@ -498,6 +505,7 @@ TEST_P(DeviceTest, ViewsAndSubViews) {
   AXLE_EXPECT_THROW_MSG(v.sub(21), axle::OutOfRange, {"offset 21", "80 bytes"});  // relative to the view
   try {
     v.sub(25);
+    ADD_FAILURE() << "v.sub(25) past the end of a 20-element view did not throw";
   } catch (const axle::OutOfRange& e) {
     EXPECT_EQ(std::string(e.what()).find(std::to_string(axle::Buffer::npos)), std::string::npos) << e.what();
   }
@@ -641,11 +649,20 @@ TEST_P(DeviceTest, PinnedCopies) {
   s.synchronize();
   EXPECT_TRUE(std::equal(in.begin(), in.end(), out.begin()));
   // partial copies through pointers into pinned memory
+  const std::uint32_t sentinel = 0xdeadbeefu;
+  std::fill(out.begin(), out.end(), sentinel);
   s.copy(d.view<std::uint32_t>(100, 50), out.data() + 7, 50);
-  std::fill(out.begin(), out.begin() + 7, 0u);
   s.synchronize();
-  EXPECT_EQ(out[6], 0u);
+  EXPECT_EQ(out[6], sentinel) << "the copy wrote before its destination";
+  EXPECT_EQ(out[57], sentinel) << "the copy wrote past its destination";
   EXPECT_TRUE(std::equal(out.data() + 7, out.data() + 57, in.data() + 100));
+  // and host -> device through a pointer into pinned memory, at an offset
+  s.copy(in.data() + 3, 20, d.view<std::uint32_t>(10, 20));
+  s.copy(d.view<std::uint32_t>(), out);
+  s.synchronize();
+  EXPECT_TRUE(std::equal(out.data() + 10, out.data() + 30, in.data() + 3));
+  EXPECT_EQ(out[9], in[9]) << "the copy wrote before its destination";
+  EXPECT_EQ(out[30], in[30]) << "the copy wrote past its destination";
   // move keeps the memory; reset releases it
   std::uint32_t* p = in.data();
   axle::PinnedBuffer<std::uint32_t> moved(std::move(in));

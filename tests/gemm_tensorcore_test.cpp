@@ -399,8 +399,27 @@ TEST_F(TensorCoreGemm, ChosenPath) {
       const std::size_t es = elem == 2 ? 4 : 2;
       axle::Buffer a = dev.alloc<std::uint16_t>(m * k * es / 2), b = dev.alloc<std::uint16_t>(k * n * es / 2);
       axle::Buffer c = dev.alloc<float>(m * n);
-      s.fill(a.view<std::uint16_t>(), std::uint16_t{0});
-      s.fill(b.view<std::uint16_t>(), std::uint16_t{0});
+      // Small integers: exact in f16, bf16 and tf32, and every dot product is exact in
+      // f32, so the whole of C must equal the host product bit for bit.
+      std::mt19937 rng(1234u + static_cast<unsigned>(elem));
+      std::uniform_int_distribution<int> small(-3, 3);
+      std::vector<float> ha(m * k), hb(k * n);
+      for (auto& v : ha) v = static_cast<float>(small(rng));
+      for (auto& v : hb) v = static_cast<float>(small(rng));
+      auto upload = [&](const std::vector<float>& h, axle::Buffer& buf) {
+        if (elem == 2) {
+          s.copy(h, buf.view<float>());
+        } else {
+          std::vector<std::uint16_t> bits(h.size());
+          for (std::size_t i = 0; i < h.size(); ++i)
+            bits[i] = elem == 1 ? from_float<bfloat16_t>(h[i]).bits : from_float<half_t>(h[i]).bits;
+          s.copy(bits, buf.view<std::uint16_t>());
+        }
+        s.synchronize();
+      };
+      upload(ha, a);
+      upload(hb, b);
+      s.fill(c.view<float>(), std::numeric_limits<float>::quiet_NaN());
       GemmDesc d;
       d.m = m;
       d.n = n;
@@ -433,8 +452,16 @@ TEST_F(TensorCoreGemm, ChosenPath) {
       std::vector<float> out(m * n);
       s.copy(c.view<float>(), out);
       s.synchronize();
-      EXPECT_EQ(out[0], 0.f);
-      EXPECT_EQ(out[m * n - 1], 0.f);
+      std::size_t bad = 0;
+      for (std::size_t i = 0; i < m && bad < 8; ++i)
+        for (std::size_t j = 0; j < n && bad < 8; ++j) {
+          double ref = 0;
+          for (std::size_t p = 0; p < k; ++p) ref += double(ha[i * k + p]) * double(hb[p * n + j]);
+          if (out[i * n + j] != static_cast<float>(ref)) {
+            ++bad;
+            ADD_FAILURE() << got << " C[" << i << "," << j << "] = " << out[i * n + j] << ", expected " << ref;
+          }
+        }
     }
   }
 }

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <limits>
 #include <random>
 #include <string>
@@ -1033,6 +1034,74 @@ TEST(GemmTuning, UserFileOverridesAndBadEntriesAreRejected) {
   axle::reset_config_for_testing();
   axle::blas::reset_gemm_caches();
   std::remove(path.c_str());
+}
+
+// The parameters this machine's CPU gets are not the only ones users run: every built-in
+// default (for 8- and 16-wide vectors, each shape bucket) and every shipped database
+// entry is forced in turn through a user tuning file, with the shipped database off,
+// and checked on odd shapes. describe_gemm_plan proves the forced set was the one used
+// (a set that failed the dispatcher's self-check would silently give way to another).
+TEST(GemmTuning, EveryDefaultAndShippedParameterSetIsCorrect) {
+  namespace d = axle::blas::detail;
+  std::vector<axle::Device> cpus;
+  for (const auto& dev : axle::devices())
+    if (dev.info().type == axle::DeviceType::CPU) cpus.push_back(dev);
+  if (cpus.empty()) GTEST_SKIP() << "no CPU device: the packed kernels run on CPU devices only";
+  std::vector<d::GemmParams> sets;
+  auto add = [&](d::GemmParams p) {
+    for (const auto& q : sets)
+      if (q.str() == p.str()) return;
+    sets.push_back(p);
+  };
+  for (int width : {8, 16}) {
+    axle::DeviceInfo fake = cpus.front().info();
+    fake.preferred_vector_width_float = width;
+    for (const char* bucket : {"small", "skinny", "large"}) add(d::default_params(fake, d::ElemType::F32, bucket));
+  }
+  std::ifstream shipped_file(std::string(AXLE_SOURCE_DIR) + "/kernels/tuning/gemm.json");
+  const std::string shipped_text((std::istreambuf_iterator<char>(shipped_file)), std::istreambuf_iterator<char>());
+  ASSERT_FALSE(shipped_text.empty());
+  for (const auto& e : d::parse_tuning(shipped_text, "gemm.json"))
+    if (e.params.family == d::KernelFamily::Packed) add(e.params);
+  ASSERT_GE(sets.size(), 4u);
+  std::printf("%zu parameter sets\n", sets.size());
+
+  axle_test::TempDir dir;
+  axle_test::ScopedEnv no_shipped("AXLE_TUNING_SHIPPED", std::string("0"));
+  for (const auto& p : sets) {
+    d::TuningEntry forced;
+    forced.params = p;
+    forced.note = "forced by the test";
+    const std::string path = dir.write("forced.json", d::write_tuning({forced}));
+    axle_test::ScopedEnv file("AXLE_TUNING_FILE", path);
+    axle::reset_config_for_testing();
+    axle::blas::reset_gemm_caches();
+    SCOPED_TRACE(p.str());
+    for (const auto& dev : cpus) {
+      struct S {
+        std::size_t m, n, k;
+        Op ta, tb;
+        double beta;
+      };
+      for (const S& sh : {S{29, 51, 70, Op::T, Op::N, 0.5}, S{7, 33, 1025, Op::N, Op::T, 0.0},
+                          S{127, 129, 257, Op::N, Op::N, 0.0}, S{1, 127, 31, Op::T, Op::T, 1.0},
+                          S{130, 140, 300, Op::T, Op::N, -0.5}}) {
+        Case c;
+        c.m = sh.m;
+        c.n = sh.n;
+        c.k = sh.k;
+        c.ta = sh.ta;
+        c.tb = sh.tb;
+        c.beta = sh.beta;
+        run_case<float, float, float>(dev, c);
+        const std::string plan = axle::blas::describe_gemm_plan(dev, 0, sh.m, sh.n, sh.k);
+        EXPECT_NE(plan.find(p.str()), std::string::npos) << "the forced set was not used: " << plan;
+        EXPECT_NE(plan.find(path), std::string::npos) << plan;
+      }
+    }
+  }
+  axle::reset_config_for_testing();
+  axle::blas::reset_gemm_caches();
 }
 
 }  // namespace

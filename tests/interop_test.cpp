@@ -106,6 +106,7 @@ TEST_P(OpenCLInteropTest, TimingOnAnAdoptedQueueWithoutProfilingIsUnsupported) {
   AXLE_EXPECT_THROW_MSG(a.elapsed_ms(c), axle::Unsupported, {"end event", "CL_QUEUE_PROFILING_ENABLE"});
   try {
     b.elapsed_ms(a);
+    ADD_FAILURE() << "elapsed_ms on an unprofiled adopted queue did not throw";
   } catch (const axle::Unsupported& e) {
     EXPECT_EQ(e.backend(), "opencl");
     EXPECT_EQ(e.status_name(), "CL_PROFILING_INFO_NOT_AVAILABLE");
