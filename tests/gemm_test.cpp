@@ -320,17 +320,28 @@ TEST_F(GemmTest, TileBoundaries) {
           run_case<float, float, float>(d, c);
         }
     // Split K (few blocks, long k); n = 53 also splits over B read in place with a
-    // shifted last column panel.
-    for (std::size_t k : {1023, 1024, 1025, 4097}) {
-      Case c;
-      c.m = k == 1025 ? 5 : 7;
-      c.n = k == 1025 ? 53 : 33;
-      c.k = k;
-      c.beta = 0.5;
-      c.bias = BiasMode::PerCol;
-      c.act = Activation::GELU;
-      run_case<float, float, float>(d, c);
+    // shifted last column panel. How far k is split follows the compute units: planned
+    // as for 1, 2 (this machine) and 64 of them, whatever the device has.
+    for (std::size_t units : {1, 2, 64}) {
+      axle::blas::detail::set_compute_units_for_testing(units);
+      SCOPED_TRACE("planned for " + std::to_string(units) + " compute units");
+      for (std::size_t k : {1023, 1024, 1025, 4097}) {
+        Case c;
+        c.m = k == 1025 ? 5 : 7;
+        c.n = k == 1025 ? 53 : 33;
+        c.k = k;
+        c.beta = 0.5;
+        c.bias = BiasMode::PerCol;
+        c.act = Activation::GELU;
+        run_case<float, float, float>(d, c);
+      }
+      Case narrow;  // the GEMV-like path splits k by the compute units too
+      narrow.m = 9;
+      narrow.n = 3;
+      narrow.k = 8193;
+      run_case<float, float, float>(d, narrow);
     }
+    axle::blas::detail::set_compute_units_for_testing(0);
     // Deep k, cut into ~2048-deep pieces summed by the epilogue (packed B; both
     // layouts, batched, with every epilogue input).
     for (Layout l : {Layout::RowMajor, Layout::ColMajor}) {

@@ -223,7 +223,12 @@ struct Args {
 
 bool is_gpu(const Device& d) { return d.info().type != DeviceType::CPU; }
 
-std::size_t compute_units(const Device& d) { return std::max(1u, d.info().compute_units); }
+std::atomic<std::size_t> g_units_override{0};
+
+std::size_t compute_units(const Device& d) {
+  const std::size_t forced = g_units_override.load();
+  return forced ? forced : std::max(1u, d.info().compute_units);
+}
 
 // k depth of each of `splits` pieces (a multiple of 16); `splits` becomes the number
 // of pieces that depth really gives.
@@ -689,6 +694,8 @@ void set_limits_for_testing(std::size_t scratch_bytes, std::size_t max_groups_y)
   g_scratch_limit_override = scratch_bytes;
   g_max_groups_y = max_groups_y ? max_groups_y : kMaxGridZ;
 }
+
+void set_compute_units_for_testing(std::size_t units) { g_units_override = units; }
 
 std::size_t scratch_high_water_bytes(bool reset) {
   return reset ? g_scratch_high_water.exchange(0) : g_scratch_high_water.load();

@@ -38,6 +38,9 @@ void reset_dispatch_caches();
 /// `max_groups_y` (0: 65535, CUDA's limit), so that tests reach the split paths with
 /// small operands.
 void set_limits_for_testing(std::size_t scratch_bytes, std::size_t max_groups_y);
+/// Testing: plan as if the device had `units` compute units (0: the device's own), so
+/// that the split-K and work-division choices are exercised for other devices' sizes.
+void set_compute_units_for_testing(std::size_t units);
 /// Testing: the largest scratch region requested since the last reset, in bytes.
 std::size_t scratch_high_water_bytes(bool reset = false);
 
