@@ -23,14 +23,16 @@ using Injector = faults::Injector<cu::DriverApi>;
 
 // Every driver call made after a device is open, except releases, the context
 // restore of ContextScope's destructor and the error-name lookups.
-#define AXLE_FAULT_CU_CALLS(X)                                                                               \
-  X(cuCtxPushCurrent) X(cuCtxSynchronize) X(cuMemAlloc) X(cuMemHostAlloc) X(cuMemcpyHtoDAsync)              \
-  X(cuMemcpyDtoHAsync) X(cuMemcpyDtoDAsync) X(cuMemsetD8Async) X(cuMemsetD16Async) X(cuMemsetD32Async)      \
-  X(cuMemsetD2D32Async) X(cuStreamCreate) X(cuStreamSynchronize) X(cuStreamWaitEvent) X(cuEventCreate)      \
-  X(cuEventRecord) X(cuEventQuery) X(cuEventSynchronize) X(cuEventElapsedTime) X(cuModuleLoadData)          \
-  X(cuModuleGetFunction) X(cuFuncGetAttribute) X(cuFuncSetAttribute) X(cuLaunchKernel) X(cuFuncGetParamInfo) \
+// clang-format off
+#define AXLE_FAULT_CU_CALLS(X)                                                                                \
+  X(cuCtxPushCurrent) X(cuCtxSynchronize) X(cuMemAlloc) X(cuMemHostAlloc) X(cuMemcpyHtoDAsync)               \
+  X(cuMemcpyDtoHAsync) X(cuMemcpyDtoDAsync) X(cuMemsetD8Async) X(cuMemsetD16Async) X(cuMemsetD32Async)       \
+  X(cuMemsetD2D32Async) X(cuStreamCreate) X(cuStreamSynchronize) X(cuStreamWaitEvent) X(cuEventCreate)       \
+  X(cuEventRecord) X(cuEventQuery) X(cuEventSynchronize) X(cuEventElapsedTime) X(cuModuleLoadData)           \
+  X(cuModuleGetFunction) X(cuFuncGetAttribute) X(cuFuncSetAttribute) X(cuLaunchKernel) X(cuFuncGetParamInfo)  \
   X(cuModuleGetFunctionCount) X(cuModuleEnumerateFunctions) X(cuFuncGetName)
 #define AXLE_FAULT_CU_TALLIED(X) X(cuMemFree) X(cuMemFreeHost) X(cuStreamDestroy) X(cuEventDestroy) X(cuModuleUnload)
+// clang-format on
 
 bool cuda_available() {
   for (const auto& b : axle::backends())
@@ -111,7 +113,10 @@ TEST(CudaFaults, EveryCallOfAWorkloadFailingIsReportedAndRecoveredFrom) {
 TEST(CudaFaults, TrampolinesForwardCountAndFail) {
   cu::DriverApi table;  // a private table: the real one may be empty here
   static int forwarded = 0;
-  table.cuCtxSynchronize = [] { ++forwarded; return CUDA_SUCCESS; };
+  table.cuCtxSynchronize = [] {
+    ++forwarded;
+    return CUDA_SUCCESS;
+  };
   {
     Injector inj(&table);
     inj.interpose<&cu::DriverApi::cuCtxSynchronize>("cuCtxSynchronize");

@@ -170,7 +170,10 @@ Conv2dDesc make(std::size_t n, std::size_t c, std::size_t h, std::size_t w, std:
 struct Gemm {
   axle::Buffer a, b, c, bias, ad;
   explicit Gemm(const axle::Device& d)
-      : a(d.alloc<float>(24)), b(d.alloc<float>(30)), c(d.alloc<float>(20)), bias(d.alloc<float>(4)),
+      : a(d.alloc<float>(24)),
+        b(d.alloc<float>(30)),
+        c(d.alloc<float>(20)),
+        bias(d.alloc<float>(4)),
         ad(d.alloc<double>(24)) {}
 };
 void gemm(axle::Stream& s, std::size_t m, const axle::BufferView<float>& a, std::size_t lda,
@@ -224,13 +227,17 @@ std::string parse(const std::string& text) {
   return {};
 }
 
-#define CASE(id, needs) {id, Case{Needs::needs, [](Ctx & c) -> std::string {
-#define END \
-  return {};  \
-  }           \
-  }           \
+#define CASE(id, needs) \
+  {                     \
+    id, Case {          \
+      Needs::needs, [](Ctx& c) -> std::string {
+#define END  \
+  return {}; \
+  }          \
+  }          \
   }
 
+// clang-format off
 const std::map<std::string, Case>& cases() {
   static const std::map<std::string, Case> all = {
       // ---- memory
@@ -291,6 +298,22 @@ const std::map<std::string, Case>& cases() {
       c.s1->wait(e); END,
       CASE("gemm-operand-of-another-device", TwoDevices) Gemm g0(c.dev), g1(c.dev1);
       gemm(*c.s1, 4, g0.a.view<float>(), 6, g1.b.view<float>(), g1.c.view<float>(), 5); END,
+      CASE("gemm-bias-of-another-device", TwoDevices) Gemm g0(c.dev), g1(c.dev1);
+      gemm(*c.s1, 4, g1.a.view<float>(), 6, g1.b.view<float>(), g1.c.view<float>(), 5,
+           axle::blas::Epilogue::with_bias(axle::blas::BiasMode::PerRow, g0.bias.view<float>())); END,
+      CASE("conv-tensor-of-another-device", TwoDevices) Conv v0(c.dev), v1(c.dev1);
+      auto a = v0.args(false);
+      a.x = v1.bx.view<float>();
+      v0.plan(c.dev, false).run(c.st(), a); END,
+      CASE("conv-bias-of-another-device", TwoDevices) Conv v0(c.dev), v1(c.dev1);
+      auto a = v0.args(false);
+      a.bias = v1.bb.view<float>();
+      v0.plan(c.dev, true).run(c.st(), a); END,
+      CASE("conv-workspace-of-another-device", TwoDevices) Conv v0(c.dev);
+      axle::Buffer ws = c.dev1.alloc<unsigned char>(1024);
+      auto a = v0.args(false);
+      a.workspace = ws.view<unsigned char>();
+      v0.plan(c.dev, false).run(c.st(), a); END,
       CASE("conv-plan-of-another-device", TwoDevices) Conv v0(c.dev), v1(c.dev1);
       v0.plan(c.dev, false).run(*c.s1, v1.args(false)); END,
       // ---- programs and launches
@@ -425,6 +448,21 @@ const std::map<std::string, Case>& cases() {
       opt.algorithm = axle::dnn::Algorithm::Gemm1x1;
       axle::dnn::Conv2dPlan(c.dev, make(1, 4, 8, 8, 4, 3, 3), axle::dnn::Conv2dTypes{}, axle::dnn::Direction::Forward,
                             {}, opt); END,
+      CASE("conv-backward-activation", Device)
+          axle::dnn::Conv2dPlan(c.dev, make(1, 4, 8, 8, 4, 3, 3), axle::dnn::Conv2dTypes{},
+                                axle::dnn::Direction::BackwardWeights,
+                                axle::dnn::Conv2dFusion{false, false, axle::dnn::Activation::ReLU}); END,
+      CASE("conv-workspace-limit", Device) axle_test::ScopedEnv env("AXLE_CONV_IGEMM", "packed");
+      Conv2dDesc d = make(1, 8, 6, 6, 20, 3, 3, TensorLayout::NHWC);
+      d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = 1;
+      axle::dnn::Conv2dOptions opt;
+      opt.algorithm = axle::dnn::Algorithm::ImplicitGemm;
+      opt.workspace_limit = 1;
+      axle::dnn::Conv2dPlan(c.dev, d, axle::dnn::Conv2dTypes{}, axle::dnn::Direction::Forward, {}, opt); END,
+      CASE("conv-one-shot-empty-filter", Device) Conv v(c.dev);
+      auto a = v.args(false);
+      a.w = axle::dnn::TensorRef();
+      axle::dnn::conv2d_forward(c.st(), v.d, a); END,
       CASE("conv-bias-on-bwd-data", Device)
           axle::dnn::Conv2dPlan(c.dev, make(1, 4, 8, 8, 4, 3, 3), axle::dnn::Conv2dTypes{},
                                 axle::dnn::Direction::BackwardData, axle::dnn::Conv2dFusion{true, false}); END,
@@ -490,6 +528,7 @@ const std::map<std::string, Case>& cases() {
   };
   return all;
 }
+// clang-format on
 
 #undef CASE
 #undef END
@@ -550,7 +589,8 @@ TEST(ErrorCatalogueDoc, EveryCaseHasOneRow) {
   ASSERT_GT(rows.size(), 100u) << "docs/errors.md is missing or lost its tables";
   std::set<std::string> ids;
   for (const auto& r : rows) EXPECT_TRUE(ids.insert(r.id).second) << "id '" << r.id << "' appears twice";
-  for (const auto& [id, k] : cases()) EXPECT_EQ(ids.count(id), 1u) << "case '" << id << "' has no row in docs/errors.md";
+  for (const auto& [id, k] : cases())
+    EXPECT_EQ(ids.count(id), 1u) << "case '" << id << "' has no row in docs/errors.md";
 }
 
 }  // namespace

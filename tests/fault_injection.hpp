@@ -27,12 +27,12 @@ struct Plan {
   long long status = 0;   ///< the native status that call returns
   /// Chooses the status from the failing call's name when set (overrides `status`).
   std::function<long long(const std::string& call)> status_for;
-  long long calls = 0;                 ///< interposed calls so far
-  std::vector<const char*> log;        ///< their names, in order
-  std::string fired;                   ///< the call that was failed, empty while none
+  long long calls = 0;           ///< interposed calls so far
+  std::vector<const char*> log;  ///< their names, in order
+  std::string fired;             ///< the call that was failed, empty while none
   long long fired_status = 0;
-  std::string fired_after;             ///< the interposed call before it
-  bool teardown = false;               ///< set by a test while it destroys objects
+  std::string fired_after;  ///< the interposed call before it
+  bool teardown = false;    ///< set by a test while it destroys objects
   bool fired_in_teardown = false;
 
   void reset() {
@@ -151,9 +151,7 @@ class Injector {
     T::can_fail = can_fail;
     slot = &T::call;
     Table* t = table_;
-    undo_.push_back([t] {
-      t->*Member = T::real;
-    });
+    undo_.push_back([t] { t->*Member = T::real; });
   }
 
   /// Fail the n-th interposed call from now (1-based) with `status`; 0 disarms.

@@ -5,20 +5,21 @@
 // were, and leave the stream usable: the same workload then runs to the right results.
 // Also: real device-memory exhaustion gives axle::OutOfMemory, and the device works
 // again once the memory is freed.
+#include "fault_injection.hpp"
+
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 
 #include <algorithm>
 #include <fstream>
-#include <optional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "../backends/opencl/cl_loader.hpp"
 #include "axle/axle.hpp"
-#include "fault_injection.hpp"
 #include "fault_workload.hpp"
 #include "test_util.hpp"
 
@@ -31,16 +32,19 @@ using Injector = faults::Injector<cl::Api>;
 // The calls that may fail: every one Axle makes after a device is open, except the
 // releases (failing one would leak by construction) and the build-log query (only
 // read on a failure path).
-#define AXLE_FAULT_CL_CALLS(X)                                                                                    \
-  X(clCreateCommandQueue) X(clCreateBuffer) X(clCreateSubBuffer) X(clEnqueueWriteBuffer) X(clEnqueueReadBuffer)   \
-  X(clEnqueueCopyBuffer) X(clEnqueueFillBuffer) X(clEnqueueMapBuffer) X(clEnqueueUnmapMemObject)                  \
-  X(clCreateProgramWithSource) X(clCreateProgramWithBinary) X(clBuildProgram) X(clGetProgramInfo) X(clCreateKernel) \
-  X(clGetKernelInfo) X(clGetKernelWorkGroupInfo) X(clGetKernelArgInfo) X(clSetKernelArg) X(clEnqueueNDRangeKernel) \
-  X(clEnqueueMarkerWithWaitList) X(clEnqueueBarrierWithWaitList) X(clWaitForEvents) X(clGetEventInfo)            \
-  X(clGetEventProfilingInfo) X(clFinish) X(clFlush)
+// clang-format off
+#define AXLE_FAULT_CL_CALLS(X)                                                                                  \
+  X(clCreateCommandQueue) X(clCreateBuffer) X(clCreateSubBuffer) X(clEnqueueWriteBuffer) X(clEnqueueReadBuffer) \
+  X(clEnqueueCopyBuffer) X(clEnqueueFillBuffer) X(clEnqueueMapBuffer) X(clEnqueueUnmapMemObject)                \
+  X(clCreateProgramWithSource) X(clCreateProgramWithBinary) X(clBuildProgram) X(clGetProgramInfo)               \
+  X(clCreateKernel) X(clGetKernelInfo) X(clGetKernelWorkGroupInfo) X(clGetKernelArgInfo) X(clSetKernelArg)      \
+  X(clEnqueueNDRangeKernel) X(clEnqueueMarkerWithWaitList) X(clEnqueueBarrierWithWaitList) X(clWaitForEvents)   \
+  X(clGetEventInfo) X(clGetEventProfilingInfo) X(clFinish) X(clFlush)
 // Tallied only, to balance creations against releases.
-#define AXLE_FAULT_CL_TALLIED(X) \
-  X(clReleaseMemObject) X(clReleaseKernel) X(clReleaseProgram) X(clReleaseCommandQueue) X(clReleaseEvent) X(clRetainEvent)
+#define AXLE_FAULT_CL_TALLIED(X)                                                                                \
+  X(clReleaseMemObject) X(clReleaseKernel) X(clReleaseProgram) X(clReleaseCommandQueue) X(clReleaseEvent)       \
+  X(clRetainEvent)
+// clang-format on
 
 void interpose_all(Injector& inj) {
 #define AXLE_FAULT_FAILS(name) inj.interpose<&cl::Api::name>(#name);
@@ -99,13 +103,13 @@ struct Live {
   long long mem, events, kernels, programs, queues;
 };
 Live live(const Injector& inj) {
-  return Live{inj.succeeded("clCreateBuffer") + inj.succeeded("clCreateSubBuffer") - inj.succeeded("clReleaseMemObject"),
-              inj.succeeded("clEnqueueMarkerWithWaitList") + inj.succeeded("clRetainEvent") -
-                  inj.succeeded("clReleaseEvent"),
-              inj.succeeded("clCreateKernel") - inj.succeeded("clReleaseKernel"),
-              inj.succeeded("clCreateProgramWithSource") + inj.succeeded("clCreateProgramWithBinary") -
-                  inj.succeeded("clReleaseProgram"),
-              inj.succeeded("clCreateCommandQueue") - inj.succeeded("clReleaseCommandQueue")};
+  return Live{
+      inj.succeeded("clCreateBuffer") + inj.succeeded("clCreateSubBuffer") - inj.succeeded("clReleaseMemObject"),
+      inj.succeeded("clEnqueueMarkerWithWaitList") + inj.succeeded("clRetainEvent") - inj.succeeded("clReleaseEvent"),
+      inj.succeeded("clCreateKernel") - inj.succeeded("clReleaseKernel"),
+      inj.succeeded("clCreateProgramWithSource") + inj.succeeded("clCreateProgramWithBinary") -
+          inj.succeeded("clReleaseProgram"),
+      inj.succeeded("clCreateCommandQueue") - inj.succeeded("clReleaseCommandQueue")};
 }
 
 class OpenClFaults : public ::testing::Test {
@@ -139,12 +143,12 @@ TEST_F(OpenClFaults, EveryCallOfAWorkloadFailingIsReportedAndRecoveredFrom) {
     // Which calls the workload makes, for the coverage check below.
     std::map<std::string, int> seen;
     for (const char* c : faults::plan().log) ++seen[c];
-    for (const char* must : {"clCreateBuffer", "clCreateSubBuffer", "clEnqueueWriteBuffer", "clEnqueueReadBuffer",
-                             "clEnqueueCopyBuffer", "clEnqueueFillBuffer", "clEnqueueMapBuffer",
-                             "clCreateProgramWithSource", "clCreateProgramWithBinary", "clBuildProgram",
-                             "clCreateKernel", "clSetKernelArg", "clEnqueueNDRangeKernel",
-                             "clEnqueueMarkerWithWaitList", "clEnqueueBarrierWithWaitList", "clWaitForEvents",
-                             "clGetEventInfo", "clGetEventProfilingInfo", "clCreateCommandQueue"})
+    for (const char* must :
+         {"clCreateBuffer", "clCreateSubBuffer", "clEnqueueWriteBuffer", "clEnqueueReadBuffer", "clEnqueueCopyBuffer",
+          "clEnqueueFillBuffer", "clEnqueueMapBuffer", "clCreateProgramWithSource", "clCreateProgramWithBinary",
+          "clBuildProgram", "clCreateKernel", "clSetKernelArg", "clEnqueueNDRangeKernel", "clEnqueueMarkerWithWaitList",
+          "clEnqueueBarrierWithWaitList", "clWaitForEvents", "clGetEventInfo", "clGetEventProfilingInfo",
+          "clCreateCommandQueue"})
       EXPECT_GT(seen[must], 0) << must << " is not exercised by the workload";
 
     std::map<std::string, int> failed;  // call -> how many of its N were failed
@@ -170,8 +174,8 @@ TEST_F(OpenClFaults, EveryCallOfAWorkloadFailingIsReportedAndRecoveredFrom) {
         ASSERT_TRUE(inj.fired()) << "N=" << n << " was never reached: the workload made fewer calls";
         // Failures that are absorbed by design: in a destructor (logged), and a cached
         // binary the driver will not build (rebuilt from source).
-        const bool rebuilt = faults::plan().fired == "clBuildProgram" &&
-                             faults::plan().fired_after == "clCreateProgramWithBinary";
+        const bool rebuilt =
+            faults::plan().fired == "clBuildProgram" && faults::plan().fired_after == "clCreateProgramWithBinary";
         EXPECT_TRUE(faults::plan().fired_in_teardown || rebuilt)
             << "N=" << n << ": the failure of " << faults::plan().fired << " (after " << faults::plan().fired_after
             << ") was swallowed";
@@ -252,7 +256,8 @@ TEST_F(OpenClFaults, KernelCreationFailureIsNotAMissingKernel) {
     } catch (const axle::KernelNotFound& e) {
       ADD_FAILURE() << "reported as a missing kernel: " << e.what();
     } catch (const axle::OutOfMemory& e) {
-      EXPECT_TRUE(axle_test::contains_all(e.what(), {"creating kernel 'axpy'", "clCreateKernel", "CL_OUT_OF_HOST_MEMORY"}))
+      EXPECT_TRUE(
+          axle_test::contains_all(e.what(), {"creating kernel 'axpy'", "clCreateKernel", "CL_OUT_OF_HOST_MEMORY"}))
           << e.what();
     }
     // Its argument description failing is an error too, never a kernel that takes
@@ -322,7 +327,7 @@ TEST_F(OpenClFaults, RealMemoryExhaustion) {
   o.disk_cache = false;
   axle::Program p = dev_.build(axle::Source::portable(faults::kWorkloadSource, "fault_axpy.cl"), o);
   constexpr std::size_t kChunk = std::size_t{32} << 20;
-  std::vector<axle::PinnedBuffer<float>> held;
+  std::vector<axle::PinnedBuffer<float> > held;
   std::optional<axle::OutOfMemory> oom;
   {
     const std::size_t vm = address_space_bytes();
@@ -342,7 +347,8 @@ TEST_F(OpenClFaults, RealMemoryExhaustion) {
   EXPECT_GE(held.size(), 2u) << oom->what();
   EXPECT_EQ(oom->backend(), "opencl");
   EXPECT_EQ(oom->call(), "clCreateBuffer") << oom->what();
-  EXPECT_TRUE(axle_test::contains_all(oom->what(), {"bytes of pinned memory", "clCreateBuffer", "CL_OUT_OF_HOST_MEMORY"}))
+  EXPECT_TRUE(
+      axle_test::contains_all(oom->what(), {"bytes of pinned memory", "clCreateBuffer", "CL_OUT_OF_HOST_MEMORY"}))
       << oom->what();
   held.clear();
   // The device works on.

@@ -36,8 +36,8 @@ AXLE_KERNEL void scale(AXLE_GLOBAL float* y, float s, uint n) {
 
 class Workload {
  public:
-  static constexpr std::size_t kN = 1000;     // elements of the launch
-  static constexpr std::size_t kOff = 256;    // element offset of the launch's view (1 KiB)
+  static constexpr std::size_t kN = 1000;                   // elements of the launch
+  static constexpr std::size_t kOff = 256;                  // element offset of the launch's view (1 KiB)
   static constexpr std::size_t kM = 19, kNc = 23, kK = 13;  // GEMM shape
 
   Workload(const axle::Device& dev, axle::Stream& s) : dev_(dev), s_(s) {
@@ -100,8 +100,8 @@ class Workload {
                  c = dev_.alloc<float>(c_host_.size());
     s_.copy(a_host_, a.view<float>());
     s_.copy(b_host_, b.view<float>());
-    axle::blas::gemm(s_, axle::Layout::RowMajor, axle::Op::N, axle::Op::N, kM, kNc, kK, 1.0,
-                     a.view<float>(), kK, b.view<float>(), kNc, 0.0, c.view<float>(), kNc);
+    axle::blas::gemm(s_, axle::Layout::RowMajor, axle::Op::N, axle::Op::N, kM, kNc, kK, 1.0, a.view<float>(), kK,
+                     b.view<float>(), kNc, 0.0, c.view<float>(), kNc);
     s_.copy(z.view<float>(), z_host_);
     s_.copy(c.view<float>(), c_host_);
     s_.synchronize();
