@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <set>
 #include <sstream>
 #include <string>
@@ -32,6 +33,9 @@ struct Row {
   std::vector<std::string> fragments;
   int line = 0;
 };
+
+// Names the row in test listings (CTest shows GetParam()).
+void PrintTo(const Row& r, std::ostream* os) { *os << r.id; }
 
 std::vector<std::string> backticked(const std::string& cell) {
   std::vector<std::string> out;
