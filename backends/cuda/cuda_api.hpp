@@ -116,6 +116,9 @@ struct NvrtcApi {
 const DriverApi& driver();
 /// The NVRTC table, loaded on first use. Never throws.
 const NvrtcApi& nvrtc();
+/// Testing: the driver table (as driver() returns it), writable so that a test can
+/// interpose a function. Only while no other thread uses CUDA.
+inline DriverApi* driver_table_for_testing() { return const_cast<DriverApi*>(&driver()); }
 /// Directories searched for NVRTC after the loader path, in order.
 std::vector<std::string> nvrtc_search_dirs();
 

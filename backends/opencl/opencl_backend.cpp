@@ -34,10 +34,13 @@ Error::Details details(cl_int status, const char* call) {
   return Error::Details{"opencl", status, cl::error_name(status), call};
 }
 
+bool exhausted(cl_int status) {
+  return status == CL_MEM_OBJECT_ALLOCATION_FAILURE || status == CL_OUT_OF_RESOURCES ||
+         status == CL_OUT_OF_HOST_MEMORY;
+}
+
 [[noreturn]] void fail(cl_int status, const char* call, const std::string& what) {
-  if (status == CL_MEM_OBJECT_ALLOCATION_FAILURE || status == CL_OUT_OF_RESOURCES ||
-      status == CL_OUT_OF_HOST_MEMORY)
-    throw OutOfMemory(what, details(status, call));
+  if (exhausted(status)) throw OutOfMemory(what, details(status, call));
   if (status == CL_INVALID_VALUE || status == CL_INVALID_ARG_SIZE || status == CL_INVALID_ARG_VALUE ||
       status == CL_INVALID_WORK_GROUP_SIZE || status == CL_INVALID_WORK_ITEM_SIZE ||
       status == CL_INVALID_KERNEL_ARGS || status == CL_INVALID_BUFFER_SIZE || status == CL_INVALID_MEM_OBJECT ||
@@ -214,33 +217,13 @@ class ClDevice;
 
 class ClKernel final : public KernelImpl {
  public:
+  /// Takes ownership of `k`, also when the constructor throws.
   ClKernel(cl_kernel k, std::string name, Device dev, cl_device_id did) : k_(k), name_(std::move(name)), dev_(std::move(dev)) {
-    cl_uint n = 0;
-    api().clGetKernelInfo(k_, CL_KERNEL_NUM_ARGS, sizeof(n), &n, nullptr);
-    num_args_ = n;
-    api().clGetKernelWorkGroupInfo(k_, did, CL_KERNEL_WORK_GROUP_SIZE, sizeof(max_wg_), &max_wg_, nullptr);
-    classes_.assign(n, ArgClass::Unknown);
-    sizes_.assign(n, 0);
-    types_.assign(n, "");
-    for (cl_uint i = 0; i < n; ++i) {
-      cl_kernel_arg_address_qualifier aq = 0;
-      if (api().clGetKernelArgInfo(k_, i, CL_KERNEL_ARG_ADDRESS_QUALIFIER, sizeof(aq), &aq, nullptr) != CL_SUCCESS)
-        continue;
-      std::size_t len = 0;
-      std::string type;
-      if (api().clGetKernelArgInfo(k_, i, CL_KERNEL_ARG_TYPE_NAME, 0, nullptr, &len) == CL_SUCCESS && len) {
-        type.resize(len);
-        api().clGetKernelArgInfo(k_, i, CL_KERNEL_ARG_TYPE_NAME, len, type.data(), nullptr);
-        while (!type.empty() && type.back() == '\0') type.pop_back();
-      }
-      types_[i] = type;
-      const bool pointer = type.find('*') != std::string::npos;
-      if (aq == CL_KERNEL_ARG_ADDRESS_LOCAL) classes_[i] = ArgClass::Local;
-      else if (pointer) classes_[i] = ArgClass::Global;
-      else {
-        classes_[i] = ArgClass::Value;
-        sizes_[i] = scalar_size(type);
-      }
+    try {
+      describe(did);
+    } catch (...) {
+      log_release(api().clReleaseKernel(k_), "clReleaseKernel");
+      throw;
     }
   }
   ~ClKernel() override { log_release(api().clReleaseKernel(k_), "clReleaseKernel"); }
@@ -257,6 +240,44 @@ class ClKernel final : public KernelImpl {
   std::mutex mu;
 
  private:
+  // Reads the argument count, work-group limit and argument kinds. A failing query
+  // throws: a kernel that does not know its arguments would accept any launch.
+  void describe(cl_device_id did) {
+    const std::string what = "querying kernel '" + name_ + "'";
+    cl_uint n = 0;
+    AXLE_CL_CHECK(api().clGetKernelInfo(k_, CL_KERNEL_NUM_ARGS, sizeof(n), &n, nullptr), "clGetKernelInfo", what);
+    num_args_ = n;
+    AXLE_CL_CHECK(api().clGetKernelWorkGroupInfo(k_, did, CL_KERNEL_WORK_GROUP_SIZE, sizeof(max_wg_), &max_wg_, nullptr),
+                  "clGetKernelWorkGroupInfo", what);
+    classes_.assign(n, ArgClass::Unknown);
+    sizes_.assign(n, 0);
+    types_.assign(n, "");
+    for (cl_uint i = 0; i < n; ++i) {
+      const std::string arg_what = what + " argument " + std::to_string(i);
+      cl_kernel_arg_address_qualifier aq = 0;
+      cl_int st = api().clGetKernelArgInfo(k_, i, CL_KERNEL_ARG_ADDRESS_QUALIFIER, sizeof(aq), &aq, nullptr);
+      if (st == CL_KERNEL_ARG_INFO_NOT_AVAILABLE) continue;  // a binary built without -cl-kernel-arg-info
+      if (st != CL_SUCCESS) fail(st, "clGetKernelArgInfo", arg_what);
+      std::size_t len = 0;
+      std::string type;
+      AXLE_CL_CHECK(api().clGetKernelArgInfo(k_, i, CL_KERNEL_ARG_TYPE_NAME, 0, nullptr, &len), "clGetKernelArgInfo",
+                    arg_what);
+      if (len) {
+        type.resize(len);
+        AXLE_CL_CHECK(api().clGetKernelArgInfo(k_, i, CL_KERNEL_ARG_TYPE_NAME, len, type.data(), nullptr),
+                      "clGetKernelArgInfo", arg_what);
+        while (!type.empty() && type.back() == '\0') type.pop_back();
+      }
+      types_[i] = type;
+      const bool pointer = type.find('*') != std::string::npos;
+      if (aq == CL_KERNEL_ARG_ADDRESS_LOCAL) classes_[i] = ArgClass::Local;
+      else if (pointer) classes_[i] = ArgClass::Global;
+      else {
+        classes_[i] = ArgClass::Value;
+        sizes_[i] = scalar_size(type);
+      }
+    }
+  }
   static std::size_t scalar_size(const std::string& t) {
     static const std::map<std::string, std::size_t> kBase = {
         {"char", 1}, {"uchar", 1}, {"bool", 1}, {"short", 2}, {"ushort", 2}, {"half", 2}, {"int", 4},
@@ -281,19 +302,13 @@ class ClKernel final : public KernelImpl {
 
 class ClProgram final : public ProgramImpl {
  public:
+  /// Takes ownership of `p`, also when the constructor throws.
   ClProgram(cl_program p, Device dev, cl_device_id did) : p_(p), dev_(std::move(dev)), did_(did) {
-    std::size_t n = 0;
-    if (api().clGetProgramInfo(p_, CL_PROGRAM_KERNEL_NAMES, 0, nullptr, &n) == CL_SUCCESS && n) {
-      std::string s(n, '\0');
-      api().clGetProgramInfo(p_, CL_PROGRAM_KERNEL_NAMES, n, s.data(), nullptr);
-      while (!s.empty() && s.back() == '\0') s.pop_back();
-      std::size_t pos = 0;
-      while (pos < s.size()) {
-        auto semi = s.find(';', pos);
-        if (semi == std::string::npos) semi = s.size();
-        if (semi > pos) names_.push_back(s.substr(pos, semi - pos));
-        pos = semi + 1;
-      }
+    try {
+      read_kernel_names();
+    } catch (...) {
+      log_release(api().clReleaseProgram(p_), "clReleaseProgram");
+      throw;
     }
   }
   ~ClProgram() override {
@@ -306,7 +321,7 @@ class ClProgram final : public ProgramImpl {
     if (it != kernels_.end()) return it->second;
     cl_int st = CL_SUCCESS;
     cl_kernel k = api().clCreateKernel(p_, name.c_str(), &st);
-    if (st == CL_INVALID_KERNEL_NAME || !k) {
+    if (st == CL_INVALID_KERNEL_NAME || (st == CL_SUCCESS && !k)) {
       std::string have;
       for (auto& n : names_) have += (have.empty() ? "" : ", ") + n;
       throw KernelNotFound("no kernel named '" + name + "' in the program (it has: " + (have.empty() ? "none" : have) + ")",
@@ -320,17 +335,37 @@ class ClProgram final : public ProgramImpl {
   std::vector<std::string> kernel_names() const override { return names_; }
   std::vector<std::uint8_t> binary() const override {
     std::size_t size = 0;
-    if (api().clGetProgramInfo(p_, CL_PROGRAM_BINARY_SIZES, sizeof(size), &size, nullptr) != CL_SUCCESS || size == 0)
-      return {};
+    AXLE_CL_CHECK(api().clGetProgramInfo(p_, CL_PROGRAM_BINARY_SIZES, sizeof(size), &size, nullptr), "clGetProgramInfo",
+                  "reading a program's binary size");
+    if (size == 0) return {};  // the driver keeps no binary: nothing to cache
     std::vector<std::uint8_t> bin(size);
     unsigned char* ptr = bin.data();
-    if (api().clGetProgramInfo(p_, CL_PROGRAM_BINARIES, sizeof(ptr), &ptr, nullptr) != CL_SUCCESS) return {};
+    AXLE_CL_CHECK(api().clGetProgramInfo(p_, CL_PROGRAM_BINARIES, sizeof(ptr), &ptr, nullptr), "clGetProgramInfo",
+                  "reading a program's binary");
     return bin;
   }
   void* native() const override { return p_; }
   const Device& device() const override { return dev_; }
 
  private:
+  void read_kernel_names() {
+    std::size_t n = 0;
+    AXLE_CL_CHECK(api().clGetProgramInfo(p_, CL_PROGRAM_KERNEL_NAMES, 0, nullptr, &n), "clGetProgramInfo",
+                  "listing the kernels of a program");
+    if (n == 0) return;
+    std::string s(n, '\0');
+    AXLE_CL_CHECK(api().clGetProgramInfo(p_, CL_PROGRAM_KERNEL_NAMES, n, s.data(), nullptr), "clGetProgramInfo",
+                  "listing the kernels of a program");
+    while (!s.empty() && s.back() == '\0') s.pop_back();
+    std::size_t pos = 0;
+    while (pos < s.size()) {
+      auto semi = s.find(';', pos);
+      if (semi == std::string::npos) semi = s.size();
+      if (semi > pos) names_.push_back(s.substr(pos, semi - pos));
+      pos = semi + 1;
+    }
+  }
+
   cl_program p_;
   Device dev_;
   cl_device_id did_;
@@ -616,13 +651,17 @@ class ClDevice final : public DeviceImpl {
     std::size_t len = bin.size();
     cl_int bin_status = CL_SUCCESS, st = CL_SUCCESS;
     cl_program p = api().clCreateProgramWithBinary(ctx_, 1, &dev_, &len, &ptr, &bin_status, &st);
+    // A binary the driver rejects is rebuilt from source (nullptr); running out of
+    // memory is no reason to discard a good cache entry, and is thrown.
     if (st != CL_SUCCESS || bin_status != CL_SUCCESS) {
-      if (p) api().clReleaseProgram(p);
+      if (p) log_release(api().clReleaseProgram(p), "clReleaseProgram");
+      if (exhausted(st)) fail(st, "clCreateProgramWithBinary", "loading cached program '" + req.name + "'");
       return nullptr;
     }
     st = api().clBuildProgram(p, 1, &dev_, req.options.c_str(), nullptr, nullptr);
     if (st != CL_SUCCESS) {
-      api().clReleaseProgram(p);
+      log_release(api().clReleaseProgram(p), "clReleaseProgram");
+      if (exhausted(st)) fail(st, "clBuildProgram", "loading cached program '" + req.name + "'");
       return nullptr;
     }
     return std::make_shared<ClProgram>(p, handle(), dev_);

@@ -46,7 +46,7 @@ void check_operand(const char* name, const OperandRef& op, const std::string& wh
   if (ld < std::max<std::size_t>(1, len))
     throw InvalidArgument(std::string("gemm: ") + ld_name + " = " + std::to_string(ld) + " is less than " +
                           std::to_string(std::max<std::size_t>(1, len)) + ", the length of a stored line of " +
-                          what);
+                          name + " " + what);
   if (ld > static_cast<std::size_t>(INT_MAX))
     throw InvalidArgument(std::string("gemm: ") + ld_name + " = " + std::to_string(ld) + " exceeds " +
                           std::to_string(INT_MAX));
@@ -54,7 +54,7 @@ void check_operand(const char* name, const OperandRef& op, const std::string& wh
   const std::size_t one = (lines - 1) * ld + len;
   if (batch > 1 && is_output && stride != 0 && stride < one)
     throw InvalidArgument(std::string("gemm: ") + stride_name + " = " + std::to_string(stride) +
-                          " makes the outputs of consecutive batches overlap (one " + what + " spans " +
+                          " makes the outputs of consecutive batches overlap (one " + name + " " + what + " spans " +
                           std::to_string(one) + " elements)");
   if (batch > 1 && is_output && stride == 0)
     throw InvalidArgument(std::string("gemm: ") + stride_name + " = 0 would write every batch to the same " + name);

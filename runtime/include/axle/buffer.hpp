@@ -182,7 +182,8 @@ PinnedMemory alloc_pinned_bytes(const Device& device, std::size_t bytes);
 template <typename T>
 PinnedBuffer<T> Device::alloc_pinned(std::size_t count) const {
   if (count != 0 && count > static_cast<std::size_t>(-1) / sizeof(T))
-    throw InvalidArgument("Device::alloc_pinned: element count overflows size_t");
+    throw InvalidArgument("Device::alloc_pinned: element count " + std::to_string(count) + " of " +
+                          std::to_string(sizeof(T)) + "-byte elements overflows size_t");
   return PinnedBuffer<T>(alloc_pinned_bytes(*this, count * sizeof(T)));
 }
 

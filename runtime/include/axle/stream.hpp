@@ -126,7 +126,7 @@ class Stream {
   }
   template <typename T>
   void copy(const BufferView<T>& src, T* host, std::size_t count) {
-    check_host_count(count, src.size(), "device -> host");
+    check_host_count(src.size(), count, "device -> host");
     copy_d2h_bytes(src.buffer(), src.offset_bytes(), host, count * sizeof(T));
   }
   template <typename T>
