@@ -3,7 +3,10 @@
 
 #include <cctype>
 #include <chrono>
+#include <exception>
 #include <fstream>
+#include <future>
+#include <mutex>
 #include <sstream>
 
 #include "axle/config.hpp"
@@ -172,42 +175,68 @@ Program Device::build(const Source& source, const BuildOptions& options) const {
   h.field(detail::expand_source(source.text, std::string(), options));
   const std::string key = h.hex_digest();
 
+  // One build per key at a time: the first thread to miss the cache builds, threads
+  // that ask for the same key meanwhile wait for its result (or its error).
+  std::promise<std::shared_ptr<detail::ProgramImpl>> promise;
   {
-    std::lock_guard<std::mutex> lock(dev.program_cache_mutex);
+    std::unique_lock<std::mutex> lock(dev.program_cache_mutex);
     auto it = dev.program_cache.find(key);
     if (it != dev.program_cache.end()) return Program(it->second);
+    auto pending = dev.program_builds.find(key);
+    if (pending != dev.program_builds.end()) {
+      auto result = pending->second;
+      lock.unlock();
+      lg->debug("'{}' on {}: waiting for the same build in another thread", source.name, id());
+      return Program(result.get());
+    }
+    dev.program_builds.emplace(key, promise.get_future().share());
   }
+  auto finish = [&](std::shared_ptr<detail::ProgramImpl> done, std::exception_ptr error) {
+    {
+      std::lock_guard<std::mutex> lock(dev.program_cache_mutex);
+      if (done) dev.program_cache.emplace(key, done);
+      dev.program_builds.erase(key);
+    }
+    if (error)
+      promise.set_exception(error);
+    else
+      promise.set_value(std::move(done));
+  };
 
-  const auto t0 = std::chrono::steady_clock::now();
   std::shared_ptr<detail::ProgramImpl> prog;
-  std::string dir;
-  if (options.disk_cache) {
-    dir = cache_dir();
-    if (auto hit = detail::disk_cache_load(dir, key)) {
-      prog = dev.load_binary(req, hit->payload);
-      if (prog) {
-        prog->from_disk_cache = true;
-      } else {
-        lg->warn("cache entry {} was rejected by the {} driver; rebuilding", key, info().backend);
-        detail::disk_cache_discard(dir, key, *hit, "rejected by the " + info().backend + " driver");
+  try {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::string dir;
+    if (options.disk_cache) {
+      dir = cache_dir();
+      if (auto hit = detail::disk_cache_load(dir, key)) {
+        prog = dev.load_binary(req, hit->payload);
+        if (prog) {
+          prog->from_disk_cache = true;
+        } else {
+          lg->warn("cache entry {} was rejected by the {} driver; rebuilding", key, info().backend);
+          detail::disk_cache_discard(dir, key, *hit, "rejected by the " + info().backend + " driver");
+        }
       }
     }
-  }
-  if (!prog) {
-    prog = dev.compile(req);
-    if (options.disk_cache) {
-      auto bin = prog->binary();
-      if (!bin.empty()) detail::disk_cache_store(dir, detail::CacheMeta{key, info().backend, info().name, source.name}, bin);
+    if (!prog) {
+      prog = dev.compile(req);
+      if (options.disk_cache) {
+        auto bin = prog->binary();
+        if (!bin.empty())
+          detail::disk_cache_store(dir, detail::CacheMeta{key, info().backend, info().name, source.name}, bin);
+      }
     }
+    prog->cache_key = key;
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    lg->debug("{} '{}' on {} in {:.2f} ms (key {})", prog->from_disk_cache ? "loaded" : "compiled", source.name, id(),
+              ms, key.substr(0, 16));
+  } catch (...) {
+    finish(nullptr, std::current_exception());
+    throw;
   }
-  prog->cache_key = key;
-  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  lg->debug("{} '{}' on {} in {:.2f} ms (key {})", prog->from_disk_cache ? "loaded" : "compiled", source.name, id(),
-            ms, key.substr(0, 16));
-
-  std::lock_guard<std::mutex> lock(dev.program_cache_mutex);
-  auto [it, inserted] = dev.program_cache.emplace(key, prog);
-  return Program(it->second);
+  finish(prog, nullptr);
+  return Program(std::move(prog));
 }
 
 // ---------------------------------------------------------------- Program / Kernel

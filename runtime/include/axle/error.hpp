@@ -6,6 +6,10 @@
 // call (e.g. "clEnqueueWriteBuffer") and a message a person can act on.
 //
 // Destructors of Axle objects never throw; they log instead.
+//
+// Thread-safety: exceptions are values; const members may be read from several threads.
+// A build failure that several threads waited for (see Device::build) reaches each of
+// them as the same BuildError object: catch it by const reference.
 #pragma once
 
 #include <stdexcept>
