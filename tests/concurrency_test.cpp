@@ -217,7 +217,7 @@ GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(Concurrency);
 // one thread, GEMM and convolution, all checked; meanwhile one more thread creates and
 // destroys streams and events and synchronizes the device.
 TEST_P(Concurrency, ThreadsTimesStreamsOfCopiesFillsKernelsGemmAndConv) {
-  constexpr std::size_t kThreads = 4, kStreams = 2, kRounds = 3;
+  constexpr std::size_t kThreads = 6, kStreams = 2, kRounds = 6;
   const axle::Kernel axpby = program().kernel("axpby");
   const GemmCase gemms[] = {{37, 29, 23}, {16, 33, 9}, {5, 64, 40}};
   Failures failures;
@@ -308,7 +308,7 @@ TEST_P(Concurrency, ThreadsTimesStreamsOfCopiesFillsKernelsGemmAndConv) {
 // it) and a third makes its own stream wait on it and reads what the work before the
 // record wrote: the record it waited for must be at least the one published before.
 TEST_P(Concurrency, EventQueriedAndWaitedOnWhileAnotherThreadReRecordsIt) {
-  constexpr int kRounds = 1000;
+  constexpr int kRounds = 3000;
   const axle::Program prog = program();
   const axle::Kernel tick = prog.kernel("tick"), set_slot = prog.kernel("set_slot");
   axle::Stream s = dev().create_stream();
@@ -519,7 +519,7 @@ TEST_P(Concurrency, ProcessesBuildingOneSourceShareOneDiskCacheEntry) {
 // GEMM and convolution from several threads while another keeps dropping the library's
 // kernel, parameter and plan caches: every result stays right.
 TEST_P(Concurrency, LibraryCachesResetWhileOtherThreadsRunGemmAndConv) {
-  constexpr std::size_t kThreads = 3, kRounds = 4;
+  constexpr std::size_t kThreads = 3, kRounds = 10;
   Failures failures;
   std::atomic<std::size_t> finished{0}, resets{0};
   std::vector<std::thread> threads;
@@ -540,7 +540,7 @@ TEST_P(Concurrency, LibraryCachesResetWhileOtherThreadsRunGemmAndConv) {
       axle::blas::reset_gemm_caches();
       axle::dnn::reset_conv_caches();
       resets.fetch_add(1);
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
   });
   for (auto& th : threads) th.join();
