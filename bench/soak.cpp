@@ -107,15 +107,24 @@ class Worker {
  private:
   std::string op(Kind kind, std::size_t step) {
     switch (kind) {
-      case kCopy: return copy(step);
-      case kFill: return fill(step);
-      case kKernel: return kernel(step);
-      case kGemm: return gemm(step);
-      case kConv: return conv(step);
-      case kEvent: return event(step);
-      case kBuild: return build(step);
-      case kStream: return stream(step);
-      default: return "unknown kind";
+      case kCopy:
+        return copy(step);
+      case kFill:
+        return fill(step);
+      case kKernel:
+        return kernel(step);
+      case kGemm:
+        return gemm(step);
+      case kConv:
+        return conv(step);
+      case kEvent:
+        return event(step);
+      case kBuild:
+        return build(step);
+      case kStream:
+        return stream(step);
+      default:
+        return "unknown kind";
     }
   }
 
@@ -277,7 +286,8 @@ class Worker {
     const int variant = static_cast<int>((step / kKinds + index_) % kVariants);
     const axle::Program p = program(variant);
     const auto names = p.kernel_names();
-    if (std::find(names.begin(), names.end(), "soak_axpby") == names.end()) return "soak_axpby missing from the program";
+    if (std::find(names.begin(), names.end(), "soak_axpby") == names.end())
+      return "soak_axpby missing from the program";
     const axle::Program again = program(variant);
     if (again.native_handle() != p.native_handle()) return "two builds of one source gave different programs";
     return "";

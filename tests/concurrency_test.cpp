@@ -106,8 +106,10 @@ class Barrier {
 };
 
 // First index where got and want differ beyond tol (relative), or "" when they agree.
-std::string compare(const std::vector<float>& got, const std::vector<float>& want, double tol, const std::string& what) {
-  if (got.size() != want.size()) return what + ": " + std::to_string(got.size()) + " values, want " + std::to_string(want.size());
+std::string compare(const std::vector<float>& got, const std::vector<float>& want, double tol,
+                    const std::string& what) {
+  if (got.size() != want.size())
+    return what + ": " + std::to_string(got.size()) + " values, want " + std::to_string(want.size());
   for (std::size_t i = 0; i < got.size(); ++i)
     if (!(std::fabs(got[i] - want[i]) <= tol * (1.0 + std::fabs(want[i]))))
       return what + "[" + std::to_string(i) + "] = " + std::to_string(got[i]) + ", want " + std::to_string(want[i]);
@@ -116,7 +118,8 @@ std::string compare(const std::vector<float>& got, const std::vector<float>& wan
 
 // Small dyadic values: products and sums of them are exact in float.
 float value(std::size_t i, std::size_t salt, int modulo = 11) {
-  return static_cast<float>(static_cast<int>((i * 7 + salt * 3) % static_cast<std::size_t>(modulo)) - modulo / 2) * 0.125f;
+  return static_cast<float>(static_cast<int>((i * 7 + salt * 3) % static_cast<std::size_t>(modulo)) - modulo / 2) *
+         0.125f;
 }
 
 // ---- GEMM and convolution with host references ----
@@ -147,7 +150,8 @@ std::string run_gemm(axle::Stream& s, const GemmCase& g, std::size_t salt) {
   std::vector<float> got(c.size());
   s.copy(dc, got);
   s.synchronize();
-  return compare(got, want, 1e-5, "gemm " + std::to_string(g.m) + "x" + std::to_string(g.n) + "x" + std::to_string(g.k));
+  return compare(got, want, 1e-5,
+                 "gemm " + std::to_string(g.m) + "x" + std::to_string(g.n) + "x" + std::to_string(g.k));
 }
 
 axle::dnn::Conv2dDesc conv_case(std::size_t variant) {
@@ -201,7 +205,6 @@ std::string run_conv(axle::Stream& s, const axle::dnn::Conv2dDesc& d, std::size_
   return compare(got, want, 1e-5, "conv " + d.str());
 }
 
-
 class Concurrency : public ::testing::TestWithParam<axle::Device> {
  protected:
   const axle::Device& dev() const { return GetParam(); }
@@ -234,8 +237,8 @@ TEST_P(Concurrency, ThreadsTimesStreamsOfCopiesFillsKernelsGemmAndConv) {
     if (streams.size() != kStreams) return;
     for (std::size_t r = 0; r < kRounds; ++r) {
       for (std::size_t m = 0; m < kStreams; ++m) {
-        const std::string where = "thread " + std::to_string(t) + " stream " + std::to_string(m) + " round " +
-                                  std::to_string(r);
+        const std::string where =
+            "thread " + std::to_string(t) + " stream " + std::to_string(m) + " round " + std::to_string(r);
         failures.guard(where, [&] {
           axle::Stream& s = streams[m];
           axle::Stream& other = streams[(m + 1) % kStreams];
@@ -251,8 +254,8 @@ TEST_P(Concurrency, ThreadsTimesStreamsOfCopiesFillsKernelsGemmAndConv) {
           axle::Event ready = other.record();
           s.fill(by.view<float>(), 3.0f);
           s.wait(ready);
-          s.launch(axpby, axle::Range{axle::round_up(n, 64)}, axle::Range{}, bx.view<float>(), by.view<float>(),
-                   2.0f, 0.5f, static_cast<int>(n));
+          s.launch(axpby, axle::Range{axle::round_up(n, 64)}, axle::Range{}, bx.view<float>(), by.view<float>(), 2.0f,
+                   0.5f, static_cast<int>(n));
           // A shifted device-to-device copy and a fill of the element it leaves.
           s.copy(by.view<float>(1, n - 1), bz.view<float>(0, n - 1));
           s.fill(bz.view<float>(n - 1, 1), -1.0f);
@@ -409,8 +412,8 @@ TEST_P(Concurrency, ThreadsBuildingOneSourceGetOneProgram) {
         s.synchronize();
         for (int i = 0; i < 16; ++i)
           if (h[static_cast<std::size_t>(i)] != 321 + static_cast<int>(t) + i)
-            failures.add("thread " + std::to_string(t) + ": out[" + std::to_string(i) + "] = " +
-                         std::to_string(h[static_cast<std::size_t>(i)]));
+            failures.add("thread " + std::to_string(t) + ": out[" + std::to_string(i) +
+                         "] = " + std::to_string(h[static_cast<std::size_t>(i)]));
       });
     });
   for (auto& th : threads) th.join();
@@ -429,7 +432,8 @@ TEST_P(Concurrency, ThreadsBuildingOneSourceGetOneProgram) {
   for (const auto& name : axle_test::list_dir(dir)) EXPECT_EQ(name.find(".tmp."), std::string::npos) << name;
 
   // Every waiter gets the build's error, with the compiler's log.
-  const std::string broken = "// " + axle_test::unique_token() + "\nAXLE_KERNEL void broken(AXLE_GLOBAL int* o) { o[0] = ; }\n";
+  const std::string broken =
+      "// " + axle_test::unique_token() + "\nAXLE_KERNEL void broken(AXLE_GLOBAL int* o) { o[0] = ; }\n";
   std::vector<std::string> errors(kThreads);
   Barrier start2(kThreads);
   threads.clear();
@@ -563,9 +567,9 @@ TEST(FirstUse, ManyThreadsAtOnceInAFreshProcess) {
   axle_test::TempDir tmp;
   const auto all = axle::devices();
   const std::string device = all.empty() ? "" : all.front().id();
-  const std::string config = tmp.write(
-      "axle.toml", (device.empty() ? "" : "device = \"" + device + "\"\n") + "log = \"rt=info, mem=warn\"\ncache_dir = \"" +
-                       tmp.file("cache") + "\"\n");
+  const std::string config =
+      tmp.write("axle.toml", (device.empty() ? "" : "device = \"" + device + "\"\n") +
+                                 "log = \"rt=info, mem=warn\"\ncache_dir = \"" + tmp.file("cache") + "\"\n");
   int status = 0;
   const std::string out = axle_test::rerun_self(
       "AXLE_TEST_CHILD=first_use AXLE_DEVICE= AXLE_LOG= AXLE_CACHE_DIR= AXLE_CONFIG='" + config +
