@@ -5,11 +5,11 @@
 // copyable handles that keep the device alive.
 //
 // Thread-safety: every member of Program and Kernel may be called from any number of
-// threads at once, on the same object or on copies of it; Program::kernel() of one name
-// from several threads returns the same kernel. One Kernel may be launched on several
-// streams by several threads at once: each launch binds its own arguments (on OpenCL,
-// where a cl_kernel holds its arguments, binding and enqueueing are done under a
-// per-kernel lock). Several threads and processes may build the same source into one
+// threads at once, on the same object or on copies of it, Program::kernel() of one name
+// included (each thread gets a kernel of the same native handle). One Kernel may be
+// launched on several streams by several threads at once: each launch binds its own
+// arguments (on OpenCL, where a cl_kernel holds its arguments, binding and enqueueing
+// are done under a per-kernel lock). Several threads and processes may build the same source into one
 // disk cache at once (see axle/cache.hpp and Device::build). Source and BuildOptions
 // are plain values: share them read-only, or give each thread its own. Assigning to a
 // handle object while another thread reads that same object is a data race.
