@@ -431,7 +431,7 @@ TEST_P(Concurrency, ThreadsBuildingOneSourceGetOneProgram) {
   EXPECT_EQ(matching, 1u);
   for (const auto& name : axle_test::list_dir(dir)) EXPECT_EQ(name.find(".tmp."), std::string::npos) << name;
 
-  // Every waiter gets the build's error, with the compiler's log.
+  // Every thread gets a BuildError (its own: a failed build is not shared), with the log.
   const std::string broken =
       "// " + axle_test::unique_token() + "\nAXLE_KERNEL void broken(AXLE_GLOBAL int* o) { o[0] = ; }\n";
   std::vector<std::string> errors(kThreads);

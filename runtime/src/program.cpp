@@ -3,7 +3,6 @@
 
 #include <cctype>
 #include <chrono>
-#include <exception>
 #include <fstream>
 #include <future>
 #include <mutex>
@@ -175,32 +174,33 @@ Program Device::build(const Source& source, const BuildOptions& options) const {
   h.field(detail::expand_source(source.text, std::string(), options));
   const std::string key = h.hex_digest();
 
-  // One build per key at a time: the first thread to miss the cache builds, threads
-  // that ask for the same key meanwhile wait for its result (or its error).
+  // One build per key at a time: the first thread to miss the cache builds; threads that
+  // ask for the same key meanwhile wait for its program. A build that fails is not
+  // shared: each waiter then tries again itself and throws its own error (an exception
+  // object is never handed to several threads).
   std::promise<std::shared_ptr<detail::ProgramImpl>> promise;
-  {
+  for (;;) {
     std::unique_lock<std::mutex> lock(dev.program_cache_mutex);
     auto it = dev.program_cache.find(key);
     if (it != dev.program_cache.end()) return Program(it->second);
     auto pending = dev.program_builds.find(key);
-    if (pending != dev.program_builds.end()) {
-      auto result = pending->second;
-      lock.unlock();
-      lg->debug("'{}' on {}: waiting for the same build in another thread", source.name, id());
-      return Program(result.get());
+    if (pending == dev.program_builds.end()) {
+      dev.program_builds.emplace(key, promise.get_future().share());
+      break;
     }
-    dev.program_builds.emplace(key, promise.get_future().share());
+    auto result = pending->second;
+    lock.unlock();
+    lg->debug("'{}' on {}: waiting for the same build in another thread", source.name, id());
+    if (auto built = result.get()) return Program(built);
   }
-  auto finish = [&](std::shared_ptr<detail::ProgramImpl> done, std::exception_ptr error) {
+  // Publishes the outcome: the program (cached), or nullptr after a failure.
+  auto finish = [&](const std::shared_ptr<detail::ProgramImpl>& done) {
     {
       std::lock_guard<std::mutex> lock(dev.program_cache_mutex);
       if (done) dev.program_cache.emplace(key, done);
       dev.program_builds.erase(key);
     }
-    if (error)
-      promise.set_exception(error);
-    else
-      promise.set_value(std::move(done));
+    promise.set_value(done);
   };
 
   std::shared_ptr<detail::ProgramImpl> prog;
@@ -232,10 +232,10 @@ Program Device::build(const Source& source, const BuildOptions& options) const {
     lg->debug("{} '{}' on {} in {:.2f} ms (key {})", prog->from_disk_cache ? "loaded" : "compiled", source.name, id(),
               ms, key.substr(0, 16));
   } catch (...) {
-    finish(nullptr, std::current_exception());
+    finish(nullptr);
     throw;
   }
-  finish(prog, nullptr);
+  finish(prog);
   return Program(std::move(prog));
 }
 

@@ -8,8 +8,8 @@
 // Destructors of Axle objects never throw; they log instead.
 //
 // Thread-safety: exceptions are values; const members may be read from several threads.
-// A build failure that several threads waited for (see Device::build) reaches each of
-// them as the same BuildError object: catch it by const reference.
+// Axle never throws one exception object in several threads (each thread whose build
+// fails gets its own BuildError, see Device::build).
 #pragma once
 
 #include <stdexcept>
