@@ -8,11 +8,11 @@
 // default_device() (each device is opened once per process, by whichever thread asks
 // first, while the others wait), and Device::info, alloc*, create_stream, create_event,
 // build and synchronize. Concurrent builds of the same source and options on one device
-// compile once: the other threads wait for that build and get the same Program (when it
-// fails, each of them tries the build again and throws its own error). synchronize() waits for the work enqueued on every stream of the
-// device before the call; work other threads enqueue meanwhile may or may not be
-// included. Assigning to a Device handle while another thread reads that same handle
-// object is a data race, as for any std::shared_ptr.
+// compile once: the others wait for that build and get the same Program (if it fails,
+// each tries again and throws its own error). synchronize() waits for the work enqueued
+// on every stream of the device before the call; work other threads enqueue meanwhile
+// may or may not be included. Assigning to a Device handle while another thread reads
+// that same handle object is a data race, as for any std::shared_ptr.
 #pragma once
 
 #include <cstddef>

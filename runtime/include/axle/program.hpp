@@ -9,10 +9,10 @@
 // included (each thread gets a kernel of the same native handle). One Kernel may be
 // launched on several streams by several threads at once: each launch binds its own
 // arguments (on OpenCL, where a cl_kernel holds its arguments, binding and enqueueing
-// are done under a per-kernel lock). Several threads and processes may build the same source into one
-// disk cache at once (see axle/cache.hpp and Device::build). Source and BuildOptions
-// are plain values: share them read-only, or give each thread its own. Assigning to a
-// handle object while another thread reads that same object is a data race.
+// are done under a per-kernel lock). Several threads and processes may build the same
+// source into one disk cache at once (see axle/cache.hpp and Device::build). Source and
+// BuildOptions are plain values: share them read-only, or give each thread its own.
+// Assigning to a handle object while another thread reads that same object is a race.
 #pragma once
 
 #include <cstddef>
