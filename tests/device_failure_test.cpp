@@ -3,7 +3,6 @@
 // injected through the backend interface's test seam, in a process of its own, since
 // devices are opened once per process.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -31,26 +30,9 @@ const bool g_hook_installed = [] {
   return true;
 }();
 
-std::string rerun_self(const std::string& env, const std::string& filter, int& status) {
-  char self[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-  status = -1;
-  if (n <= 0) return "cannot find this executable";
-  self[n] = '\0';
-  const std::string cmd = env + " '" + std::string(self) + "' --gtest_filter='" + filter + "' 2>&1";
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return "popen failed";
-  char buf[512];
-  while (std::fgets(buf, sizeof buf, p)) out += buf;
-  const int st = ::pclose(p);
-  status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
-}
-
 void expect_child_passes(const std::string& env) {
   int status = 0;
-  const std::string out = rerun_self(env + " AXLE_TEST_FAIL_DEVICE=opencl:0", "DeviceFailureChild.*", status);
+  const std::string out = axle_test::rerun_self(env + " AXLE_TEST_FAIL_DEVICE=opencl:0", "DeviceFailureChild.*", status);
   EXPECT_EQ(status, 0) << out;
   EXPECT_TRUE(axle_test::contains_all(out, {"[  PASSED  ] 1 test"})) << out;
   EXPECT_EQ(out.find("SKIPPED"), std::string::npos) << out;

@@ -1,7 +1,6 @@
 // AXLE_LOG and device specs: parsed whole, every documented form means what it says,
 // and anything else is an error that names the spec and what is wrong with it.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -128,24 +127,6 @@ bool cuda_usable() {
   return false;
 }
 
-// Runs this test binary again with `env` prefixed and only `filter`; returns its output
-// and sets `status` to its exit code.
-std::string rerun_self(const std::string& env, const std::string& filter, int& status) {
-  char self[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-  status = -1;
-  if (n <= 0) return "cannot find this executable";
-  self[n] = '\0';
-  const std::string cmd = env + " '" + std::string(self) + "' --gtest_filter='" + filter + "' 2>&1";
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return "popen failed";
-  char buf[512];
-  while (std::fgets(buf, sizeof buf, p)) out += buf;
-  const int st = ::pclose(p);
-  status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
-}
 
 }  // namespace
 
@@ -247,7 +228,7 @@ TEST(DeviceSpec, TwoOpenCLDevicesByIndex) {
   if (axle::devices("opencl").empty()) GTEST_SKIP() << "no OpenCL device";
   int status = 0;
   const std::string out =
-      rerun_self("POCL_DEVICES='pthread pthread' AXLE_TEST_CHILD=two_devices", "DeviceSpecChild.TwoDevices", status);
+      axle_test::rerun_self("POCL_DEVICES='pthread pthread' AXLE_TEST_CHILD=two_devices", "DeviceSpecChild.TwoDevices", status);
   if (out.find("child: fewer than two OpenCL devices") != std::string::npos)
     GTEST_SKIP() << "the OpenCL platform here does not honour POCL_DEVICES";
   EXPECT_EQ(status, 0) << out;

@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -147,6 +148,28 @@ inline std::string unique_token() {
   static std::atomic<unsigned> counter{0};
   const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
   return std::to_string(::getpid()) + "_" + std::to_string(now) + "_" + std::to_string(counter++);
+}
+
+/// Runs this test binary again as a child process, with `env` (shell assignments such
+/// as "AXLE_LOG=debug X='a b'") before it and only the tests of `filter`; returns its
+/// output (stdout and stderr) and sets `status` to its exit code (-1 when it did not
+/// exit normally). For tests that need a fresh process: first use of the library,
+/// environment read at start-up, devices opened once per process.
+inline std::string rerun_self(const std::string& env, const std::string& filter, int& status) {
+  char self[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  status = -1;
+  if (n <= 0) return "cannot find this executable";
+  self[n] = '\0';
+  const std::string cmd = env + " '" + std::string(self) + "' --gtest_filter='" + filter + "' 2>&1";
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return "popen failed";
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, p)) out += buf;
+  const int st = ::pclose(p);
+  status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return out;
 }
 
 /// "opencl_0" from "opencl:0": a valid GoogleTest parameter name.

@@ -25,6 +25,9 @@ struct LogState {
   spdlog::level::level_enum default_level = spdlog::level::off;
   std::map<std::string, spdlog::level::level_enum> levels;
   std::map<std::string, std::shared_ptr<spdlog::logger>> loggers;
+  // One sink for every logger: its mutex keeps lines of different subsystems, logged
+  // from different threads at once, whole (a colour sink writes a line in pieces).
+  std::shared_ptr<spdlog::sinks::sink> sink;
 };
 LogState& state() {
   static LogState* s = new LogState;  // never destroyed: destructors may log at exit
@@ -192,11 +195,13 @@ std::shared_ptr<spdlog::logger> logger(const char* subsystem) {
   init_locked(st);
   auto it = st.loggers.find(subsystem);
   if (it != st.loggers.end()) return it->second;
-  auto lg = std::make_shared<spdlog::logger>(std::string("axle.") + subsystem,
-                                             std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+  if (!st.sink) {
+    st.sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+    st.sink->set_pattern("[%H:%M:%S.%e] [%n] [%l] %v");  // %n: each logger's own name
+  }
+  auto lg = std::make_shared<spdlog::logger>(std::string("axle.") + subsystem, st.sink);
   auto lv = st.levels.find(subsystem);
   lg->set_level(lv != st.levels.end() ? lv->second : st.default_level);
-  lg->set_pattern("[%H:%M:%S.%e] [%n] [%l] %v");
   st.loggers.emplace(subsystem, lg);
   return lg;
 }

@@ -20,11 +20,18 @@
 // 2^31 - 1; offsets and strides are 64-bit.
 //
 // All calls are asynchronous on `stream` (like a kernel launch). The views must stay
-// alive until the work completes. Calls on distinct streams may be made from distinct
-// threads; one stream must not be used by two threads at once. Scratch (packed
+// alive until the work completes. Scratch (packed
 // operands, split-K partials) comes from the stream's workspace (Stream::workspace),
 // reused by later calls on that stream and freed with it; a product whose scratch
 // would exceed the device's largest allocation is computed in pieces that fit.
+//
+// Thread-safety: every function here may be called from any number of threads at once,
+// on distinct streams of one device or of several; the caches of kernels and chosen
+// parameters they share are guarded (concurrent first calls of one shape compile its
+// kernels once). One stream must not be used by two threads at once
+// (axle/stream.hpp): calls on it use its workspace. reset_gemm_caches() may run while
+// other threads make GEMM calls: calls already under way finish with the kernels they
+// had, later calls build again.
 #pragma once
 
 #include <cstddef>

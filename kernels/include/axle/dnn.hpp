@@ -28,8 +28,14 @@
 // Workspace: run() takes a caller's buffer when given one (at least workspace_bytes());
 // otherwise the stream's own workspace (Stream::workspace) serves, freed with the stream.
 //
-// Thread-safety: a plan is immutable once made and may be run from several threads
-// on distinct streams; the one-shot cache is guarded.
+// Thread-safety: a Conv2dPlan is immutable once made: all its members, run() included,
+// may be called from several threads at once on distinct streams (one stream is used by
+// one thread at a time, axle/stream.hpp). Plans may be made concurrently, of the same
+// problem too (their kernels are then built once, see Device::build). The one-shot calls
+// may be made from any number of threads on distinct streams: their plan cache is
+// guarded (concurrent first calls of one problem may each make a plan; one is kept), and
+// reset_conv_caches() may run meanwhile (a call under way keeps the plan it has).
+// supports(), validate() and the descriptor helpers are pure.
 #pragma once
 
 #include <cstddef>

@@ -11,6 +11,14 @@
 // merge the winners into the output file, replacing the entries they supersede (same
 // device and the same key fields) and keeping every other entry, of every operation.
 // Long runs report progress through the callback.
+//
+// Thread-safety: a tuning run may proceed while other threads use the library (they
+// pick up the new parameters for shapes whose plans they make after it writes its file),
+// but it times kernels on the device, so other work then distorts its measurements.
+// Concurrent runs in one process write their files one at a time, each keeping the
+// other's entries; runs in several processes writing one file may lose each other's
+// entries (the file stays valid). `progress` is called on the calling thread.
+// default_conv_layers() and conv_class() are pure.
 #pragma once
 
 #include <array>

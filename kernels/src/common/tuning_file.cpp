@@ -112,6 +112,10 @@ void reset_tuning_files() {
 
 void update_tuning_file(const std::string& path, const std::string& operation,
                         const std::function<bool(const nlohmann::json&)>& replaced, const nlohmann::json& fresh) {
+  // One update at a time in this process: the read-modify-write would otherwise lose a
+  // concurrent update's entries, and both would write the same temporary file.
+  static std::mutex* update_mutex = new std::mutex;
+  std::lock_guard<std::mutex> update_lock(*update_mutex);
   nlohmann::json doc = read_tuning_document(path);
   doc["format"] = "axle-tuning-1";
   nlohmann::json kept = nlohmann::json::array();

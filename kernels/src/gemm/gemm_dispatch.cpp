@@ -123,7 +123,8 @@ State& state() {
   return *s;
 }
 
-const GemmKernels& get_kernels(const Device& device, const GemmDesc& d, const GemmParams& p, PackedVariant v = {}) {
+// By value: reset_dispatch_caches() may clear the map while another thread launches.
+GemmKernels get_kernels(const Device& device, const GemmDesc& d, const GemmParams& p, PackedVariant v = {}) {
   State& st = state();
   if (v.pack_a < 0) v.pack_a = p.pack_a || d.a_type != ElemType::F32 ? 1 : 0;
   const KernelKey key = kernel_key(device, d, p, v);
@@ -638,7 +639,7 @@ std::string check_params(const Device& device, const GemmParams& p, ElemType dty
   }
 }
 
-const GemmParams& chosen_params(const Device& device, ElemType dtype, std::size_t m, std::size_t n, std::size_t k) {
+GemmParams chosen_params(const Device& device, ElemType dtype, std::size_t m, std::size_t n, std::size_t k) {
   const char* bucket = shape_bucket(m, n, k);
   State& st = state();
   const PlanKey key{device.shared_impl().get(), type_code(dtype), bucket_index(bucket)};

@@ -25,7 +25,7 @@ void run_gemm(Stream& stream, const GemmDesc& desc);
 void run_gemm_with(Stream& stream, const GemmDesc& desc, const GemmParams& params);
 
 /// The parameters run_gemm would use (after the first-use correctness check).
-const GemmParams& chosen_params(const Device& device, ElemType dtype, std::size_t m, std::size_t n, std::size_t k);
+GemmParams chosen_params(const Device& device, ElemType dtype, std::size_t m, std::size_t n, std::size_t k);
 
 /// Run a small GEMM with `params` on `device` and compare it with a host reference.
 /// Returns "" when it matches, else what went wrong.

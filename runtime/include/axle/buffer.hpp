@@ -5,8 +5,13 @@
 // BufferView<T> is a non-owning, range-checked (offset, count) window into a Buffer;
 // it must not outlive the Buffer. Views are what every API call takes.
 //
-// Thread-safety: distinct objects may be used from distinct threads; one object
-// must not be mutated concurrently (moving, destroying).
+// Thread-safety: every const member (size, view, native handle, device) may be called
+// from several threads at once on the same Buffer or PinnedBuffer, and one buffer may be
+// handed to work on several streams driven by different threads. Moving, reset() and
+// destruction must not overlap any other use of the same object. The memory's contents
+// are not synchronized by Axle: work on different streams that writes a buffer another
+// stream reads must be ordered with events (Stream::record / Stream::wait), and host
+// access to pinned memory with synchronize().
 #pragma once
 
 #include <cstddef>

@@ -12,6 +12,12 @@
 // by group or others is refused (a warning on the "jit" logger; kernels are then built
 // in memory and nothing is written). Entries are opened without following symbolic
 // links. With no per-user location (see cache_dir()) there is no disk cache.
+//
+// Thread- and process-safety: any number of threads and processes may build into, load
+// from and list one cache directory at once; each finds either a complete entry or none
+// (readers never see a partly written file), and the last of concurrent writers of a
+// key wins with an equally valid entry. clear_cache() may run while others use the
+// directory: their builds then compile again.
 #pragma once
 
 #include <cstdint>

@@ -12,6 +12,13 @@
 //
 // An unknown key, a wrong type or malformed TOML is a ConfigError naming the file,
 // the line and the key. Environment variables win over the file.
+//
+// Thread-safety: every function here may be called from several threads at once; the
+// active config is read once, by whichever thread first needs it, while the others
+// wait, and the Config it returns is never changed afterwards. Axle reads environment
+// variables (AXLE_*, HOME, XDG_*) with getenv: a program that calls setenv/putenv must
+// not do so while other threads may be in Axle calls (POSIX leaves that undefined).
+// reset_config_for_testing() must not run concurrently with any other Axle call.
 #pragma once
 
 #include <optional>

@@ -1,8 +1,18 @@
 // axle/device.hpp: backends, devices and choosing one.
 //
 // A Device is a cheap, copyable handle to a device that stays alive as long as any
-// handle, buffer, stream or program made from it does. All functions here are
-// thread-safe.
+// handle, buffer, stream or program made from it does.
+//
+// Thread-safety: every function here may be called from any number of threads at once,
+// on the same Device or on different ones: backends(), devices(), select_device() and
+// default_device() (each device is opened once per process, by whichever thread asks
+// first, while the others wait), and Device::info, alloc*, create_stream, create_event,
+// build and synchronize. Concurrent builds of the same source and options on one device
+// compile once: the others wait for that build and get the same Program (if it fails,
+// each tries again and throws its own error). synchronize() waits for the work enqueued
+// on every stream of the device before the call; work other threads enqueue meanwhile
+// may or may not be included. Assigning to a Device handle while another thread reads
+// that same handle object is a data race, as for any std::shared_ptr.
 #pragma once
 
 #include <cstddef>

@@ -6,6 +6,10 @@
 // call (e.g. "clEnqueueWriteBuffer") and a message a person can act on.
 //
 // Destructors of Axle objects never throw; they log instead.
+//
+// Thread-safety: exceptions are values; const members may be read from several threads.
+// Axle never throws one exception object in several threads (each thread whose build
+// fails gets its own BuildError, see Device::build).
 #pragma once
 
 #include <stdexcept>

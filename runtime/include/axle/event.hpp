@@ -2,7 +2,16 @@
 //
 // An Event is recorded on a stream (Stream::record); another stream can wait on it
 // (Stream::wait), the host can wait on it, and two events give the elapsed device
-// time between them. Move-only; thread-safe to query from any thread.
+// time between them. Move-only.
+//
+// Thread-safety: recorded(), query(), synchronize(), elapsed_ms() and native_handle()
+// may be called from any number of threads at once, also while other threads record the
+// same event again (Stream::record(Event&)) or make streams wait on it (Stream::wait):
+// each call works on one complete record, the latest it saw. Recording one event on two
+// streams from two threads at once is allowed; it then marks whichever record came last.
+// The handle native_handle() returns may be released by the next record (OpenCL: a
+// record makes a new cl_event); retain it (clRetainEvent) to keep it. Moving or
+// destroying an Event must not overlap any other use of it.
 #pragma once
 
 #include <memory>

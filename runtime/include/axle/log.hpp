@@ -9,6 +9,11 @@
 // it applies: an unknown level or subsystem makes the whole spec rejected (AXLE_LOG and
 // the config's `log` are then ignored with a note on stderr). An empty AXLE_LOG counts
 // as unset: the config's `log` applies.
+//
+// Thread-safety: log() and set_log_levels() may be called from any number of threads at
+// once, also during Axle's first use in other threads; the loggers are made once. Every
+// logger writes through one stderr sink under one lock, so a line is never split by
+// another thread's. A level change applies to the lines logged after it returns.
 #pragma once
 
 #include <string>

@@ -2,8 +2,17 @@
 //
 // A Program is built from a Source on one device. Builds are cached in memory (per
 // device) and on disk (see README: AXLE_CACHE_DIR). Program and Kernel are cheap
-// copyable handles that keep the device alive; they are thread-safe to share:
-// launches bind arguments under a per-kernel lock.
+// copyable handles that keep the device alive.
+//
+// Thread-safety: every member of Program and Kernel may be called from any number of
+// threads at once, on the same object or on copies of it, Program::kernel() of one name
+// included (each thread gets a kernel of the same native handle). One Kernel may be
+// launched on several streams by several threads at once: each launch binds its own
+// arguments (on OpenCL, where a cl_kernel holds its arguments, binding and enqueueing
+// are done under a per-kernel lock). Several threads and processes may build the same
+// source into one disk cache at once (see axle/cache.hpp and Device::build). Source and
+// BuildOptions are plain values: share them read-only, or give each thread its own.
+// Assigning to a handle object while another thread reads that same object is a race.
 #pragma once
 
 #include <cstddef>

@@ -6,7 +6,17 @@
 // stream is synchronized or an event recorded after the copy has completed.
 //
 // A Stream is move-only and owns its native queue unless made by Stream::adopt.
-// One Stream must not be used by two threads at once; distinct streams may.
+//
+// Thread-safety: distinct streams, of one device or of several, may be used from
+// distinct threads at once without any locking. One Stream is not internally locked:
+// its enqueuing members (copy, fill, launch, record, wait, synchronize, workspace,
+// release_workspace) and the library calls that enqueue on it (axle::blas, axle::dnn)
+// must not run in two threads at once; serialize them (a mutex per stream), or, better,
+// give each thread its own stream and order them with events. Enqueue order is then the
+// order the caller's serialization gives. valid(), device() and native_handle() may be
+// called from any thread while another uses the stream. Moving or destroying a stream
+// must not overlap any other use of it. Events recorded on a stream may be queried and
+// waited on from other threads (axle/event.hpp).
 //
 // A stream also owns its workspace (Stream::workspace): device scratch memory that
 // library calls enqueued on it (GEMM packing, convolution workspaces) reuse from call

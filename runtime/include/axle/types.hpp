@@ -1,4 +1,6 @@
 // axle/types.hpp: small value types shared by the API.
+//
+// Thread-safety: plain values with no shared state; the free functions are pure.
 #pragma once
 
 #include <array>

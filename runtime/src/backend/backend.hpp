@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
@@ -177,8 +178,12 @@ class DeviceImpl : public std::enable_shared_from_this<DeviceImpl> {
   /// Front-end state: programs built on this device, by cache key. Programs hold
   /// their device; devices live until the process ends (the registry is never
   /// destroyed), so no destructor runs after a vendor library has shut down.
+  /// `program_builds` holds the builds in progress: a thread that asks for a key being
+  /// built waits for that build instead of compiling the same program again. Both maps
+  /// are guarded by program_cache_mutex.
   std::mutex program_cache_mutex;
   std::unordered_map<std::string, std::shared_ptr<ProgramImpl>> program_cache;
+  std::unordered_map<std::string, std::shared_future<std::shared_ptr<ProgramImpl>>> program_builds;
 };
 
 /// A backend: enumerates its devices. Created once per process by the registry.

@@ -8,6 +8,11 @@
 // current context (or none) before returning, so an application's own contexts are
 // undisturbed. To call the driver API on Axle's handles, make context() current
 // yourself (cuCtxSetCurrent or cuCtxPushCurrent).
+//
+// Thread-safety: these functions may be called from any thread, as the const members of
+// the objects they read. The context made current for an Axle call is the calling
+// thread's only (CUDA keeps one context stack per thread), so threads never disturb
+// each other's current context.
 #pragma once
 
 #include <cuda.h>

@@ -3,6 +3,12 @@
 // Requires the OpenCL headers. Handles returned here stay owned by Axle: do not
 // release them. Adopted handles stay owned by the caller and must outlive the
 // Axle object that wraps them.
+//
+// Thread-safety: these functions may be called from any thread, as the const members of
+// the objects they read. The handles follow OpenCL's rules: queues, buffers, programs
+// and contexts may be used from several threads; a cl_kernel holds its arguments, so do
+// not call clSetKernelArg on one Axle may be launching (Axle binds under its own lock):
+// create your own cl_kernel from the cl_program instead.
 #pragma once
 
 #ifndef CL_TARGET_OPENCL_VERSION
