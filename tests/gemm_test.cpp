@@ -996,6 +996,38 @@ TEST(GemmTuning, ParsesAndMatchesBySpecificity) {
   axle::blas::reset_gemm_caches();
 }
 
+// Kernel parameters outside int's range (or not whole numbers) are errors naming the
+// parameter, never a value converted out of range; huge tiles are refused, not
+// overflowed, by the sanity check.
+TEST(GemmTuning, ParametersMustBeIntegersInRange) {
+  namespace d = axle::blas::detail;
+  auto doc = [](const std::string& params) {
+    return "{\"gemm\": [{\"kernel\": \"tiled\", \"params\": {" + params + "}}]}";
+  };
+  for (const char* bad : {"1e30", "-1e30", "2.5", "2147483648", "-2147483649", "18446744073709551615"})
+    AXLE_EXPECT_THROW_MSG(d::parse_tuning(doc(std::string("\"BM\": ") + bad), "p.json"), axle::ConfigError,
+                          "p.json", "BM", "not an integer");
+  const auto ok = d::parse_tuning(doc("\"BM\": 2147483647, \"BN\": 2147483647, \"BK\": 64.0, \"TM\": -2147483648"),
+                                  "p.json");
+  ASSERT_EQ(ok.size(), 1u);
+  EXPECT_EQ(ok[0].params.bm, 2147483647);
+  EXPECT_EQ(ok[0].params.bk, 64);
+  EXPECT_EQ(ok[0].params.tm, -2147483647 - 1);
+  axle::DeviceInfo info;
+  info.local_mem_bytes = 65536;
+  EXPECT_EQ(ok[0].params.invalid_reason(info), "tile sizes must be positive");
+  auto huge = ok[0].params;
+  huge.tm = 1;
+  huge.tn = 1;
+  huge.bn = 2147483647;
+  EXPECT_EQ(huge.invalid_reason(info), "local memory tiles exceed the device's");
+  // An absurd gflops note is dropped, so that writing the entry back stays in range.
+  const auto fast = d::parse_tuning("{\"gemm\": [{\"kernel\": \"packed\", \"gflops\": 1e300}]}", "g.json");
+  ASSERT_EQ(fast.size(), 1u);
+  EXPECT_EQ(fast[0].gflops, 0.0);
+  EXPECT_EQ(d::parse_tuning(d::write_tuning(fast), "g.json").at(0).gflops, 0.0);
+}
+
 TEST(GemmTuning, UserFileOverridesAndBadEntriesAreRejected) {
   auto devs = axle::devices();
   if (devs.empty()) GTEST_SKIP() << "no device";
