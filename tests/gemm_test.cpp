@@ -164,7 +164,9 @@ void run_case(const axle::Device& dev, const Case& cs) {
   } else {
     if (cs.bias != BiasMode::None) ep.bias = dbias.view<float>(1);
   }
-  auto va = da.view<TA>(cs.offset), vb = db.view<TB>(cs.offset), vc = dc.view<TC>(cs.offset);
+  auto va = da.view<TA>(cs.offset);
+  auto vb = db.view<TB>(cs.offset);
+  auto vc = dc.view<TC>(cs.offset);
   if (cs.batch == 1) {
     axle::blas::gemm(s, cs.layout, cs.ta, cs.tb, cs.m, cs.n, cs.k, cs.alpha, va, lda, vb, ldb, cs.beta, vc, ldc, ep);
   } else if (cs.strided) {
@@ -1006,7 +1008,7 @@ TEST(GemmTuning, ParametersMustBeIntegersInRange) {
   };
   for (const char* bad : {"1e30", "-1e30", "2.5", "2147483648", "-2147483649", "18446744073709551615"})
     AXLE_EXPECT_THROW_MSG(d::parse_tuning(doc(std::string("\"BM\": ") + bad), "p.json"), axle::ConfigError,
-                          "p.json", "BM", "not an integer");
+                          {"p.json", "BM", "not an integer"});
   const auto ok = d::parse_tuning(doc("\"BM\": 2147483647, \"BN\": 2147483647, \"BK\": 64.0, \"TM\": -2147483648"),
                                   "p.json");
   ASSERT_EQ(ok.size(), 1u);
