@@ -15,14 +15,22 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string spec(reinterpret_cast<const char*>(data), size);
+  // Messages quote the spec with control characters escaped: one readable string.
+  auto readable = [](const std::string& m) {
+    for (char c : m)
+      if ((static_cast<unsigned char>(c) < 0x20 && c != '\n') || c == 0x7f) return false;
+    return true;
+  };
   axle::Device d;
   try {
     d = axle::select_device(spec);
   } catch (const axle::InvalidArgument& e) {
-    AXLE_FUZZ_CHECK(std::string(e.what()).find("not a device spec") != std::string::npos, e.what());
+    const std::string m = e.what();
+    AXLE_FUZZ_CHECK(m.find("not a device spec") != std::string::npos && readable(m), m);
     return 0;
   } catch (const axle::DeviceUnavailable& e) {
-    AXLE_FUZZ_CHECK(std::string(e.what()).find("cannot serve") != std::string::npos, e.what());
+    const std::string m = e.what();
+    AXLE_FUZZ_CHECK(m.find("cannot serve") != std::string::npos && readable(m), m);
     return 0;
   } catch (const std::exception& e) {
     axle_fuzz::fail(std::string("unexpected exception: ") + e.what());
