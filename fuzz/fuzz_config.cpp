@@ -1,11 +1,11 @@
 // The config-file parser (axle.toml): any bytes either give a Config or a ConfigError
 // that names the file; nothing else is thrown.
+#include <toml++/toml.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <sstream>
 #include <string>
-
-#include <toml++/toml.h>
 
 #include "axle/config.hpp"
 #include "fuzz_util.hpp"

@@ -25,7 +25,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string spec(reinterpret_cast<const char*>(data), size);
   axle::set_log_levels("jit=debug");  // a known state to compare with
   const auto before = levels();
-  const bool applied = axle_fuzz::returns_or_throws<axle::ConfigError>([&] { axle::set_log_levels(spec); }, "set_log_levels");
+  const bool applied =
+      axle_fuzz::returns_or_throws<axle::ConfigError>([&] { axle::set_log_levels(spec); }, "set_log_levels");
   const auto after = levels();
   if (!applied) AXLE_FUZZ_CHECK(after == before, "a rejected spec changes nothing: '" + spec + "'");
   for (const auto& l : after) AXLE_FUZZ_CHECK(kNames.count(l) == 1, "level name " + l);

@@ -19,11 +19,11 @@ std::string g_file;
 
 bool same(const bd::TuningEntry& a, const bd::TuningEntry& b) {
   const auto &p = a.params, &q = b.params;
-  const bool params = p.family == q.family && (p.family == bd::KernelFamily::Packed
-                                                   ? p.mr == q.mr && p.vw == q.vw && p.nv == q.nv && p.mb == q.mb &&
-                                                         p.kc == q.kc && p.pack_a == q.pack_a && p.nfirst == q.nfirst
-                                                   : p.bm == q.bm && p.bn == q.bn && p.bk == q.bk && p.tm == q.tm &&
-                                                         p.tn == q.tn);
+  const bool params =
+      p.family == q.family && (p.family == bd::KernelFamily::Packed
+                                   ? p.mr == q.mr && p.vw == q.vw && p.nv == q.nv && p.mb == q.mb && p.kc == q.kc &&
+                                         p.pack_a == q.pack_a && p.nfirst == q.nfirst
+                                   : p.bm == q.bm && p.bn == q.bn && p.bk == q.bk && p.tm == q.tm && p.tn == q.tn);
   return params && a.vendor == b.vendor && a.architecture == b.architecture && a.device == b.device &&
          a.type == b.type && a.dtype == b.dtype && a.bucket == b.bucket && a.note == b.note;
 }
@@ -41,8 +41,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
   std::vector<bd::TuningEntry> entries;
-  const bool parsed =
-      axle_fuzz::returns_or_throws<axle::ConfigError>([&] { entries = bd::parse_tuning(text, "fuzz.json"); }, "parse_tuning");
+  const bool parsed = axle_fuzz::returns_or_throws<axle::ConfigError>(
+      [&] { entries = bd::parse_tuning(text, "fuzz.json"); }, "parse_tuning");
 
   axle::DeviceInfo info;
   info.vendor = "Acme";

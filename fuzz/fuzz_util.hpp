@@ -15,9 +15,9 @@ namespace axle_fuzz {
   __builtin_trap();  // (SIGILL: libFuzzer saves the input, whatever handles SIGABRT)
 }
 
-#define AXLE_FUZZ_CHECK(cond, msg)                                                   \
-  do {                                                                               \
-    if (!(cond)) ::axle_fuzz::fail(std::string(#cond) + ": " + std::string(msg));    \
+#define AXLE_FUZZ_CHECK(cond, msg)                                                \
+  do {                                                                            \
+    if (!(cond)) ::axle_fuzz::fail(std::string(#cond) + ": " + std::string(msg)); \
   } while (0)
 
 /// Runs `f`; returns true when it returned, false when it threw an `Allowed` (an

@@ -1,11 +1,11 @@
 // SHA-256 (cache keys, cache-entry checksums) against the NIST FIPS 180-2 example
 // vectors, whole and fed in pieces.
+#include "sha256.hpp"
+
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
-
-#include "sha256.hpp"
 
 namespace {
 
