@@ -11,5 +11,6 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   ocl-icd-libopencl1 ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo \
   libspdlog-dev libfmt-dev libgtest-dev libtomlplusplus-dev nlohmann-json3-dev \
   libclblast-dev libopenblas-dev libdnnl-dev \
+  clang libclang-rt-dev llvm \
   python3 python3-matplotlib >/dev/null
 echo "dependencies installed"

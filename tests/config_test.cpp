@@ -272,3 +272,12 @@ TEST(Config, LogLevels) {
   EXPECT_NE(build_log("").find("axle.jit"), std::string::npos);
   axle::set_log_levels("off");
 }
+
+// Found by fuzz/fuzz_config: a multi-line string keeps a line break that follows the
+// one TOML trims after the opening quotes, and written back as a basic string it reads
+// the same.
+TEST(Config, MultiLineStringsKeepTheirLineBreaks) {
+  const axle::Config c = axle::parse_config("device =\"\"\"\n\nline\"\"\"\n", "m.toml");
+  EXPECT_EQ(c.device, "\nline");
+  EXPECT_EQ(axle::parse_config("device = \"\\nline\"\n", "m.toml").device, c.device);
+}

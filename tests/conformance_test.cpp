@@ -218,7 +218,8 @@ TEST(Selection, EverySpecForm) {
   EXPECT_EQ(axle::select_device("OPENCL"), any);
   for (const auto& [word, type] : {std::pair<const char*, axle::DeviceType>{"cpu", axle::DeviceType::CPU},
                                    {"gpu", axle::DeviceType::GPU}}) {
-    const bool have = std::any_of(cl.begin(), cl.end(), [&](const axle::Device& d) { return d.info().type == type; });
+    const axle::DeviceType wanted = type;  // (a structured binding cannot be captured in C++17)
+    const bool have = std::any_of(cl.begin(), cl.end(), [&](const axle::Device& d) { return d.info().type == wanted; });
     const std::string spec = std::string("opencl:") + word;
     if (have) {
       EXPECT_EQ(axle::select_device(spec).info().type, type);

@@ -15,6 +15,7 @@
 
 #include "axle/axle.hpp"
 #include "axle/cache.hpp"
+#include "disk_cache.hpp"
 #include "test_util.hpp"
 
 using axle_test::ScopedEnv;
@@ -310,4 +311,56 @@ TEST_P(DiskCacheTest, UnwritableDirectoryIsNotAnError) {
   EXPECT_FALSE(p.from_disk_cache());
   EXPECT_EQ(run_kernel(p), 5);
   EXPECT_TRUE(axle::cache_entries().empty());
+}
+
+// A line break in a program's or device's name must not start a field of its own in
+// the entry's metadata (a source named "x\nkey=other" once made every entry of it
+// fail its key check, so it was discarded and rebuilt on every run).
+TEST(DiskCacheFormat, LineBreaksInNamesKeepTheEntryValid) {
+  namespace d = axle::detail;
+  TempDir dir;
+  const std::string key(64, 'a');
+  const std::vector<std::uint8_t> payload = {1, 2, 3, 0, 255};
+  d::disk_cache_store(dir.path(), d::CacheMeta{key, "opencl", "cpu\r\nkey=b", "k.cl\nkey=other\nprogram=p"}, payload);
+  const auto hit = d::disk_cache_load(dir.path(), key);
+  ASSERT_TRUE(hit.has_value());
+  EXPECT_EQ(hit->payload, payload);
+  const auto entries = axle::cache_entries(dir.path());
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_TRUE(entries[0].valid);
+  EXPECT_EQ(entries[0].key, key);
+  EXPECT_EQ(entries[0].device, "cpu  key=b");
+  EXPECT_EQ(entries[0].program, "k.cl key=other program=p");
+}
+
+TEST(DiskCacheFormat, DecodeRefusesDamagedEntriesWithTheReason) {
+  namespace d = axle::detail;
+  const std::string payload = "binary";
+  const std::string file =
+      d::disk_cache_encode(d::CacheMeta{"k", "b", "d", "p"}, reinterpret_cast<const std::uint8_t*>(payload.data()),
+                           payload.size());
+  d::CacheMeta meta;
+  std::string got, why;
+  ASSERT_TRUE(d::disk_cache_decode(file, meta, got, why)) << why;
+  EXPECT_EQ(got, payload);
+  EXPECT_EQ(meta.key, "k");
+  EXPECT_EQ(meta.program, "p");
+  auto refused = [&](const std::string& bytes) {
+    d::CacheMeta m;
+    std::string p, w;
+    EXPECT_FALSE(d::disk_cache_decode(bytes, m, p, w));
+    return w;
+  };
+  EXPECT_EQ(refused(""), "bad header");
+  EXPECT_EQ(refused("AXLEBIN2" + file.substr(8)), "bad header");
+  EXPECT_EQ(refused(file.substr(0, 20)), "truncated");
+  EXPECT_EQ(refused(file.substr(0, file.size() - 1)), "truncated payload");
+  EXPECT_EQ(refused(file + "x"), "truncated payload");
+  std::string flipped = file;
+  flipped.back() ^= 1;
+  EXPECT_EQ(refused(flipped), "checksum mismatch");
+  // A metadata length past the end of the file.
+  std::string huge = file;
+  huge[8] = huge[9] = huge[10] = huge[11] = '\xff';
+  EXPECT_EQ(refused(huge), "truncated");
 }

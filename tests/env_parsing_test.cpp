@@ -162,6 +162,29 @@ TEST(DeviceSpec, MalformedSpecsAreInvalidArgument) {
   AXLE_EXPECT_THROW_MSG(axle::default_device(), axle::InvalidArgument, {cfg, "'opencl:'", "nothing after"});
 }
 
+// A control character (from the API or a config string such as "opencl\u0000:0") makes
+// the spec malformed, and messages show it escaped: a NUL once cut what() short.
+TEST(DeviceSpec, ControlCharactersAreMalformedAndShownEscaped) {
+  const std::string nul("opencl\0:0", 9);
+  for (const std::string& spec : {nul, std::string("opencl:\x1b[2J"), std::string("cpu\x7f")}) {
+    try {
+      (void)axle::select_device(spec);
+      ADD_FAILURE() << "accepted a spec with a control character";
+    } catch (const axle::InvalidArgument& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find("control character"), std::string::npos) << m;
+      for (char c : m) EXPECT_FALSE(static_cast<unsigned char>(c) < 0x20 || c == 0x7f) << m;
+    }
+  }
+  AXLE_EXPECT_THROW_MSG(axle::select_device(nul), axle::InvalidArgument,
+                        {"device 'opencl\\x00:0'", "'opencl\\x00:0' is not a device spec"});
+  TempDir tmp;
+  axle_test::CleanConfigEnv clean(tmp.path());
+  const std::string cfg = tmp.write("c.toml", "device = \"opencl\\u0000:0\"\n");
+  ScopedEnv c("AXLE_CONFIG", cfg);
+  AXLE_EXPECT_THROW_MSG(axle::default_device(), axle::InvalidArgument, {cfg, "'opencl\\x00:0'", "control character"});
+}
+
 TEST(DeviceSpec, EveryReadmeForm) {
   // Device specs: cuda, cuda:0, opencl, opencl:1, opencl:cpu, opencl:gpu, gpu, cpu, or a
   // case-insensitive substring of the device name (plus name=NAME and opencl:NAME).

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 
@@ -119,6 +120,23 @@ std::string trim(std::string_view s) {
   return std::string(s);
 }
 
+// `s` with control characters (a NUL would end what() early; an escape would reach the
+// terminal) written as \xNN, for messages that quote a spec.
+std::string printable(std::string_view s) {
+  std::string o;
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", u);
+      o += hex;
+    } else {
+      o += c;
+    }
+  }
+  return o;
+}
+
 int type_rank(const DeviceInfo& i) {
   if (i.backend == "cuda") return 0;
   if (i.type == DeviceType::GPU) return 1;
@@ -186,6 +204,8 @@ bool all_of(const std::string& s, const char* set) {
 // Parses the spec (already trimmed and lower case); returns "" or why it is malformed.
 std::string parse_spec(const std::string& spec, Spec& out) {
   if (spec.empty()) return "it is empty";
+  for (char c : spec)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return "it holds a control character";
   auto names = registry().names();
   auto is_backend = [&](const std::string& n) {
     return n == "cuda" || n == "opencl" || std::find(names.begin(), names.end(), n) != names.end();
@@ -252,7 +272,7 @@ Selection try_select(const std::string& spec_in) {
   Spec p;
   if (std::string bad = parse_spec(spec, p); !bad.empty()) {
     sel.malformed = true;
-    sel.why = "'" + trim(spec_in) + "' is not a device spec: " + bad + " (" + kSpecForms + ")";
+    sel.why = "'" + printable(trim(spec_in)) + "' is not a device spec: " + bad + " (" + kSpecForms + ")";
     return sel;
   }
   std::vector<Device> candidates;
@@ -409,7 +429,7 @@ std::vector<Device> devices() {
 Device select_device(std::string_view spec) {
   const detail::Selection sel = detail::try_select(std::string(spec));
   if (sel.device.valid()) return sel.device;
-  detail::throw_selection(sel, "device '" + std::string(spec) + "'");
+  detail::throw_selection(sel, "device '" + detail::printable(spec) + "'");
 }
 
 Device default_device(std::string_view spec) {
@@ -421,7 +441,7 @@ Device default_device(std::string_view spec) {
       lg->debug("AXLE_DEVICE={} -> {}", env, sel.device.id());
       return sel.device;
     }
-    detail::throw_selection(sel, "AXLE_DEVICE=" + std::string(env));
+    detail::throw_selection(sel, "AXLE_DEVICE=" + detail::printable(env));
   }
   const Config& cfg = active_config();
   if (!cfg.device.empty() || !cfg.fallback.empty()) {
@@ -435,7 +455,7 @@ Device default_device(std::string_view spec) {
         lg->debug("config {} device '{}' -> {}", cfg.path, t, sel.device.id());
         return sel.device;
       }
-      if (sel.malformed) throw InvalidArgument(cfg.path + ": device '" + t + "': " + sel.why);
+      if (sel.malformed) throw InvalidArgument(cfg.path + ": device '" + detail::printable(t) + "': " + sel.why);
       lg->debug("config {} device '{}' rejected: {}", cfg.path, t, sel.why);
       attempts += "\n  " + t + ": " + sel.why;
     }

@@ -224,13 +224,31 @@ std::size_t remove_temporaries(int dfd, long min_age_s) {
   return n;
 }
 
-struct Parsed {
-  CacheMeta meta;
-  std::string payload;
-};
+}  // namespace
 
-// Parse and verify a whole entry file.
-bool parse_entry(const std::string& data, Parsed& out, std::string& why) {
+std::string disk_cache_encode(const CacheMeta& meta, const std::uint8_t* payload, std::size_t size) {
+  // One line per field: a line break inside a value (a source named "a\nkey=b") would
+  // start a field of its own, so it is stored as a blank.
+  auto one_line = [](std::string v) {
+    for (char& c : v)
+      if (c == '\n' || c == '\r') c = ' ';
+    return v;
+  };
+  const std::string m = "key=" + one_line(meta.key) + "\nbackend=" + one_line(meta.backend) +
+                        "\ndevice=" + one_line(meta.device) + "\nprogram=" + one_line(meta.program) + "\n";
+  std::string out(kMagic, 8);
+  put_u32(out, static_cast<std::uint32_t>(m.size()));
+  out += m;
+  put_u64(out, size);
+  Sha256 h;
+  h.update(payload, size);
+  auto d = h.digest();
+  out.append(reinterpret_cast<const char*>(d.data()), d.size());
+  out.append(reinterpret_cast<const char*>(payload), size);
+  return out;
+}
+
+bool disk_cache_decode(const std::string& data, CacheMeta& meta, std::string& payload, std::string& why) {
   if (data.size() < 8 + 4 || std::memcmp(data.data(), kMagic, 8) != 0) {
     why = "bad header";
     return false;
@@ -242,16 +260,16 @@ bool parse_entry(const std::string& data, Parsed& out, std::string& why) {
     why = "truncated";
     return false;
   }
-  std::istringstream meta(data.substr(pos, meta_len));
+  std::istringstream lines(data.substr(pos, meta_len));
   pos += meta_len;
-  for (std::string line; std::getline(meta, line);) {
+  for (std::string line; std::getline(lines, line);) {
     auto eq = line.find('=');
     if (eq == std::string::npos) continue;
     std::string k = line.substr(0, eq), v = line.substr(eq + 1);
-    if (k == "key") out.meta.key = v;
-    else if (k == "backend") out.meta.backend = v;
-    else if (k == "device") out.meta.device = v;
-    else if (k == "program") out.meta.program = v;
+    if (k == "key") meta.key = v;
+    else if (k == "backend") meta.backend = v;
+    else if (k == "device") meta.device = v;
+    else if (k == "program") meta.program = v;
   }
   const std::uint64_t payload_len = get_le(data, pos, 8);
   pos += 8;
@@ -261,9 +279,9 @@ bool parse_entry(const std::string& data, Parsed& out, std::string& why) {
     why = "truncated payload";
     return false;
   }
-  out.payload = data.substr(pos);
+  payload = data.substr(pos);
   Sha256 h;
-  h.update(out.payload);
+  h.update(payload);
   auto d = h.digest();
   if (std::memcmp(d.data(), sum.data(), 32) != 0) {
     why = "checksum mismatch";
@@ -271,8 +289,6 @@ bool parse_entry(const std::string& data, Parsed& out, std::string& why) {
   }
   return true;
 }
-
-}  // namespace
 
 std::string disk_cache_path(const std::string& dir, const std::string& key) { return dir + "/" + key + kSuffix; }
 
@@ -298,13 +314,14 @@ std::optional<CacheHit> disk_cache_load(const std::string& dir, const std::strin
   CacheHit hit;
   hit.dev = static_cast<std::uint64_t>(st.st_dev);
   hit.ino = static_cast<std::uint64_t>(st.st_ino);
-  Parsed p;
-  if (!parse_entry(data, p, why) || p.meta.key != key) {
+  CacheMeta meta;
+  std::string payload;
+  if (!disk_cache_decode(data, meta, payload, why) || meta.key != key) {
     if (why.empty()) why = "key mismatch";
     disk_cache_discard(dir, key, hit, why);
     return std::nullopt;
   }
-  hit.payload.assign(p.payload.begin(), p.payload.end());
+  hit.payload.assign(payload.begin(), payload.end());
   return hit;
 }
 
@@ -330,17 +347,7 @@ void disk_cache_store(const std::string& dir, const CacheMeta& meta, const std::
     return;
   }
   remove_temporaries(dfd.get(), kStaleTempSeconds);
-  std::string m = "key=" + meta.key + "\nbackend=" + meta.backend + "\ndevice=" + meta.device +
-                  "\nprogram=" + meta.program + "\n";
-  std::string out(kMagic, 8);
-  put_u32(out, static_cast<std::uint32_t>(m.size()));
-  out += m;
-  put_u64(out, payload.size());
-  Sha256 h;
-  h.update(payload.data(), payload.size());
-  auto d = h.digest();
-  out.append(reinterpret_cast<const char*>(d.data()), d.size());
-  out.append(reinterpret_cast<const char*>(payload.data()), payload.size());
+  const std::string out = disk_cache_encode(meta, payload.data(), payload.size());
 
   // A fresh temporary, created exclusively (never an existing file, never through a
   // symbolic link), then renamed over the entry.
@@ -403,11 +410,12 @@ std::vector<CacheEntry> cache_entries(const std::string& dir_in) {
     std::string data;
     if (fd && detail::read_fd(fd.get(), data)) {
       ce.bytes = data.size();
-      detail::Parsed p;
-      ce.valid = detail::parse_entry(data, p, why) && p.meta.key == ce.key;
-      ce.backend = p.meta.backend;
-      ce.device = p.meta.device;
-      ce.program = p.meta.program;
+      detail::CacheMeta meta;
+      std::string payload;
+      ce.valid = detail::disk_cache_decode(data, meta, payload, why) && meta.key == ce.key;
+      ce.backend = meta.backend;
+      ce.device = meta.device;
+      ce.program = meta.program;
     }
     out.push_back(std::move(ce));
   }

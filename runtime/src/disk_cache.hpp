@@ -42,4 +42,12 @@ void disk_cache_store(const std::string& dir, const CacheMeta& meta, const std::
 
 std::string disk_cache_path(const std::string& dir, const std::string& key);
 
+/// An entry file's bytes: the header, `meta` (line breaks in its values stored as
+/// blanks), the payload's length and checksum, the payload.
+std::string disk_cache_encode(const CacheMeta& meta, const std::uint8_t* payload, std::size_t size);
+
+/// Parse and verify an entry file's bytes: true with `meta` and `payload` filled, or
+/// false with `why` ("bad header", "truncated", "truncated payload", "checksum mismatch").
+bool disk_cache_decode(const std::string& data, CacheMeta& meta, std::string& payload, std::string& why);
+
 }  // namespace axle::detail

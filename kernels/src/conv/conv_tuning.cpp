@@ -112,6 +112,7 @@ void upload_random(Stream& s, const Buffer& b, std::size_t count, unsigned seed)
     else v = to_bfloat16(f);
   }
   s.copy(h, b.view<T>(0, count));
+  s.synchronize();  // the copy reads `h` asynchronously: it must finish before `h` goes
 }
 
 std::vector<float> download(Stream& s, const Buffer& b, std::size_t count, dnn::DataType t) {

@@ -2,7 +2,10 @@
 #include "gemm_tuning.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <fstream>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <sstream>
@@ -52,7 +55,7 @@ std::string GemmParams::invalid_reason(const DeviceInfo& info) const {
   if (info.max_work_group_size && threads > info.max_work_group_size)
     return "work-group of " + std::to_string(threads) + " exceeds the device's " +
            std::to_string(info.max_work_group_size);
-  const std::size_t local = static_cast<std::size_t>(bk) * (bm + bn + 8) * 8;
+  const std::size_t local = static_cast<std::size_t>(bk) * (static_cast<std::size_t>(bm) + bn + 8) * 8;
   if (info.local_mem_bytes && local > info.local_mem_bytes) return "local memory tiles exceed the device's";
   return "";
 }
@@ -75,9 +78,23 @@ const char* shape_bucket(std::size_t m, std::size_t n, std::size_t k) {
 
 namespace {
 
-int param_int(const nlohmann::json& params, const char* key, int fallback) {
+// A kernel parameter: an integer within int's range (1e30 or 2.5 are errors, not a
+// value converted out of range).
+int param_int(const nlohmann::json& params, const char* key, int fallback, const std::string& origin) {
   auto it = params.find(key);
-  return it != params.end() && it->is_number() ? it->get<int>() : fallback;
+  if (it == params.end() || !it->is_number()) return fallback;
+  constexpr double kMin = std::numeric_limits<int>::min(), kMax = std::numeric_limits<int>::max();
+  if (it->is_number_unsigned()) {
+    if (it->get<std::uint64_t>() <= static_cast<std::uint64_t>(kMax)) return static_cast<int>(it->get<std::uint64_t>());
+  } else if (it->is_number_integer()) {
+    const std::int64_t v = it->get<std::int64_t>();
+    if (v >= kMin && v <= kMax) return static_cast<int>(v);
+  } else {
+    const double v = it->get<double>();
+    if (v >= kMin && v <= kMax && v == std::floor(v)) return static_cast<int>(v);
+  }
+  throw ConfigError("tuning file " + origin + ": parameter " + key + " = " + it->dump() + " is not an integer",
+                    origin, 0, key);
 }
 
 TuningEntry entry_from_json(const nlohmann::json& e, const std::string& origin) {
@@ -90,6 +107,7 @@ TuningEntry entry_from_json(const nlohmann::json& e, const std::string& origin) 
   t.dtype = entry_string(e, "dtype", "*");
   t.bucket = entry_string(e, "bucket", "any");
   t.gflops = e.contains("gflops") && e["gflops"].is_number() ? e["gflops"].get<double>() : 0.0;
+  if (!(t.gflops >= 0 && t.gflops < 1e15)) t.gflops = 0;  // a note for people, never a huge or negative rate
   t.note = entry_string(e, "note", "");
   const std::string kernel = entry_string(e, "kernel", "packed");
   if (kernel != "packed" && kernel != "tiled")
@@ -98,18 +116,18 @@ TuningEntry entry_from_json(const nlohmann::json& e, const std::string& origin) 
   const nlohmann::json params = e.contains("params") && e["params"].is_object() ? e["params"] : nlohmann::json::object();
   GemmParams g;
   g.family = kernel == "packed" ? KernelFamily::Packed : KernelFamily::Tiled;
-  g.mr = param_int(params, "MR", g.mr);
-  g.vw = param_int(params, "VW", g.vw);
-  g.nv = param_int(params, "NV", g.nv);
-  g.mb = param_int(params, "MB", g.mb);
-  g.pack_a = param_int(params, "PACK_A", g.pack_a);
-  g.kc = param_int(params, "KC", g.kc);
-  g.nfirst = param_int(params, "NFIRST", g.nfirst);
-  g.bm = param_int(params, "BM", g.bm);
-  g.bn = param_int(params, "BN", g.bn);
-  g.bk = param_int(params, "BK", g.bk);
-  g.tm = param_int(params, "TM", g.tm);
-  g.tn = param_int(params, "TN", g.tn);
+  g.mr = param_int(params, "MR", g.mr, origin);
+  g.vw = param_int(params, "VW", g.vw, origin);
+  g.nv = param_int(params, "NV", g.nv, origin);
+  g.mb = param_int(params, "MB", g.mb, origin);
+  g.pack_a = param_int(params, "PACK_A", g.pack_a, origin);
+  g.kc = param_int(params, "KC", g.kc, origin);
+  g.nfirst = param_int(params, "NFIRST", g.nfirst, origin);
+  g.bm = param_int(params, "BM", g.bm, origin);
+  g.bn = param_int(params, "BN", g.bn, origin);
+  g.bk = param_int(params, "BK", g.bk, origin);
+  g.tm = param_int(params, "TM", g.tm, origin);
+  g.tn = param_int(params, "TN", g.tn, origin);
   g.origin = origin + " (vendor=" + t.vendor + ", architecture=" + t.architecture + ", device=" + t.device +
              ", dtype=" + t.dtype + ", bucket=" + t.bucket + ")";
   t.params = g;
