@@ -358,6 +358,7 @@ std::string algo_unsupported_reason(Algorithm algo, const ConvProblem& pb) {
   if (pb.direction == Direction::BackwardData && (algo == Algorithm::ImplicitGemm || algo == Algorithm::Winograd))
     return bwd_data_via_forward_reason(algo, pb);
   if (algo == Algorithm::TapGemm) return tap_gemm_reason(pb);
+  if (pb.direction == Direction::BackwardWeights && algo == Algorithm::ImplicitGemm) return igemm_weights_reason(pb);
   if (pb.direction != Direction::Forward && algo != Algorithm::Direct && algo != Algorithm::Auto &&
       algo != Algorithm::Gemm1x1)
     return std::string(to_string(algo)) + " has no " + to_string(pb.direction) + " kernels in this build";
@@ -392,6 +393,7 @@ std::unique_ptr<ConvAlgo> make_algo(Algorithm algo, const ConvProblem& pb) {
       return std::make_unique<DirectAlgo>(pb);
     case Algorithm::ImplicitGemm:
       if (pb.direction == Direction::BackwardData) return make_bwd_data_via_forward(pb, algo);
+      if (pb.direction == Direction::BackwardWeights) return make_igemm_weights(pb);
       if (use_packed(pb)) return std::make_unique<PackedIgemmAlgo>(pb);
       return std::make_unique<ImplicitGemmAlgo>(pb);
     case Algorithm::Gemm1x1:

@@ -2,6 +2,7 @@
 // backward data (dx from dy and w) and backward weights (dw from x and dy, and the
 // bias gradient db when the plan fuses a bias). Deterministic: one work-item per
 // element written, a fixed summation order.
+#include <algorithm>
 #include <string_view>
 
 #include "axle/blas.hpp"
@@ -267,6 +268,141 @@ class TapGemmWeightsAlgo final : public ConvAlgo {
   std::size_t xs_floats_ = 0, g_floats_ = 0;
 };
 
+
+// The weight gradient as an implicit GEMM over x and dy (kernels in conv_bwdw.cl): NHWC
+// f32 x and dy are read in place (a packed f32 copy otherwise), each work-item sums a
+// register block of MR filters x NR channels of one tap over a split of the output rows,
+// and a last kernel adds the splits' partial sums in a fixed order (deterministic).
+// db comes from the direct kernel.
+class IgemmWeightsAlgo final : public ConvAlgo {
+ public:
+  explicit IgemmWeightsAlgo(const ConvProblem& pb) : pb_(pb) {
+    const Conv2dDesc& d = pb.desc;
+    const std::size_t cg = d.c / d.groups, kg = d.k / d.groups, taps = d.r * d.s;
+    vw_ = pb.device.info().preferred_vector_width_float >= 16 ? 16 : 8;
+    nv_ = std::min<std::size_t>(vw_ == 16 ? 4 : 2, div_up(cg, vw_));
+    const std::size_t nr = vw_ * nv_;
+    cgp_ = round_up(cg, nr);
+    const std::size_t kb_n = div_up(kg, kMr);
+    kgp_ = kb_n * kMr;
+    kgroups_ = div_up(kb_n, kMaxKb);
+    kb_ = div_up(kb_n, kgroups_);
+    kgroups_ = div_up(kb_n, kb_);
+    const std::size_t rows = d.n * pb.p;
+    chunk_rows_ = std::max<std::size_t>(1, kChunkPixels / pb.q);
+    // Split the rows while fewer than 8 work-items per compute unit remain, no split
+    // shorter than a chunk.
+    const std::size_t units = std::max<std::size_t>(1, pb.device.info().compute_units);
+    const std::size_t items = taps * (cgp_ / nr) * kgroups_ * d.groups;
+    std::size_t splits = std::clamp<std::size_t>(div_up(8 * units, items), 1, div_up(rows, chunk_rows_));
+    splits = std::min(splits, std::max<std::size_t>(1, kMaxGrid / d.groups));
+    split_rows_ = div_up(rows, splits);
+    splits_ = div_up(rows, split_rows_);
+    pack_x_ = !(d.layout == TensorLayout::NHWC && pb.types.x == DataType::F32 && cg % nr == 0);
+    pack_dy_ = !(d.layout == TensorLayout::NHWC && pb.types.y == DataType::F32);
+    BuildOptions opt;
+    opt.define("MR", static_cast<int>(kMr)).define("VW", static_cast<int>(vw_)).define("NV", static_cast<int>(nv_));
+    opt.define("KB", static_cast<int>(kb_));
+    Program prog = build_conv_program(pb, "conv_bwdw.cl", opt);
+    partial_ = prog.kernel("axle_conv_bwdw_partial");
+    reduce_ = prog.kernel("axle_conv_bwdw_reduce");
+    if (pack_x_) pack_x_k_ = prog.kernel("axle_conv_bwdw_pack_x");
+    if (pack_dy_) pack_dy_k_ = prog.kernel("axle_conv_bwdw_pack_dy");
+    if (pb.fusion.bias) bias_ = build_conv_program(pb, "conv_bwd.cl").kernel("axle_conv_direct_bwd_bias");
+    xp_floats_ = pack_x_ ? round_up(d.groups * d.n * d.h * d.w * cgp_, 16) : 0;
+    dyp_floats_ = pack_dy_ ? round_up(d.n * pb.p * pb.q * d.k, 16) : 0;
+    part_floats_ = round_up(d.groups * splits_ * taps * kgp_ * cgp_, 16);
+  }
+  std::size_t workspace_bytes() const override {
+    return kAlign + (xp_floats_ + dyp_floats_ + part_floats_) * sizeof(float);
+  }
+  std::string params() const override {
+    return "MR=" + std::to_string(kMr) + " VW=" + std::to_string(vw_) + " NV=" + std::to_string(nv_) +
+           " KB=" + std::to_string(kb_) + ", " + std::to_string(splits_) + " split(s) of " +
+           std::to_string(split_rows_) + " rows in chunks of " + std::to_string(chunk_rows_) +
+           (pack_x_ || pack_dy_ ? std::string(", ") + (pack_x_ ? "x" : "") + (pack_x_ && pack_dy_ ? " and " : "") +
+                                      (pack_dy_ ? "dy" : "") + " packed"
+                                : std::string());
+  }
+  void run(Stream& stream, const Conv2dArgs& args, const Buffer* ws, std::size_t ws_off) const override {
+    const Conv2dDesc& d = pb_.desc;
+    const std::size_t cg = d.c / d.groups, taps = d.r * d.s, nr = vw_ * nv_;
+    const std::size_t base = div_up(ws_off, kAlign) * (kAlign / sizeof(float));
+    const std::size_t xp_off = base, dyp_off = xp_off + xp_floats_, part_off = dyp_off + dyp_floats_;
+    const Buffer* xbuf = args.x.buffer;
+    std::size_t x_off = args.x.offset, x_pix = d.c, x_grp = cg;
+    if (pack_x_) {
+      std::vector<KernelArg> a{KernelArg::buffer_arg(*args.x.buffer, 0), u64_arg(args.x.offset),
+                               KernelArg::buffer_arg(*ws, 0), u64_arg(xp_off)};
+      for (std::size_t v : {d.n, d.c, d.h, d.w, d.groups, cgp_}) a.push_back(i32_arg(v));
+      launch_1d(stream, pack_x_k_, d.groups * d.n * d.h * d.w * cgp_, a);
+      xbuf = ws, x_off = xp_off, x_pix = cgp_, x_grp = d.n * d.h * d.w * cgp_;
+    }
+    const Buffer* dybuf = args.y.buffer;
+    std::size_t dy_off = args.y.offset;
+    if (pack_dy_) {
+      std::vector<KernelArg> a{KernelArg::buffer_arg(*args.y.buffer, 0), u64_arg(args.y.offset),
+                               KernelArg::buffer_arg(*ws, 0), u64_arg(dyp_off)};
+      for (std::size_t v : {d.n, d.k, pb_.p, pb_.q}) a.push_back(i32_arg(v));
+      launch_1d(stream, pack_dy_k_, d.n * pb_.p * pb_.q * d.k, a);
+      dybuf = ws, dy_off = dyp_off;
+    }
+    {
+      std::vector<KernelArg> a{KernelArg::buffer_arg(*xbuf, 0), u64_arg(x_off), i32_arg(x_pix), u64_arg(x_grp),
+                               KernelArg::buffer_arg(*dybuf, 0), u64_arg(dy_off), KernelArg::buffer_arg(*ws, 0),
+                               u64_arg(part_off)};
+      for (std::size_t v : {d.n, d.c, d.h, d.w, d.k, d.r, d.s, pb_.p, pb_.q, d.stride_h, d.stride_w, d.pad_top,
+                            d.pad_left, d.dilation_h, d.dilation_w, d.groups, cgp_, kgp_, splits_, split_rows_,
+                            chunk_rows_})
+        a.push_back(i32_arg(v));
+      stream.launch_args(partial_, Range(taps * (cgp_ / nr), kgroups_, d.groups * splits_), Range(1, 1, 1), a);
+    }
+    {
+      std::vector<KernelArg> a{KernelArg::buffer_arg(*ws, 0), u64_arg(part_off), KernelArg::buffer_arg(*args.w.buffer, 0),
+                               u64_arg(args.w.offset)};
+      for (std::size_t v : {d.k, d.c, d.r, d.s, d.groups, kgp_, cgp_, splits_}) a.push_back(i32_arg(v));
+      a.push_back(KernelArg::scalar(args.alpha));
+      a.push_back(KernelArg::scalar(args.beta));
+      launch_1d(stream, reduce_, d.w_elems(), a);
+    }
+    if (pb_.fusion.bias) {
+      std::vector<KernelArg> a{KernelArg::buffer_arg(args.bias.buffer(), 0), u64_arg(args.bias.offset()),
+                               KernelArg::buffer_arg(*args.y.buffer, 0), u64_arg(args.y.offset), i32_arg(d.n), i32_arg(d.k),
+                               i32_arg(pb_.p), i32_arg(pb_.q), KernelArg::scalar(args.alpha), KernelArg::scalar(args.beta)};
+      launch_1d(stream, bias_, d.k, a);
+    }
+  }
+
+ private:
+  static constexpr std::size_t kAlign = 64;
+  static constexpr std::size_t kMr = 6;            // MR: filters per register block
+  static constexpr std::size_t kMaxKb = 12;        // filter blocks a work-item keeps in private memory
+  static constexpr std::size_t kChunkPixels = 64;  // output pixels per chunk (x and dy in L1/L2)
+  static constexpr std::size_t kMaxGrid = 65535;   // CUDA's grid y and z limits
+  ConvProblem pb_;
+  std::size_t vw_ = 16, nv_ = 1, cgp_ = 0, kgp_ = 0, kb_ = 1, kgroups_ = 1, chunk_rows_ = 1, split_rows_ = 1,
+              splits_ = 1;
+  bool pack_x_ = false, pack_dy_ = false;
+  Kernel partial_, reduce_, pack_x_k_, pack_dy_k_, bias_;
+  std::size_t xp_floats_ = 0, dyp_floats_ = 0, part_floats_ = 0;
+};
+
+}  // namespace
+
+std::string igemm_weights_reason(const ConvProblem& pb) {
+  const Conv2dDesc& d = pb.desc;
+  if (d.groups > 65535) return "more than 65535 groups";
+  if (div_up(div_up(d.k / d.groups, std::size_t{6}), std::size_t{12}) > 65535)
+    return "more than 65535 runs of filter blocks per group";
+  const double cgp = double(div_up(d.c / d.groups, std::size_t{64}) * 64);
+  if (double(d.groups) * d.n * d.h * d.w * cgp > 2147483647.0 || double(d.n) * pb.p * pb.q * d.k > 2147483647.0)
+    return "the packed input or output gradient would exceed 2^31 elements";
+  return "";
+}
+
+std::unique_ptr<ConvAlgo> make_igemm_weights(const ConvProblem& pb) { return std::make_unique<IgemmWeightsAlgo>(pb); }
+
+namespace {
 }  // namespace
 
 std::string tap_gemm_reason(const ConvProblem& pb) {
