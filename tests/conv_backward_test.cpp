@@ -270,6 +270,24 @@ TEST_P(ConvBackward, ImplicitGemmWeightsBlocksSplitsAndPacking) {
   }
 }
 
+// Strided 1x1 layers: backward data as a GEMM over dy's pixels spread into dx.
+TEST_P(ConvBackward, StridedOneByOne) {
+  for (auto l : {dnn::TensorLayout::NHWC, dnn::TensorLayout::NCHW}) {
+    dnn::Conv2dDesc d = make(3, 17, 7, 13, 5, 1, 1, l);
+    d.stride_h = 2, d.stride_w = 3;
+    EXPECT_EQ(dnn::Conv2dPlan(dev(), d, {}, dnn::Direction::BackwardData).algorithm(), dnn::Algorithm::Gemm1x1);
+    check<float, float>(d);
+    check<float, float>(d, 0.5f, 1.0f);
+    dnn::Conv2dDesc g = make(1, 8, 6, 6, 12, 1, 1, l);
+    g.stride_h = g.stride_w = 2, g.groups = 2;
+    check<float, float>(g);
+    check<half_t, half_t>(g);
+    dnn::Conv2dDesc one = make(1, 3, 1, 1, 1, 1, 1, l);
+    one.stride_h = one.stride_w = 2;
+    check<float, float>(one);
+  }
+}
+
 TEST_P(ConvBackward, AlphaBetaAccumulate) {
   dnn::Conv2dDesc d = make(2, 4, 6, 6, 3, 3, 3, dnn::TensorLayout::NHWC);
   d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = 1;

@@ -213,3 +213,39 @@ AXLE_KERNEL void axle_conv_finish_dw(AXLE_GLOBAL const float* AXLE_RESTRICT g, u
   if (beta != 0.0f) v += beta * LOAD_X(dwt, o);
   STORE_X(dwt, o, v);
 }
+
+// Backward data of a strided 1x1 layer: the GEMM wrote g = dy w for the input pixels the
+// layer reads (g[n p q][c] NHWC, g[n][c][p q] NCHW, f32); the other pixels get no
+// gradient. dx = alpha * g (at ih = p * sh, iw = q * sw; else 0) + beta * dx, one
+// work-item per dx element.
+AXLE_KERNEL void axle_conv_scatter_strided_1x1(AXLE_GLOBAL const float* AXLE_RESTRICT g, ulong g_off,
+                                               AXLE_GLOBAL X_ELEM* AXLE_RESTRICT dx, ulong dx_off, int N, int C,
+                                               int H, int W, int P, int Q, int sh, int sw, float alpha,
+                                               float beta) {
+  const ulong o = (ulong)AXLE_GLOBAL_ID(0);
+  if (o >= (ulong)N * C * H * W) return;
+  g += g_off;
+  dx += dx_off;
+#if LAYOUT == 0
+  const int iw = (int)(o % (ulong)W);
+  const int ih = (int)((o / (ulong)W) % (ulong)H);
+  const int c = (int)((o / ((ulong)W * H)) % (ulong)C);
+  const int n = (int)(o / ((ulong)W * H * C));
+#else
+  const int c = (int)(o % (ulong)C);
+  const int iw = (int)((o / (ulong)C) % (ulong)W);
+  const int ih = (int)((o / ((ulong)C * W)) % (ulong)H);
+  const int n = (int)(o / ((ulong)C * W * H));
+#endif
+  const int p = ih / sh, q = iw / sw;
+  float v = 0.0f;
+  if (p * sh == ih && q * sw == iw && p < P && q < Q) {
+#if LAYOUT == 0
+    v = alpha * g[(((ulong)n * C + c) * P + p) * Q + q];
+#else
+    v = alpha * g[(((ulong)n * P + p) * Q + q) * C + c];
+#endif
+  }
+  if (beta != 0.0f) v += beta * LOAD_X(dx, o);
+  STORE_X(dx, o, v);
+}

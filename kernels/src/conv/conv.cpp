@@ -248,7 +248,9 @@ Conv2dPlan::Conv2dPlan(const Device& device, const Conv2dDesc& desc, const Conv2
   } else if (direction != Direction::Forward) {
     if (detail::algo_unsupported_reason(Algorithm::Gemm1x1, pb).empty()) {
       impl->algorithm = Algorithm::Gemm1x1;
-      impl->why = "1x1 filter at stride 1 without padding: GEMMs";
+      impl->why = desc.stride_h == 1 && desc.stride_w == 1
+                      ? "1x1 filter at stride 1 without padding: GEMMs"
+                      : "strided 1x1 filter without padding: a GEMM over dy's pixels, spread into dx";
     } else if (direction == Direction::BackwardWeights && detail::igemm_weights_pays(pb)) {
       impl->algorithm = Algorithm::ImplicitGemm;
       impl->why = "CPU device: the register-blocked implicit GEMM over x and dy, split rows summed in order";

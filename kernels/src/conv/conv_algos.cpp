@@ -374,7 +374,7 @@ std::string algo_unsupported_reason(Algorithm algo, const ConvProblem& pb) {
     case Algorithm::Gemm1x1:
       if (d.r != 1 || d.s != 1)
         return "the filter is " + std::to_string(d.r) + "x" + std::to_string(d.s) + ", not 1x1";
-      if (d.stride_h != 1 || d.stride_w != 1)
+      if ((d.stride_h != 1 || d.stride_w != 1) && pb.direction != Direction::BackwardData)
         return "stride " + std::to_string(d.stride_h) + "x" + std::to_string(d.stride_w) + " (it needs stride 1)";
       if (d.pad_top || d.pad_bottom || d.pad_left || d.pad_right) return "padding (it needs none)";
       return "";

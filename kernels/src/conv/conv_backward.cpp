@@ -77,20 +77,34 @@ class DirectBackwardAlgo final : public ConvAlgo {
 // bias gradients sum over the batch with beta = 1 after the first image, so the
 // results stay deterministic). The bias gradient multiplies dy by a vector of ones in
 // the workspace.
+//
+// Strided backward data: the GEMMs write dy w for the pixels the layer reads into the
+// workspace (f32, N P Q x C), and one kernel spreads them into dx with no gradient
+// elsewhere: no multiplications by the zeros a dilated dy would hold.
 class Gemm1x1BackwardAlgo final : public ConvAlgo {
  public:
-  explicit Gemm1x1BackwardAlgo(const ConvProblem& pb) : pb_(pb) {}
+  explicit Gemm1x1BackwardAlgo(const ConvProblem& pb) : pb_(pb) {
+    const Conv2dDesc& d = pb.desc;
+    strided_ = pb.direction == Direction::BackwardData && (d.stride_h != 1 || d.stride_w != 1);
+    if (strided_) scatter_ = build_conv_program(pb, "conv_bwd.cl").kernel("axle_conv_scatter_strided_1x1");
+  }
   std::size_t workspace_bytes() const override {
-    if (pb_.direction != Direction::BackwardWeights || !pb_.fusion.bias) return 0;
     const Conv2dDesc& d = pb_.desc;
+    if (strided_) return d.n * pb_.p * pb_.q * d.c * sizeof(float);
+    if (pb_.direction != Direction::BackwardWeights || !pb_.fusion.bias) return 0;
     return (d.layout == TensorLayout::NHWC ? d.n * d.h * d.w : d.h * d.w) * sizeof(float);
   }
   std::string params() const override {
     return std::to_string(pb_.desc.groups) + " GEMM(s) per " +
-           (pb_.desc.layout == TensorLayout::NHWC ? std::string("call") : std::string("image"));
+           (pb_.desc.layout == TensorLayout::NHWC ? std::string("call") : std::string("image")) +
+           (strided_ ? ", spread into dx by the stride" : "");
   }
   void run(Stream& stream, const Conv2dArgs& args, const Buffer* ws, std::size_t ws_off) const override {
     const Conv2dDesc& d = pb_.desc;
+    if (strided_) {
+      run_strided_data(stream, args, *ws, ws_off);
+      return;
+    }
     const std::size_t cg = d.c / d.groups, kg = d.k / d.groups, hw = d.h * d.w, m = d.n * hw;
     const bool nhwc = d.layout == TensorLayout::NHWC;
     const bool data = pb_.direction == Direction::BackwardData;
@@ -134,7 +148,38 @@ class Gemm1x1BackwardAlgo final : public ConvAlgo {
   }
 
  private:
+  void run_strided_data(Stream& stream, const Conv2dArgs& args, const Buffer& ws, std::size_t ws_off) const {
+    const Conv2dDesc& d = pb_.desc;
+    const std::size_t cg = d.c / d.groups, kg = d.k / d.groups, pq = pb_.p * pb_.q, m = d.n * pq;
+    const bool nhwc = d.layout == TensorLayout::NHWC;
+    const std::size_t g_off = ws_off / sizeof(float);
+    const BufferView<float> gbuf(ws, g_off, m * d.c);
+    with_types(pb_.types.x, pb_.types.y, [&](auto xt, auto yt) {
+      using TX = decltype(xt);
+      using TY = decltype(yt);
+      const BufferView<TX> w = typed<TX>(args.w);
+      const BufferView<TY> dy = typed<TY>(args.y);
+      for (std::size_t grp = 0; grp < d.groups; ++grp) {
+        if (nhwc)  // g[M, C] = dy[M, K] w[K, C]
+          blas::gemm(stream, Layout::RowMajor, Op::N, Op::N, m, cg, kg, 1.0f, dy.sub(grp * kg), d.k,
+                     w.sub(grp * kg * cg), cg, 0.0f, gbuf.sub(grp * cg), d.c);
+        else  // g[n][C, PQ] = w^T[C, K] dy[n][K, PQ]
+          blas::gemm_strided_batched(stream, Layout::RowMajor, Op::T, Op::N, cg, pq, kg, 1.0f,
+                                     w.sub(grp * kg * cg), cg, 0, dy.sub(grp * kg * pq), pq, d.k * pq, 0.0f,
+                                     gbuf.sub(grp * cg * pq), pq, d.c * pq, d.n);
+      }
+    });
+    std::vector<KernelArg> a{KernelArg::buffer_arg(ws, 0), u64_arg(g_off), KernelArg::buffer_arg(*args.x.buffer, 0),
+                             u64_arg(args.x.offset)};
+    for (std::size_t v : {d.n, d.c, d.h, d.w, pb_.p, pb_.q, d.stride_h, d.stride_w}) a.push_back(i32_arg(v));
+    a.push_back(KernelArg::scalar(args.alpha));
+    a.push_back(KernelArg::scalar(args.beta));
+    launch_1d(stream, scatter_, d.x_elems(), a);
+  }
+
   ConvProblem pb_;
+  bool strided_ = false;
+  Kernel scatter_;
 };
 
 // The forward problem that computes dx: a stride-1 convolution of dy (K channels,
