@@ -8,14 +8,16 @@
 //
 //   dw[k][r][s][c] = sum over output pixels m = (n, p, q) of dy[m][k] * x[pixel m reads at (r, s)][c],
 //
-// a GEMM (K / G) x (C / G) with the reduction over the N P Q output pixels, read in
-// place: x as NHWC f32 rows (the caller's tensor, or a copy the pack kernels made when
-// the layout, type or channel count does not allow reading it in place), dy as N P Q x K
-// f32 rows (likewise).
+// a GEMM (K / G) x (C / G) with the reduction over the N P Q output pixels. x and dy are
+// read in place when they are NHWC f32 rows of one channel (filter) block, else from
+// blocked f32 copies the pack kernels make.
 //
-//  * axle_conv_bwdw_pack_x: x into xp[g][n h w][CGP] f32 (channels past C / G zero);
-//    CGP = C / G rounded up to NR = VW * NV. One work-item per element of xp.
-//  * axle_conv_bwdw_pack_dy: dy into dyp[n p q][K] f32. One work-item per element.
+//  * axle_conv_bwdw_pack_x: x into xp[g][channel block][n h w][NR] f32, NR = VW * NV
+//    (channels past C / G zero; CGP = C / G rounded up to NR). One work-item per element.
+//  * axle_conv_bwdw_pack_dy: dy into dyp[g][filter block][n p q][MR] f32 (filters past
+//    K / G zero). One work-item per element. Packed, each block's pixels are
+//    consecutive: wide rows (C or K of 128 and more) would put the pixels a multiple of
+//    the L1 way size apart.
 //  * axle_conv_bwdw_partial: one work-item (work-group size 1) per (tap, block of NR
 //    channels) x (run of KB blocks of MR filters) x (group, split of the N P output rows).
 //    The split's rows are walked in chunks of CR rows; within a chunk every filter block
@@ -23,7 +25,8 @@
 //    accumulators, parked in private memory between chunks. Per output row the tap's
 //    valid columns are computed once, so the pixel loop is branch-free: broadcast
 //    dy[m][k], fma with the NR channels of x. The split's sums go to
-//    part[g][split][tap][KGP][CGP] (KGP = K / G rounded up to MR).
+//    part[g][split][tap][KGP][CGP] (KGP = K / G rounded up to MR), or with `direct`
+//    (one split, NHWC f32, C / G a multiple of NR) straight to dw with alpha and beta.
 //  * axle_conv_bwdw_reduce: one work-item per dw element, in the layout's filter order:
 //    dw = alpha * (the splits' partial sums added in split order) + beta * dw.
 //
@@ -59,10 +62,11 @@ AXLE_KERNEL void axle_conv_bwdw_pack_x(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x
   const ulong hw = (ulong)H * W, nhw = (ulong)N * hw;
   if (o >= (ulong)G * nhw * cgp) return;
   x += x_off;
-  const int cg = C / G;
-  const int cl = (int)(o % (ulong)cgp);
-  const ulong pix = (o / (ulong)cgp) % nhw;
-  const int g = (int)(o / ((ulong)cgp * nhw));
+  const int cg = C / G, cb_n = cgp / NR;
+  const int j = (int)(o % (ulong)NR);
+  const ulong pix = (o / (ulong)NR) % nhw;
+  const ulong gb = o / ((ulong)NR * nhw);  // g * cb_n + cb
+  const int g = (int)(gb / (ulong)cb_n), cl = (int)(gb - (ulong)g * cb_n) * NR + j;
   float v = 0.0f;
   if (cl < cg) {
     const int c = g * cg + cl;
@@ -76,28 +80,44 @@ AXLE_KERNEL void axle_conv_bwdw_pack_x(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x
   xp[xp_off + o] = v;
 }
 
+// dyp[g][k block][n p q][MR] (filters past K / G zero).
 AXLE_KERNEL void axle_conv_bwdw_pack_dy(AXLE_GLOBAL const Y_ELEM* AXLE_RESTRICT dy, ulong dy_off,
                                         AXLE_GLOBAL float* AXLE_RESTRICT dyp, ulong dyp_off, int N, int K, int P,
-                                        int Q) {
+                                        int Q, int G) {
   const ulong o = (ulong)AXLE_GLOBAL_ID(0);
-  const ulong pq = (ulong)P * Q;
-  if (o >= (ulong)N * pq * K) return;
+  const ulong pq = (ulong)P * Q, npq = (ulong)N * pq;
+  const int kg = K / G, kb_n = (kg + MR - 1) / MR;
+  if (o >= (ulong)G * kb_n * MR * npq) return;
   dy += dy_off;
+  const int i = (int)(o % (ulong)MR);
+  const ulong m = (o / (ulong)MR) % npq;
+  const ulong gb = o / ((ulong)MR * npq);
+  const int g = (int)(gb / (ulong)kb_n), kl = (int)(gb - (ulong)g * kb_n) * MR + i;
+  float v = 0.0f;
+  if (kl < kg) {
+    const int k = g * kg + kl;
 #if LAYOUT == 0
-  const int k = (int)(o % (ulong)K);
-  const ulong m = o / (ulong)K, n = m / pq;
-  dyp[dyp_off + o] = LOAD_Y(dy, (n * K + k) * pq + (m - n * pq));
+    const ulong n = m / pq;
+    v = LOAD_Y(dy, (n * K + k) * pq + (m - n * pq));
 #else
-  dyp[dyp_off + o] = LOAD_Y(dy, o);
+    v = LOAD_Y(dy, m * K + k);
 #endif
+  }
+  dyp[dyp_off + o] = v;
 }
 
-// dims (taps * CGP / NR, ceil(ceil(K / G / MR) / KB), G * splits). x: x_pix floats from
-// one pixel to the next, x_grp from one group to the next; dy: rows of K floats.
-AXLE_KERNEL void axle_conv_bwdw_partial(AXLE_GLOBAL const float* AXLE_RESTRICT x, ulong x_off, int x_pix,
-                                        ulong x_grp, AXLE_GLOBAL const float* AXLE_RESTRICT dy, ulong dy_off,
-                                        AXLE_GLOBAL float* AXLE_RESTRICT part, ulong part_off, AXLE_CONV_GEOMETRY,
-                                        int cgp, int kgp, int splits, int split_rows, int chunk_rows) {
+// dims (taps * CGP / NR, ceil(ceil(K / G / MR) / KB), G * splits). x: channel c of
+// pixel i of group g at x[g * x_grp + (c / NR) * x_cb + i * x_pix + c % NR]; dy:
+// filter k = kb * MR + i of pixel m of group g at
+// dy[g * dy_grp + kb * dy_kb + m * dy_pix + min(kb * dy_kstep + i, dy_klim)] (in place:
+// dy_kstep = MR, dy_klim = K / G - 1; packed: 0 and MR - 1).
+AXLE_KERNEL void axle_conv_bwdw_partial(AXLE_GLOBAL const float* AXLE_RESTRICT x, ulong x_off, ulong x_grp,
+                                        ulong x_cb, int x_pix, AXLE_GLOBAL const float* AXLE_RESTRICT dy,
+                                        ulong dy_off, ulong dy_grp, ulong dy_kb, int dy_pix, int dy_kstep,
+                                        int dy_klim, AXLE_GLOBAL float* AXLE_RESTRICT part, ulong part_off,
+                                        AXLE_CONV_GEOMETRY, int cgp, int kgp, int splits, int split_rows,
+                                        int chunk_rows, AXLE_GLOBAL X_ELEM* AXLE_RESTRICT dwt, ulong dw_off,
+                                        int direct, float alpha, float beta) {
   const int cb_n = cgp / NR, taps = R * S;
   const int t = (int)AXLE_GLOBAL_ID(0) / cb_n, cb = (int)AXLE_GLOBAL_ID(0) - t * cb_n;
   const int r = t / S, s = t - r * S;
@@ -105,8 +125,8 @@ AXLE_KERNEL void axle_conv_bwdw_partial(AXLE_GLOBAL const float* AXLE_RESTRICT x
   const int kg = K / G, kb_n = (kg + MR - 1) / MR;
   const int kb0 = (int)AXLE_GLOBAL_ID(1) * KB, kb1 = min(kb_n, kb0 + KB);
   const int rows = N * P, row0 = sp * split_rows, row1 = min(rows, row0 + split_rows);
-  AXLE_GLOBAL const float* xg = x + x_off + (ulong)g * x_grp + (ulong)cb * NR;
-  AXLE_GLOBAL const float* dyg = dy + dy_off + (ulong)g * kg;
+  AXLE_GLOBAL const float* xg = x + x_off + (ulong)g * x_grp + (ulong)cb * x_cb;
+  AXLE_GLOBAL const float* dyg = dy + dy_off + (ulong)g * dy_grp;
   // The tap's valid output columns: iw = q * sw + off within [0, W).
   const int off = s * dw - pl;
   const int qlo = off >= 0 ? 0 : (-off + sw - 1) / sw;
@@ -123,13 +143,14 @@ AXLE_KERNEL void axle_conv_bwdw_partial(AXLE_GLOBAL const float* AXLE_RESTRICT x
 #pragma unroll
       for (int e = 0; e < MR * NV; ++e) acc[e] = pp[e];
 #pragma unroll
-      for (int i = 0; i < MR; ++i) kr[i] = min(kb * MR + i, kg - 1);  // rows past K / G repeat the last
+      for (int i = 0; i < MR; ++i) kr[i] = min(kb * dy_kstep + i, dy_klim);  // in place: rows past K / G repeat
+      AXLE_GLOBAL const float* dyk = dyg + (ulong)kb * dy_kb;
       for (int row = c0; row < c1; ++row) {
         const int n = row / P, p = row - n * P;
         const int ih = p * sh - pt + r * dh;
         if ((uint)ih >= (uint)H || qlo >= qhi) continue;
         AXLE_GLOBAL const float* xr = xg + ((ulong)(n * H + ih) * W + (ulong)(qlo * sw + off)) * (ulong)x_pix;
-        AXLE_GLOBAL const float* dr = dyg + ((ulong)row * Q + (ulong)qlo) * (ulong)K;
+        AXLE_GLOBAL const float* dr = dyk + ((ulong)row * Q + (ulong)qlo) * (ulong)dy_pix;
         for (int q = qlo; q < qhi; ++q) {
           VT xv[NV];
 #pragma unroll
@@ -141,13 +162,29 @@ AXLE_KERNEL void axle_conv_bwdw_partial(AXLE_GLOBAL const float* AXLE_RESTRICT x
             for (int v = 0; v < NV; ++v) acc[i * NV + v] = fma(av, xv[v], acc[i * NV + v]);
           }
           xr += xstep;
-          dr += K;
+          dr += dy_pix;
         }
       }
 #pragma unroll
       for (int e = 0; e < MR * NV; ++e) pp[e] = acc[e];
     }
   }
+#if LAYOUT == 1 && X_T == 0
+  if (direct) {  // one split, KRSC f32 dw, whole channel blocks: dw = alpha * sums + beta * dw
+    for (int kb = kb0; kb < kb1; ++kb)
+      for (int i = 0; i < MR; ++i) {
+        const int kl = kb * MR + i;
+        if (kl >= kg) break;
+        AXLE_GLOBAL float* o = dwt + dw_off + ((ulong)(g * kg + kl) * taps + t) * (ulong)(C / G) + (ulong)cb * NR;
+        for (int v = 0; v < NV; ++v) {
+          VT a = sums[((kb - kb0) * MR + i) * NV + v] * alpha;
+          if (beta != 0.0f) a = a + VLOADW(v, o) * beta;
+          VSTOREW(a, v, o);
+        }
+      }
+    return;
+  }
+#endif
   AXLE_GLOBAL float* out = part + part_off + (((ulong)g * splits + sp) * taps + t) * (ulong)kgp * cgp + (ulong)cb * NR;
   for (int kb = kb0; kb < kb1; ++kb) {
 #pragma unroll

@@ -330,21 +330,28 @@ class IgemmWeightsAlgo final : public ConvAlgo {
     cgp_ = round_up(cg, nr);
     const std::size_t kb_n = div_up(kg, kMr);
     kgp_ = kb_n * kMr;
-    kgroups_ = div_up(kb_n, kMaxKb);
+    // Work-items: taps x channel blocks x runs of filter blocks x groups x row splits.
+    // Up to 8 per compute unit come from shorter runs of filter blocks (no fewer than
+    // kMinKb a run: each run reads x again), then from splitting the rows (each split's
+    // sums then pass through the workspace and the reduction).
+    const std::size_t units = std::max<std::size_t>(1, pb.device.info().compute_units);
+    const std::size_t target = 8 * units;
+    const std::size_t base_items = taps * (cgp_ / nr) * d.groups;
+    kgroups_ = std::max(div_up(kb_n, kMaxKb),
+                        std::min({div_up(target, base_items), std::max<std::size_t>(1, kb_n / kMinKb), kMaxGrid}));
     kb_ = div_up(kb_n, kgroups_);
     kgroups_ = div_up(kb_n, kb_);
     const std::size_t rows = d.n * pb.p;
     chunk_rows_ = std::max<std::size_t>(1, kChunkPixels / pb.q);
-    // Split the rows while fewer than 8 work-items per compute unit remain, no split
-    // shorter than a chunk.
-    const std::size_t units = std::max<std::size_t>(1, pb.device.info().compute_units);
-    const std::size_t items = taps * (cgp_ / nr) * kgroups_ * d.groups;
-    std::size_t splits = std::clamp<std::size_t>(div_up(8 * units, items), 1, div_up(rows, chunk_rows_));
+    const std::size_t items = base_items * kgroups_;
+    std::size_t splits = std::clamp<std::size_t>(div_up(target, items), 1, div_up(rows, chunk_rows_));
     splits = std::min(splits, std::max<std::size_t>(1, kMaxGrid / d.groups));
     split_rows_ = div_up(rows, splits);
     splits_ = div_up(rows, split_rows_);
-    pack_x_ = !(d.layout == TensorLayout::NHWC && pb.types.x == DataType::F32 && cg % nr == 0);
-    pack_dy_ = !(d.layout == TensorLayout::NHWC && pb.types.y == DataType::F32);
+    // In place: NHWC f32 rows of one block (one group, C = NR; K up to 64 filters).
+    pack_x_ = !(d.layout == TensorLayout::NHWC && pb.types.x == DataType::F32 && d.c == nr);
+    direct_ = splits_ == 1 && d.layout == TensorLayout::NHWC && pb.types.x == DataType::F32 && cg % nr == 0;
+    pack_dy_ = !(d.layout == TensorLayout::NHWC && pb.types.y == DataType::F32 && d.groups == 1 && d.k <= 64);
     BuildOptions opt;
     opt.define("MR", static_cast<int>(kMr)).define("VW", static_cast<int>(vw_)).define("NV", static_cast<int>(nv_));
     opt.define("KB", static_cast<int>(kb_));
@@ -355,8 +362,8 @@ class IgemmWeightsAlgo final : public ConvAlgo {
     if (pack_dy_) pack_dy_k_ = prog.kernel("axle_conv_bwdw_pack_dy");
     if (pb.fusion.bias) bias_ = build_conv_program(pb, "conv_bwd.cl").kernel("axle_conv_direct_bwd_bias");
     xp_floats_ = pack_x_ ? round_up(d.groups * d.n * d.h * d.w * cgp_, 16) : 0;
-    dyp_floats_ = pack_dy_ ? round_up(d.n * pb.p * pb.q * d.k, 16) : 0;
-    part_floats_ = round_up(d.groups * splits_ * taps * kgp_ * cgp_, 16);
+    dyp_floats_ = pack_dy_ ? round_up(d.groups * kgp_ * d.n * pb.p * pb.q, 16) : 0;
+    part_floats_ = direct_ ? 0 : round_up(d.groups * splits_ * taps * kgp_ * cgp_, 16);
   }
   std::size_t workspace_bytes() const override {
     return kAlign + (xp_floats_ + dyp_floats_ + part_floats_) * sizeof(float);
@@ -367,42 +374,51 @@ class IgemmWeightsAlgo final : public ConvAlgo {
            std::to_string(split_rows_) + " rows in chunks of " + std::to_string(chunk_rows_) +
            (pack_x_ || pack_dy_ ? std::string(", ") + (pack_x_ ? "x" : "") + (pack_x_ && pack_dy_ ? " and " : "") +
                                       (pack_dy_ ? "dy" : "") + " packed"
-                                : std::string());
+                                : std::string()) +
+           (direct_ ? ", dw written in place" : ", partial sums reduced in order");
   }
   void run(Stream& stream, const Conv2dArgs& args, const Buffer* ws, std::size_t ws_off) const override {
     const Conv2dDesc& d = pb_.desc;
     const std::size_t cg = d.c / d.groups, taps = d.r * d.s, nr = vw_ * nv_;
     const std::size_t base = div_up(ws_off, kAlign) * (kAlign / sizeof(float));
     const std::size_t xp_off = base, dyp_off = xp_off + xp_floats_, part_off = dyp_off + dyp_floats_;
+    const std::size_t nhw = d.n * d.h * d.w, npq = d.n * pb_.p * pb_.q, kg = d.k / d.groups;
     const Buffer* xbuf = args.x.buffer;
-    std::size_t x_off = args.x.offset, x_pix = d.c, x_grp = cg;
+    std::size_t x_off = args.x.offset, x_grp = cg, x_cb = nr, x_pix = d.c;
     if (pack_x_) {
       std::vector<KernelArg> a{KernelArg::buffer_arg(*args.x.buffer, 0), u64_arg(args.x.offset),
                                KernelArg::buffer_arg(*ws, 0), u64_arg(xp_off)};
       for (std::size_t v : {d.n, d.c, d.h, d.w, d.groups, cgp_}) a.push_back(i32_arg(v));
       launch_1d(stream, pack_x_k_, d.groups * d.n * d.h * d.w * cgp_, a);
-      xbuf = ws, x_off = xp_off, x_pix = cgp_, x_grp = d.n * d.h * d.w * cgp_;
+      xbuf = ws, x_off = xp_off, x_grp = nhw * cgp_, x_cb = nhw * nr, x_pix = nr;
     }
     const Buffer* dybuf = args.y.buffer;
-    std::size_t dy_off = args.y.offset;
+    std::size_t dy_off = args.y.offset, dy_grp = kg, dy_kb = 0, dy_pix = d.k, dy_kstep = kMr, dy_klim = kg - 1;
     if (pack_dy_) {
       std::vector<KernelArg> a{KernelArg::buffer_arg(*args.y.buffer, 0), u64_arg(args.y.offset),
                                KernelArg::buffer_arg(*ws, 0), u64_arg(dyp_off)};
-      for (std::size_t v : {d.n, d.k, pb_.p, pb_.q}) a.push_back(i32_arg(v));
-      launch_1d(stream, pack_dy_k_, d.n * pb_.p * pb_.q * d.k, a);
-      dybuf = ws, dy_off = dyp_off;
+      for (std::size_t v : {d.n, d.k, pb_.p, pb_.q, d.groups}) a.push_back(i32_arg(v));
+      launch_1d(stream, pack_dy_k_, d.groups * kgp_ * npq, a);
+      dybuf = ws, dy_off = dyp_off, dy_grp = kgp_ * npq, dy_kb = kMr * npq, dy_pix = kMr, dy_kstep = 0,
+      dy_klim = kMr - 1;
     }
     {
-      std::vector<KernelArg> a{KernelArg::buffer_arg(*xbuf, 0), u64_arg(x_off), i32_arg(x_pix), u64_arg(x_grp),
-                               KernelArg::buffer_arg(*dybuf, 0), u64_arg(dy_off), KernelArg::buffer_arg(*ws, 0),
-                               u64_arg(part_off)};
+      std::vector<KernelArg> a{KernelArg::buffer_arg(*xbuf, 0), u64_arg(x_off), u64_arg(x_grp), u64_arg(x_cb),
+                               i32_arg(x_pix), KernelArg::buffer_arg(*dybuf, 0), u64_arg(dy_off), u64_arg(dy_grp),
+                               u64_arg(dy_kb), i32_arg(dy_pix), i32_arg(dy_kstep), i32_arg(dy_klim),
+                               KernelArg::buffer_arg(*ws, 0), u64_arg(part_off)};
       for (std::size_t v : {d.n, d.c, d.h, d.w, d.k, d.r, d.s, pb_.p, pb_.q, d.stride_h, d.stride_w, d.pad_top,
                             d.pad_left, d.dilation_h, d.dilation_w, d.groups, cgp_, kgp_, splits_, split_rows_,
                             chunk_rows_})
         a.push_back(i32_arg(v));
+      a.push_back(KernelArg::buffer_arg(*args.w.buffer, 0));
+      a.push_back(u64_arg(args.w.offset));
+      a.push_back(i32_arg(direct_ ? 1 : 0));
+      a.push_back(KernelArg::scalar(args.alpha));
+      a.push_back(KernelArg::scalar(args.beta));
       stream.launch_args(partial_, Range(taps * (cgp_ / nr), kgroups_, d.groups * splits_), Range(1, 1, 1), a);
     }
-    {
+    if (!direct_) {
       std::vector<KernelArg> a{KernelArg::buffer_arg(*ws, 0), u64_arg(part_off), KernelArg::buffer_arg(*args.w.buffer, 0),
                                u64_arg(args.w.offset)};
       for (std::size_t v : {d.k, d.c, d.r, d.s, d.groups, kgp_, cgp_, splits_}) a.push_back(i32_arg(v));
@@ -422,12 +438,13 @@ class IgemmWeightsAlgo final : public ConvAlgo {
   static constexpr std::size_t kAlign = 64;
   static constexpr std::size_t kMr = 6;            // MR: filters per register block
   static constexpr std::size_t kMaxKb = 12;        // filter blocks a work-item keeps in private memory
+  static constexpr std::size_t kMinKb = 4;         // filter blocks per work-item before rows are split
   static constexpr std::size_t kChunkPixels = 64;  // output pixels per chunk (x and dy in L1/L2)
   static constexpr std::size_t kMaxGrid = 65535;   // CUDA's grid y and z limits
   ConvProblem pb_;
   std::size_t vw_ = 16, nv_ = 1, cgp_ = 0, kgp_ = 0, kb_ = 1, kgroups_ = 1, chunk_rows_ = 1, split_rows_ = 1,
               splits_ = 1;
-  bool pack_x_ = false, pack_dy_ = false;
+  bool pack_x_ = false, pack_dy_ = false, direct_ = false;
   Kernel partial_, reduce_, pack_x_k_, pack_dy_k_, bias_;
   std::size_t xp_floats_ = 0, dyp_floats_ = 0, part_floats_ = 0;
 };
@@ -440,7 +457,8 @@ std::string igemm_weights_reason(const ConvProblem& pb) {
   if (div_up(div_up(d.k / d.groups, std::size_t{6}), std::size_t{12}) > 65535)
     return "more than 65535 runs of filter blocks per group";
   const double cgp = double(div_up(d.c / d.groups, std::size_t{64}) * 64);
-  if (double(d.groups) * d.n * d.h * d.w * cgp > 2147483647.0 || double(d.n) * pb.p * pb.q * d.k > 2147483647.0)
+  const double kgp = double(div_up(d.k / d.groups, std::size_t{6}) * 6);
+  if (double(d.groups) * d.n * d.h * d.w * cgp > 2147483647.0 || double(d.groups) * d.n * pb.p * pb.q * kgp > 2147483647.0)
     return "the packed input or output gradient would exceed 2^31 elements";
   return "";
 }
