@@ -13,9 +13,9 @@
 // blocked f32 copies the pack kernels make.
 //
 //  * axle_conv_bwdw_pack_x: x into xp[g][channel block][n h w][NR] f32, NR = VW * NV
-//    (channels past C / G zero; CGP = C / G rounded up to NR). One work-item per element.
+//    (channels past C / G zero; CGP = C / G rounded up to NR). One work-item per pixel.
 //  * axle_conv_bwdw_pack_dy: dy into dyp[g][filter block][n p q][MR] f32 (filters past
-//    K / G zero). One work-item per element. Packed, each block's pixels are
+//    K / G zero). One work-item per pixel. Packed, each block's pixels are
 //    consecutive: wide rows (C or K of 128 and more) would put the pixels a multiple of
 //    the L1 way size apart.
 //  * axle_conv_bwdw_partial: one work-item (work-group size 1) per (tap, block of NR
@@ -55,55 +55,55 @@
 #define VLOADW BW_CAT(vload, VW)
 #define VSTOREW BW_CAT(vstore, VW)
 
+// One work-item per (group, input pixel): its C / G channels into the channel blocks.
 AXLE_KERNEL void axle_conv_bwdw_pack_x(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x, ulong x_off,
                                        AXLE_GLOBAL float* AXLE_RESTRICT xp, ulong xp_off, int N, int C, int H,
                                        int W, int G, int cgp) {
-  const ulong o = (ulong)AXLE_GLOBAL_ID(0);
-  const ulong hw = (ulong)H * W, nhw = (ulong)N * hw;
-  if (o >= (ulong)G * nhw * cgp) return;
-  x += x_off;
+  const int id = (int)AXLE_GLOBAL_ID(0);
+  const int hw = H * W, nhw = N * hw;
+  if (id >= G * nhw) return;
+  const int g = id / nhw, pix = id - g * nhw;
   const int cg = C / G, cb_n = cgp / NR;
-  const int j = (int)(o % (ulong)NR);
-  const ulong pix = (o / (ulong)NR) % nhw;
-  const ulong gb = o / ((ulong)NR * nhw);  // g * cb_n + cb
-  const int g = (int)(gb / (ulong)cb_n), cl = (int)(gb - (ulong)g * cb_n) * NR + j;
-  float v = 0.0f;
-  if (cl < cg) {
-    const int c = g * cg + cl;
 #if LAYOUT == 0
-    const ulong n = pix / hw;
-    v = LOAD_X(x, (n * C + c) * hw + (pix - n * hw));
+  const int n = pix / hw;
+  AXLE_GLOBAL const X_ELEM* src = x + x_off + ((ulong)n * C + (ulong)g * cg) * hw + (ulong)(pix - n * hw);
+  const ulong cs = (ulong)hw;
 #else
-    v = LOAD_X(x, pix * C + c);
+  AXLE_GLOBAL const X_ELEM* src = x + x_off + (ulong)pix * C + (ulong)g * cg;
+  const ulong cs = 1;
 #endif
+  AXLE_GLOBAL float* dst = xp + xp_off + ((ulong)g * cb_n * nhw + (ulong)pix) * NR;
+  for (int cb = 0; cb < cb_n; ++cb) {
+    AXLE_GLOBAL float* d = dst + (ulong)cb * nhw * NR;
+    const int c0 = cb * NR;
+    for (int j = 0; j < NR; ++j) d[j] = c0 + j < cg ? (float)LOAD_X(src, (ulong)(c0 + j) * cs) : 0.0f;
   }
-  xp[xp_off + o] = v;
 }
 
-// dyp[g][k block][n p q][MR] (filters past K / G zero).
+// One work-item per (group, output pixel): its K / G filters into the filter blocks
+// (dyp[g][filter block][n p q][MR], filters past K / G zero).
 AXLE_KERNEL void axle_conv_bwdw_pack_dy(AXLE_GLOBAL const Y_ELEM* AXLE_RESTRICT dy, ulong dy_off,
                                         AXLE_GLOBAL float* AXLE_RESTRICT dyp, ulong dyp_off, int N, int K, int P,
                                         int Q, int G) {
-  const ulong o = (ulong)AXLE_GLOBAL_ID(0);
-  const ulong pq = (ulong)P * Q, npq = (ulong)N * pq;
+  const int id = (int)AXLE_GLOBAL_ID(0);
+  const int pq = P * Q, npq = N * pq;
+  if (id >= G * npq) return;
+  const int g = id / npq, m = id - g * npq;
   const int kg = K / G, kb_n = (kg + MR - 1) / MR;
-  if (o >= (ulong)G * kb_n * MR * npq) return;
-  dy += dy_off;
-  const int i = (int)(o % (ulong)MR);
-  const ulong m = (o / (ulong)MR) % npq;
-  const ulong gb = o / ((ulong)MR * npq);
-  const int g = (int)(gb / (ulong)kb_n), kl = (int)(gb - (ulong)g * kb_n) * MR + i;
-  float v = 0.0f;
-  if (kl < kg) {
-    const int k = g * kg + kl;
 #if LAYOUT == 0
-    const ulong n = m / pq;
-    v = LOAD_Y(dy, (n * K + k) * pq + (m - n * pq));
+  const int n = m / pq;
+  AXLE_GLOBAL const Y_ELEM* src = dy + dy_off + ((ulong)n * K + (ulong)g * kg) * pq + (ulong)(m - n * pq);
+  const ulong ks = (ulong)pq;
 #else
-    v = LOAD_Y(dy, m * K + k);
+  AXLE_GLOBAL const Y_ELEM* src = dy + dy_off + (ulong)m * K + (ulong)g * kg;
+  const ulong ks = 1;
 #endif
+  AXLE_GLOBAL float* dst = dyp + dyp_off + ((ulong)g * kb_n * npq + (ulong)m) * MR;
+  for (int kb = 0; kb < kb_n; ++kb) {
+    AXLE_GLOBAL float* d = dst + (ulong)kb * npq * MR;
+    const int k0 = kb * MR;
+    for (int i = 0; i < MR; ++i) d[i] = k0 + i < kg ? (float)LOAD_Y(src, (ulong)(k0 + i) * ks) : 0.0f;
   }
-  dyp[dyp_off + o] = v;
 }
 
 // dims (taps * CGP / NR, ceil(ceil(K / G / MR) / KB), G * splits). x: channel c of
@@ -199,20 +199,16 @@ AXLE_KERNEL void axle_conv_bwdw_partial(AXLE_GLOBAL const float* AXLE_RESTRICT x
 AXLE_KERNEL void axle_conv_bwdw_reduce(AXLE_GLOBAL const float* AXLE_RESTRICT part, ulong part_off,
                                        AXLE_GLOBAL X_ELEM* AXLE_RESTRICT dwt, ulong dw_off, int K, int C, int R,
                                        int S, int G, int kgp, int cgp, int splits, float alpha, float beta) {
-  const ulong o = (ulong)AXLE_GLOBAL_ID(0);
+  const int o = (int)AXLE_GLOBAL_ID(0);  // dw has fewer than 2^31 elements
   const int cg = C / G, kg = K / G, taps = R * S;
-  if (o >= (ulong)K * cg * taps) return;
+  if (o >= K * cg * taps) return;
   dwt += dw_off;
 #if LAYOUT == 0
-  const int s = (int)(o % (ulong)S);
-  const int r = (int)((o / (ulong)S) % (ulong)R);
-  const int cl = (int)((o / ((ulong)S * R)) % (ulong)cg);
-  const int k = (int)(o / ((ulong)S * R * cg));
+  const int kc = o / taps, t0 = o - kc * taps;
+  const int k = kc / cg, cl = kc - k * cg, r = t0 / S, s = t0 - r * S;
 #else
-  const int cl = (int)(o % (ulong)cg);
-  const int s = (int)((o / (ulong)cg) % (ulong)S);
-  const int r = (int)((o / ((ulong)cg * S)) % (ulong)R);
-  const int k = (int)(o / ((ulong)cg * S * R));
+  const int kt = o / cg, cl = o - kt * cg;
+  const int k = kt / taps, t0 = kt - k * taps, r = t0 / S, s = t0 - r * S;
 #endif
   const int grp = k / kg, kl = k - grp * kg, t = r * S + s;
   const ulong step = (ulong)taps * kgp * cgp;

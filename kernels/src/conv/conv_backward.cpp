@@ -389,7 +389,7 @@ class IgemmWeightsAlgo final : public ConvAlgo {
       std::vector<KernelArg> a{KernelArg::buffer_arg(*args.x.buffer, 0), u64_arg(args.x.offset),
                                KernelArg::buffer_arg(*ws, 0), u64_arg(xp_off)};
       for (std::size_t v : {d.n, d.c, d.h, d.w, d.groups, cgp_}) a.push_back(i32_arg(v));
-      launch_1d(stream, pack_x_k_, d.groups * d.n * d.h * d.w * cgp_, a);
+      launch_1d(stream, pack_x_k_, d.groups * nhw, a);
       xbuf = ws, x_off = xp_off, x_grp = nhw * cgp_, x_cb = nhw * nr, x_pix = nr;
     }
     const Buffer* dybuf = args.y.buffer;
@@ -398,7 +398,7 @@ class IgemmWeightsAlgo final : public ConvAlgo {
       std::vector<KernelArg> a{KernelArg::buffer_arg(*args.y.buffer, 0), u64_arg(args.y.offset),
                                KernelArg::buffer_arg(*ws, 0), u64_arg(dyp_off)};
       for (std::size_t v : {d.n, d.k, pb_.p, pb_.q, d.groups}) a.push_back(i32_arg(v));
-      launch_1d(stream, pack_dy_k_, d.groups * kgp_ * npq, a);
+      launch_1d(stream, pack_dy_k_, d.groups * npq, a);
       dybuf = ws, dy_off = dyp_off, dy_grp = kgp_ * npq, dy_kb = kMr * npq, dy_pix = kMr, dy_kstep = 0,
       dy_klim = kMr - 1;
     }
