@@ -174,7 +174,7 @@ class Gemm1x1BackwardAlgo final : public ConvAlgo {
     for (std::size_t v : {d.n, d.c, d.h, d.w, pb_.p, pb_.q, d.stride_h, d.stride_w}) a.push_back(i32_arg(v));
     a.push_back(KernelArg::scalar(args.alpha));
     a.push_back(KernelArg::scalar(args.beta));
-    launch_1d(stream, scatter_, d.x_elems(), a);
+    launch_1d(stream, scatter_, nhwc ? d.n * d.h * d.w : d.n * d.c * d.h, a);
   }
 
   ConvProblem pb_;
@@ -223,7 +223,7 @@ class BwdDataViaForward final : public ConvAlgo {
                                KernelArg::buffer_arg(*ws, 0),
                                KernelArg::scalar(static_cast<std::uint64_t>(ws_off / es))};
       for (std::size_t v : {d.k, d.c, d.r, d.s, d.groups}) a.push_back(KernelArg::scalar(static_cast<std::int32_t>(v)));
-      launch_1d(stream, flip_, n, a);
+      launch_1d(stream, flip_, d.layout == TensorLayout::NHWC ? d.c * d.r * d.s : d.c * (d.k / d.groups), a);
     }
     Conv2dArgs f;
     f.x = args.y;  // dy
