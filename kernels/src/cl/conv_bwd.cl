@@ -137,8 +137,8 @@ AXLE_KERNEL void axle_conv_direct_bwd_bias(AXLE_GLOBAL float* AXLE_RESTRICT db, 
 // The filters of the backward-data pass as a forward convolution over dy (stride 1,
 // dilation 1): wt[c][k][R-1-r][S-1-s] = w[k][c][r][s] within each group, in the layout's
 // filter order (KCRS or KRSC with the roles of C and K swapped). One work-item per
-// (c, r, s) writing its K / G filters (KRSC), or per (c, k) writing its R x S taps
-// (KCRS); the filters have fewer than 2^31 elements.
+// tile of 16 x 16 (filter, channel) pairs of one tap and group (KRSC), or per (c, k)
+// writing its R x S taps (KCRS); the filters have fewer than 2^31 elements.
 AXLE_KERNEL void axle_conv_flip_filters(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT w, ulong w_off,
                                         AXLE_GLOBAL X_ELEM* AXLE_RESTRICT wt, ulong wt_off, int K, int C, int R,
                                         int S, int G) {
@@ -154,12 +154,21 @@ AXLE_KERNEL void axle_conv_flip_filters(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT 
   for (int r = 0; r < R; ++r)
     for (int s = 0; s < S; ++s) STORE_X(wt, dst + r * S + s, LOAD_X(w, src + (R - 1 - r) * S + (S - 1 - s)));
 #else
-  if (id >= C * R * S) return;
-  const int c = id / (R * S), t = id - c * (R * S), r = t / S, s = t - r * S;
-  const int grp = c / cg, cl = c - grp * cg;
-  const int src = ((grp * kg * R + (R - 1 - r)) * S + (S - 1 - s)) * cg + cl, step = R * S * cg;
-  const int dst = id * kg;
-  for (int kl = 0; kl < kg; ++kl) STORE_X(wt, dst + kl, LOAD_X(w, src + kl * step));
+  // Tiles of 16 filters x 16 channels of one tap and group, transposed.
+  const int kt_n = (kg + 15) / 16, ct_n = (cg + 15) / 16, taps = R * S;
+  if (id >= G * taps * kt_n * ct_n) return;
+  const int ct = id % ct_n, kt = (id / ct_n) % kt_n, t = (id / (ct_n * kt_n)) % taps;
+  const int grp = id / (ct_n * kt_n * taps);
+  const int k0 = kt * 16, c0 = ct * 16, kn = min(16, kg - k0), cn = min(16, cg - c0);
+  float tile[16][16];
+  for (int i = 0; i < kn; ++i) {
+    const int src = ((grp * kg + k0 + i) * taps + (taps - 1 - t)) * cg + c0;
+    for (int j = 0; j < cn; ++j) tile[i][j] = LOAD_X(w, src + j);
+  }
+  for (int j = 0; j < cn; ++j) {
+    const int dst = ((grp * cg + c0 + j) * taps + t) * kg + k0;
+    for (int i = 0; i < kn; ++i) STORE_X(wt, dst + i, tile[i][j]);
+  }
 #endif
 }
 

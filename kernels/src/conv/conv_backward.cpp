@@ -223,7 +223,11 @@ class BwdDataViaForward final : public ConvAlgo {
                                KernelArg::buffer_arg(*ws, 0),
                                KernelArg::scalar(static_cast<std::uint64_t>(ws_off / es))};
       for (std::size_t v : {d.k, d.c, d.r, d.s, d.groups}) a.push_back(KernelArg::scalar(static_cast<std::int32_t>(v)));
-      launch_1d(stream, flip_, d.layout == TensorLayout::NHWC ? d.c * d.r * d.s : d.c * (d.k / d.groups), a);
+      const std::size_t cg = d.c / d.groups, kg = d.k / d.groups;
+      launch_1d(stream, flip_,
+                d.layout == TensorLayout::NHWC ? d.groups * d.r * d.s * div_up(kg, std::size_t{16}) * div_up(cg, std::size_t{16})
+                                               : d.c * kg,
+                a);
     }
     Conv2dArgs f;
     f.x = args.y;  // dy
