@@ -352,10 +352,10 @@ class IgemmWeightsAlgo final : public ConvAlgo {
     splits = std::min(splits, std::max<std::size_t>(1, kMaxGrid / d.groups));
     split_rows_ = div_up(rows, splits);
     splits_ = div_up(rows, split_rows_);
-    // In place: NHWC f32 rows of one block (one group, C = NR; K up to 64 filters).
-    pack_x_ = !(d.layout == TensorLayout::NHWC && pb.types.x == DataType::F32 && d.c == nr);
+    // In place: NHWC f32 x with whole channel blocks per group, NHWC f32 dy of one group.
+    pack_x_ = !(d.layout == TensorLayout::NHWC && pb.types.x == DataType::F32 && cg % nr == 0);
     direct_ = splits_ == 1 && d.layout == TensorLayout::NHWC && pb.types.x == DataType::F32 && cg % nr == 0;
-    pack_dy_ = !(d.layout == TensorLayout::NHWC && pb.types.y == DataType::F32 && d.groups == 1 && d.k <= 64);
+    pack_dy_ = !(d.layout == TensorLayout::NHWC && pb.types.y == DataType::F32 && d.groups == 1);
     BuildOptions opt;
     opt.define("MR", static_cast<int>(kMr)).define("VW", static_cast<int>(vw_)).define("NV", static_cast<int>(nv_));
     opt.define("KB", static_cast<int>(kb_));
