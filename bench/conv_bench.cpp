@@ -757,7 +757,7 @@ void run_cudnn(CudnnConv& c) {
 
 struct Args {
   bool quick = false;
-  std::string device, json, layers, layout = "nhwc", dtype = "f32", direction;
+  std::string device, json, layers, layout = "nhwc", dtype = "f32", direction, algo;
   std::vector<std::size_t> batches;
   int rounds = 5, threads = 0;
 };
@@ -790,14 +790,16 @@ void usage() {
   std::printf(
       "usage: conv_bench [--quick] [--device SPEC] [--batch LIST] [--layers SUBSTRING[,...]]\n"
       "                  [--direction fwd|bwd_data|bwd_weights|all] [--layout nhwc|nchw|both]\n"
-      "                  [--dtype f32|f16] [--rounds N] [--threads N] [--json FILE]\n"
+      "                  [--dtype f32|f16] [--rounds N] [--threads N] [--algo NAME] [--json FILE]\n"
       "  --quick       3x3 C64 56x56, 3x3 C256 14x14 and 1x1 C256->K64 56x56 at batch 1, and\n"
       "                (without --direction) both backward directions of 3x3 C64 56x56\n"
       "  --batch       batch sizes (default 1,8)\n"
       "  --layers      run the layers whose name contains one of the substrings (e.g. 3x3,dw)\n"
       "  --direction   fwd (default), bwd_data, bwd_weights or all; the backward directions\n"
       "                run on the 3x3 and 1x1 layers\n"
-      "  --threads     oneDNN's threads (default: the machine's cores)\n");
+      "  --threads     oneDNN's threads (default: the machine's cores)\n"
+      "  --algo        force Axle's algorithm (direct, implicit_gemm, gemm_1x1, winograd, tap_gemm, ...;\n"
+      "                default auto, the selector's choice); layers it cannot serve are skipped\n");
 }
 
 }  // namespace
@@ -827,6 +829,8 @@ int main(int argc, char** argv) {
       a.dtype = next();
     else if (s == "--direction")
       a.direction = next();
+    else if (s == "--algo")
+      a.algo = next();
     else if (s == "--batch")
       a.batches = parse_list(next());
     else if (s == "--rounds")
@@ -844,6 +848,18 @@ int main(int argc, char** argv) {
   if (a.dtype != "f32" && a.dtype != "f16") {
     std::fprintf(stderr, "--dtype must be f32 or f16\n");
     return 2;
+  }
+  dnn::Algorithm forced = dnn::Algorithm::Auto;
+  if (!a.algo.empty()) {
+    bool found = false;
+    for (dnn::Algorithm al : {dnn::Algorithm::Auto, dnn::Algorithm::Direct, dnn::Algorithm::ImplicitGemm,
+                              dnn::Algorithm::Gemm1x1, dnn::Algorithm::Winograd, dnn::Algorithm::TensorCore,
+                              dnn::Algorithm::CudaSimt, dnn::Algorithm::TapGemm})
+      if (a.algo == dnn::to_string(al)) forced = al, found = true;
+    if (!found) {
+      std::fprintf(stderr, "--algo %s names no algorithm (see --help)\n", a.algo.c_str());
+      return 2;
+    }
   }
   std::vector<dnn::TensorLayout> layouts;
   if (a.layout == "nhwc" || a.layout == "both") layouts.push_back(dnn::TensorLayout::NHWC);
@@ -990,7 +1006,10 @@ int main(int argc, char** argv) {
         const bool nhwc = lay == dnn::TensorLayout::NHWC;
         try {
           const dnn::Conv2dDesc dl = make_desc(layer, batch, lay);
-          auto plan = std::make_shared<dnn::Conv2dPlan>(dev, dl, dnn::Conv2dTypes{dt, dt, dt}, dir);
+          dnn::Conv2dOptions popt;
+          popt.algorithm = forced;
+          auto plan = std::make_shared<dnn::Conv2dPlan>(dev, dl, dnn::Conv2dTypes{dt, dt, dt}, dir,
+                                                        dnn::Conv2dFusion{}, popt);
           auto bx = std::make_shared<axle::Buffer>(upload(stream, nhwc ? x_in_nhwc : x_in, dt));
           auto bw = std::make_shared<axle::Buffer>(upload(stream, nhwc ? w_in_krsc : w_in, dt));
           auto by = std::make_shared<axle::Buffer>(upload(stream, nhwc ? y_in_nhwc : y_in, dt));

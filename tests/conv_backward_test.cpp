@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -153,6 +154,40 @@ class ConvBackward : public ::testing::TestWithParam<axle::Device> {
     for (std::size_t k = 0; k < d.k; ++k) expect_close("db", k, gdb[k], rdb[k], mdb[k], hdb[k], terms_dw, 0);
     EXPECT_EQ(bad, 0u);
   }
+
+  // dw and db of three runs of one plan are the same bits.
+  void expect_deterministic_weights(const dnn::Conv2dDesc& d, dnn::Algorithm algo) {
+    std::mt19937 rng(5);
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    std::vector<float> hx(d.x_elems()), hdy(d.y_elems());
+    for (auto& v : hx) v = dist(rng);
+    for (auto& v : hdy) v = dist(rng);
+    axle::Stream s = dev().create_stream();
+    axle::Buffer bx = dev().alloc<float>(hx.size()), bdy = dev().alloc<float>(hdy.size()),
+                 bdw = dev().alloc<float>(d.w_elems()), bdb = dev().alloc<float>(d.k);
+    s.copy(hx, bx.view<float>());
+    s.copy(hdy, bdy.view<float>());
+    dnn::Conv2dArgs a;
+    a.x = bx.view<float>();
+    a.y = bdy.view<float>();
+    a.w = bdw.view<float>();
+    a.bias = bdb.view<float>();
+    std::vector<float> first, again(d.w_elems()), db1(d.k), db2(d.k);
+    dnn::Conv2dOptions opt;
+    opt.algorithm = algo;
+    for (int run = 0; run < 3; ++run) {
+      dnn::conv2d_backward_weights(s, d, a, opt);
+      s.copy(bdw, again);
+      s.copy(bdb, run == 0 ? db1 : db2);
+      s.synchronize();
+      if (run == 0) {
+        first = again;
+      } else {
+        ASSERT_EQ(std::memcmp(first.data(), again.data(), first.size() * sizeof(float)), 0) << "run " << run;
+        ASSERT_EQ(std::memcmp(db1.data(), db2.data(), db1.size() * sizeof(float)), 0) << "run " << run;
+      }
+    }
+  }
 };
 
 INSTANTIATE_TEST_SUITE_P(Devices, ConvBackward, ::testing::ValuesIn(axle::devices()), axle_test::DeviceName());
@@ -210,6 +245,49 @@ TEST_P(ConvBackward, GroupsDepthwiseAndSixteenBitTypes) {
   }
 }
 
+// The implicit GEMM of the weight gradient: x read in place (NHWC f32, C / G a multiple
+// of the channel block) or packed, filter blocks past K / G, several channel blocks and
+// runs of filter blocks, rows split across work-items and walked in chunks.
+TEST_P(ConvBackward, ImplicitGemmWeightsBlocksSplitsAndPacking) {
+  for (auto l : {dnn::TensorLayout::NHWC, dnn::TensorLayout::NCHW}) {
+    auto pad = [](dnn::Conv2dDesc d, std::size_t t, std::size_t b, std::size_t le, std::size_t ri) {
+      d.pad_top = t, d.pad_bottom = b, d.pad_left = le, d.pad_right = ri;
+      return d;
+    };
+    check<float, float>(pad(make(3, 64, 13, 7, 17, 3, 3, l), 1, 1, 1, 1));
+    check<float, float>(pad(make(1, 128, 7, 7, 80, 3, 3, l), 1, 1, 1, 1));
+    check<float, float>(make(1, 5, 1, 1, 3, 1, 1, l));
+    check<float, float>(pad(make(1, 5, 1, 1, 3, 3, 3, l), 1, 1, 1, 1));
+    check<float, float>(pad(make(3, 16, 30, 30, 16, 3, 3, l), 1, 1, 1, 1));
+    dnn::Conv2dDesc sd = pad(make(2, 17, 13, 13, 5, 3, 3, l), 2, 1, 0, 2);
+    sd.stride_h = 2, sd.stride_w = 3, sd.dilation_h = 2;
+    check<float, float>(sd);
+    dnn::Conv2dDesc g = pad(make(2, 64, 6, 6, 10, 3, 3, l), 1, 1, 1, 1);
+    g.groups = 2;
+    check<float, float>(g);
+    check<float, float>(g, -0.5f, 0.75f);
+    check<half_t, half_t>(pad(make(1, 32, 7, 7, 12, 3, 3, l), 1, 1, 1, 1));
+  }
+}
+
+// Strided 1x1 layers: backward data as a GEMM over dy's pixels spread into dx.
+TEST_P(ConvBackward, StridedOneByOne) {
+  for (auto l : {dnn::TensorLayout::NHWC, dnn::TensorLayout::NCHW}) {
+    dnn::Conv2dDesc d = make(3, 17, 7, 13, 5, 1, 1, l);
+    d.stride_h = 2, d.stride_w = 3;
+    EXPECT_EQ(dnn::Conv2dPlan(dev(), d, {}, dnn::Direction::BackwardData).algorithm(), dnn::Algorithm::Gemm1x1);
+    check<float, float>(d);
+    check<float, float>(d, 0.5f, 1.0f);
+    dnn::Conv2dDesc g = make(1, 8, 6, 6, 12, 1, 1, l);
+    g.stride_h = g.stride_w = 2, g.groups = 2;
+    check<float, float>(g);
+    check<half_t, half_t>(g);
+    dnn::Conv2dDesc one = make(1, 3, 1, 1, 1, 1, 1, l);
+    one.stride_h = one.stride_w = 2;
+    check<float, float>(one);
+  }
+}
+
 TEST_P(ConvBackward, AlphaBetaAccumulate) {
   dnn::Conv2dDesc d = make(2, 4, 6, 6, 3, 3, 3, dnn::TensorLayout::NHWC);
   d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = 1;
@@ -219,38 +297,18 @@ TEST_P(ConvBackward, AlphaBetaAccumulate) {
   check<float, float>(d, 1.0f, 1.0f);
 }
 
-// The weight gradient is bit-identical from run to run on one device and plan.
+// The weight gradient is bit-identical from run to run on one device and plan, for
+// every algorithm that serves the layer (the implicit GEMM splits the rows here).
 TEST_P(ConvBackward, WeightGradientIsDeterministic) {
-  dnn::Conv2dDesc d = make(4, 16, 14, 14, 16, 3, 3, dnn::TensorLayout::NHWC);
-  d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = 1;
-  std::mt19937 rng(5);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> hx(d.x_elems()), hdy(d.y_elems());
-  for (auto& v : hx) v = dist(rng);
-  for (auto& v : hdy) v = dist(rng);
-  axle::Stream s = dev().create_stream();
-  axle::Buffer bx = dev().alloc<float>(hx.size()), bdy = dev().alloc<float>(hdy.size()),
-               bdw = dev().alloc<float>(d.w_elems()), bdb = dev().alloc<float>(d.k);
-  s.copy(hx, bx.view<float>());
-  s.copy(hdy, bdy.view<float>());
-  dnn::Conv2dArgs a;
-  a.x = bx.view<float>();
-  a.y = bdy.view<float>();
-  a.w = bdw.view<float>();
-  a.bias = bdb.view<float>();
-  std::vector<float> first, again(d.w_elems()), db1(d.k), db2(d.k);
-  for (int run = 0; run < 3; ++run) {
-    dnn::conv2d_backward_weights(s, d, a);
-    s.copy(bdw, again);
-    s.copy(bdb, run == 0 ? db1 : db2);
-    s.synchronize();
-    if (run == 0) {
-      first = again;
-    } else {
-      ASSERT_EQ(std::memcmp(first.data(), again.data(), first.size() * sizeof(float)), 0) << "run " << run;
-      ASSERT_EQ(std::memcmp(db1.data(), db2.data(), db1.size() * sizeof(float)), 0) << "run " << run;
+  for (dnn::Algorithm algo : {dnn::Algorithm::Auto, dnn::Algorithm::ImplicitGemm, dnn::Algorithm::TapGemm,
+                              dnn::Algorithm::Direct})
+    for (auto l : {dnn::TensorLayout::NHWC, dnn::TensorLayout::NCHW}) {
+      dnn::Conv2dDesc d = make(4, 16, 14, 14, 16, 3, 3, l);
+      d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = 1;
+      if (!dnn::supports(dev(), algo, d, {}, dnn::Direction::BackwardWeights)) continue;
+      SCOPED_TRACE(std::string(dnn::to_string(algo)) + " " + d.str());
+      expect_deterministic_weights(d, algo);
     }
-  }
 }
 
 // The gradients of L = sum(g .* conv(x, w)) against central differences of the forward pass.

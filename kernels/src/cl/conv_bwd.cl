@@ -136,29 +136,40 @@ AXLE_KERNEL void axle_conv_direct_bwd_bias(AXLE_GLOBAL float* AXLE_RESTRICT db, 
 
 // The filters of the backward-data pass as a forward convolution over dy (stride 1,
 // dilation 1): wt[c][k][R-1-r][S-1-s] = w[k][c][r][s] within each group, in the layout's
-// filter order (KCRS or KRSC with the roles of C and K swapped). One work-item per element.
+// filter order (KCRS or KRSC with the roles of C and K swapped). One work-item per
+// tile of 16 x 16 (filter, channel) pairs of one tap and group (KRSC), or per (c, k)
+// writing its R x S taps (KCRS); the filters have fewer than 2^31 elements.
 AXLE_KERNEL void axle_conv_flip_filters(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT w, ulong w_off,
                                         AXLE_GLOBAL X_ELEM* AXLE_RESTRICT wt, ulong wt_off, int K, int C, int R,
                                         int S, int G) {
-  const ulong o = (ulong)AXLE_GLOBAL_ID(0);
+  const int id = (int)AXLE_GLOBAL_ID(0);
   const int cg = C / G, kg = K / G;
-  if (o >= (ulong)C * kg * R * S) return;
   w += w_off;
   wt += wt_off;
-  // o indexes wt: C filters of kg channels, R x S taps.
 #if LAYOUT == 0
-  const int s = (int)(o % (ulong)S);
-  const int r = (int)((o / (ulong)S) % (ulong)R);
-  const int kl = (int)((o / ((ulong)S * R)) % (ulong)kg);
-  const int c = (int)(o / ((ulong)S * R * kg));
-#else
-  const int kl = (int)(o % (ulong)kg);
-  const int s = (int)((o / (ulong)kg) % (ulong)S);
-  const int r = (int)((o / ((ulong)kg * S)) % (ulong)R);
-  const int c = (int)(o / ((ulong)kg * S * R));
-#endif
+  if (id >= C * kg) return;
+  const int c = id / kg, kl = id - c * kg;
   const int grp = c / cg, cl = c - grp * cg, k = grp * kg + kl;
-  STORE_X(wt, o, LOAD_X(w, axle_w_index(k, cl, R - 1 - r, S - 1 - s, cg, R, S)));
+  const int src = (k * cg + cl) * R * S, dst = id * R * S;
+  for (int r = 0; r < R; ++r)
+    for (int s = 0; s < S; ++s) STORE_X(wt, dst + r * S + s, LOAD_X(w, src + (R - 1 - r) * S + (S - 1 - s)));
+#else
+  // Tiles of 16 filters x 16 channels of one tap and group, transposed.
+  const int kt_n = (kg + 15) / 16, ct_n = (cg + 15) / 16, taps = R * S;
+  if (id >= G * taps * kt_n * ct_n) return;
+  const int ct = id % ct_n, kt = (id / ct_n) % kt_n, t = (id / (ct_n * kt_n)) % taps;
+  const int grp = id / (ct_n * kt_n * taps);
+  const int k0 = kt * 16, c0 = ct * 16, kn = min(16, kg - k0), cn = min(16, cg - c0);
+  float tile[16][16];
+  for (int i = 0; i < kn; ++i) {
+    const int src = ((grp * kg + k0 + i) * taps + (taps - 1 - t)) * cg + c0;
+    for (int j = 0; j < cn; ++j) tile[i][j] = LOAD_X(w, src + j);
+  }
+  for (int j = 0; j < cn; ++j) {
+    const int dst = ((grp * cg + c0 + j) * taps + t) * kg + k0;
+    for (int i = 0; i < kn; ++i) STORE_X(wt, dst + i, tile[i][j]);
+  }
+#endif
 }
 
 // Tap-wise weight gradient: for one filter tap (r, s) and one group, gather the input
@@ -212,4 +223,44 @@ AXLE_KERNEL void axle_conv_finish_dw(AXLE_GLOBAL const float* AXLE_RESTRICT g, u
   float v = alpha * g[((((ulong)grp * R + r) * S + s) * kg + kl) * cg + cl];
   if (beta != 0.0f) v += beta * LOAD_X(dwt, o);
   STORE_X(dwt, o, v);
+}
+
+// Backward data of a strided 1x1 layer: the GEMM wrote g = dy w for the input pixels the
+// layer reads (g[n p q][c] NHWC, g[n][c][p q] NCHW, f32); the other pixels get no
+// gradient. dx = alpha * g (at ih = p * sh, iw = q * sw; else 0) + beta * dx. One
+// work-item per input pixel writing its C channels (NHWC), or per input row of one
+// channel writing its W pixels (NCHW).
+AXLE_KERNEL void axle_conv_scatter_strided_1x1(AXLE_GLOBAL const float* AXLE_RESTRICT g, ulong g_off,
+                                               AXLE_GLOBAL X_ELEM* AXLE_RESTRICT dx, ulong dx_off, int N, int C,
+                                               int H, int W, int P, int Q, int sh, int sw, float alpha,
+                                               float beta) {
+  const int id = (int)AXLE_GLOBAL_ID(0);
+  g += g_off;
+  dx += dx_off;
+#if LAYOUT == 0
+  if (id >= N * C * H) return;
+  const int ih = id % H, nc = id / H;
+  AXLE_GLOBAL X_ELEM* out = dx + (ulong)id * W;
+  const int p = ih / sh;
+  const bool row = p * sh == ih && p < P;
+  AXLE_GLOBAL const float* src = g + ((ulong)nc * P + p) * Q;
+  for (int iw = 0; iw < W; ++iw) {
+    const int q = iw / sw;
+    float v = row && q * sw == iw && q < Q ? alpha * src[q] : 0.0f;
+    if (beta != 0.0f) v += beta * LOAD_X(out, iw);
+    STORE_X(out, iw, v);
+  }
+#else
+  if (id >= N * H * W) return;
+  const int iw = id % W, ih = (id / W) % H, n = id / (W * H);
+  const int p = ih / sh, q = iw / sw;
+  const bool hit = p * sh == ih && q * sw == iw && p < P && q < Q;
+  AXLE_GLOBAL X_ELEM* out = dx + (ulong)id * C;
+  AXLE_GLOBAL const float* src = g + (((ulong)n * P + p) * Q + q) * C;
+  for (int c = 0; c < C; ++c) {
+    float v = hit ? alpha * src[c] : 0.0f;
+    if (beta != 0.0f) v += beta * LOAD_X(out, c);
+    STORE_X(out, c, v);
+  }
+#endif
 }

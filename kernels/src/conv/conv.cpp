@@ -143,6 +143,14 @@ bool d_pixels_enough(const ConvProblem& pb) {
   return d.c / d.groups >= 4 && d.k / d.groups >= 4 && d.n * pb.p * pb.q >= 64 && tap_gemm_reason(pb).empty();
 }
 
+// Whether the implicit GEMM of the weight gradient pays: a CPU device (its work-items
+// are single register blocks) and more than a sliver of channels per group.
+bool igemm_weights_pays(const ConvProblem& pb) {
+  const Conv2dDesc& d = pb.desc;
+  return pb.device.info().type == DeviceType::CPU && d.c / d.groups >= 4 && d.k / d.groups >= 4 &&
+         igemm_weights_reason(pb).empty();
+}
+
 // The reduction length of the backward-data pass (K / groups * R * S).
 std::size_t bwd_data_reduction(const Conv2dDesc& d) { return d.k / d.groups * d.r * d.s; }
 
@@ -240,7 +248,12 @@ Conv2dPlan::Conv2dPlan(const Device& device, const Conv2dDesc& desc, const Conv2
   } else if (direction != Direction::Forward) {
     if (detail::algo_unsupported_reason(Algorithm::Gemm1x1, pb).empty()) {
       impl->algorithm = Algorithm::Gemm1x1;
-      impl->why = "1x1 filter at stride 1 without padding: GEMMs";
+      impl->why = desc.stride_h == 1 && desc.stride_w == 1
+                      ? "1x1 filter at stride 1 without padding: GEMMs"
+                      : "strided 1x1 filter without padding: a GEMM over dy's pixels, spread into dx";
+    } else if (direction == Direction::BackwardWeights && detail::igemm_weights_pays(pb)) {
+      impl->algorithm = Algorithm::ImplicitGemm;
+      impl->why = "CPU device: the register-blocked implicit GEMM over x and dy, split rows summed in order";
     } else if (direction == Direction::BackwardWeights && detail::d_pixels_enough(pb)) {
       impl->algorithm = Algorithm::TapGemm;
       impl->why = "a gather and a GEMM per filter tap";

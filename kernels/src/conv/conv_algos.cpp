@@ -358,6 +358,7 @@ std::string algo_unsupported_reason(Algorithm algo, const ConvProblem& pb) {
   if (pb.direction == Direction::BackwardData && (algo == Algorithm::ImplicitGemm || algo == Algorithm::Winograd))
     return bwd_data_via_forward_reason(algo, pb);
   if (algo == Algorithm::TapGemm) return tap_gemm_reason(pb);
+  if (pb.direction == Direction::BackwardWeights && algo == Algorithm::ImplicitGemm) return igemm_weights_reason(pb);
   if (pb.direction != Direction::Forward && algo != Algorithm::Direct && algo != Algorithm::Auto &&
       algo != Algorithm::Gemm1x1)
     return std::string(to_string(algo)) + " has no " + to_string(pb.direction) + " kernels in this build";
@@ -373,7 +374,7 @@ std::string algo_unsupported_reason(Algorithm algo, const ConvProblem& pb) {
     case Algorithm::Gemm1x1:
       if (d.r != 1 || d.s != 1)
         return "the filter is " + std::to_string(d.r) + "x" + std::to_string(d.s) + ", not 1x1";
-      if (d.stride_h != 1 || d.stride_w != 1)
+      if ((d.stride_h != 1 || d.stride_w != 1) && pb.direction != Direction::BackwardData)
         return "stride " + std::to_string(d.stride_h) + "x" + std::to_string(d.stride_w) + " (it needs stride 1)";
       if (d.pad_top || d.pad_bottom || d.pad_left || d.pad_right) return "padding (it needs none)";
       return "";
@@ -392,6 +393,7 @@ std::unique_ptr<ConvAlgo> make_algo(Algorithm algo, const ConvProblem& pb) {
       return std::make_unique<DirectAlgo>(pb);
     case Algorithm::ImplicitGemm:
       if (pb.direction == Direction::BackwardData) return make_bwd_data_via_forward(pb, algo);
+      if (pb.direction == Direction::BackwardWeights) return make_igemm_weights(pb);
       if (use_packed(pb)) return std::make_unique<PackedIgemmAlgo>(pb);
       return std::make_unique<ImplicitGemmAlgo>(pb);
     case Algorithm::Gemm1x1:

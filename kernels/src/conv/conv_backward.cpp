@@ -2,6 +2,7 @@
 // backward data (dx from dy and w) and backward weights (dw from x and dy, and the
 // bias gradient db when the plan fuses a bias). Deterministic: one work-item per
 // element written, a fixed summation order.
+#include <algorithm>
 #include <string_view>
 
 #include "axle/blas.hpp"
@@ -76,20 +77,34 @@ class DirectBackwardAlgo final : public ConvAlgo {
 // bias gradients sum over the batch with beta = 1 after the first image, so the
 // results stay deterministic). The bias gradient multiplies dy by a vector of ones in
 // the workspace.
+//
+// Strided backward data: the GEMMs write dy w for the pixels the layer reads into the
+// workspace (f32, N P Q x C), and one kernel spreads them into dx with no gradient
+// elsewhere: no multiplications by the zeros a dilated dy would hold.
 class Gemm1x1BackwardAlgo final : public ConvAlgo {
  public:
-  explicit Gemm1x1BackwardAlgo(const ConvProblem& pb) : pb_(pb) {}
+  explicit Gemm1x1BackwardAlgo(const ConvProblem& pb) : pb_(pb) {
+    const Conv2dDesc& d = pb.desc;
+    strided_ = pb.direction == Direction::BackwardData && (d.stride_h != 1 || d.stride_w != 1);
+    if (strided_) scatter_ = build_conv_program(pb, "conv_bwd.cl").kernel("axle_conv_scatter_strided_1x1");
+  }
   std::size_t workspace_bytes() const override {
-    if (pb_.direction != Direction::BackwardWeights || !pb_.fusion.bias) return 0;
     const Conv2dDesc& d = pb_.desc;
+    if (strided_) return d.n * pb_.p * pb_.q * d.c * sizeof(float);
+    if (pb_.direction != Direction::BackwardWeights || !pb_.fusion.bias) return 0;
     return (d.layout == TensorLayout::NHWC ? d.n * d.h * d.w : d.h * d.w) * sizeof(float);
   }
   std::string params() const override {
     return std::to_string(pb_.desc.groups) + " GEMM(s) per " +
-           (pb_.desc.layout == TensorLayout::NHWC ? std::string("call") : std::string("image"));
+           (pb_.desc.layout == TensorLayout::NHWC ? std::string("call") : std::string("image")) +
+           (strided_ ? ", spread into dx by the stride" : "");
   }
   void run(Stream& stream, const Conv2dArgs& args, const Buffer* ws, std::size_t ws_off) const override {
     const Conv2dDesc& d = pb_.desc;
+    if (strided_) {
+      run_strided_data(stream, args, *ws, ws_off);
+      return;
+    }
     const std::size_t cg = d.c / d.groups, kg = d.k / d.groups, hw = d.h * d.w, m = d.n * hw;
     const bool nhwc = d.layout == TensorLayout::NHWC;
     const bool data = pb_.direction == Direction::BackwardData;
@@ -133,7 +148,38 @@ class Gemm1x1BackwardAlgo final : public ConvAlgo {
   }
 
  private:
+  void run_strided_data(Stream& stream, const Conv2dArgs& args, const Buffer& ws, std::size_t ws_off) const {
+    const Conv2dDesc& d = pb_.desc;
+    const std::size_t cg = d.c / d.groups, kg = d.k / d.groups, pq = pb_.p * pb_.q, m = d.n * pq;
+    const bool nhwc = d.layout == TensorLayout::NHWC;
+    const std::size_t g_off = ws_off / sizeof(float);
+    const BufferView<float> gbuf(ws, g_off, m * d.c);
+    with_types(pb_.types.x, pb_.types.y, [&](auto xt, auto yt) {
+      using TX = decltype(xt);
+      using TY = decltype(yt);
+      const BufferView<TX> w = typed<TX>(args.w);
+      const BufferView<TY> dy = typed<TY>(args.y);
+      for (std::size_t grp = 0; grp < d.groups; ++grp) {
+        if (nhwc)  // g[M, C] = dy[M, K] w[K, C]
+          blas::gemm(stream, Layout::RowMajor, Op::N, Op::N, m, cg, kg, 1.0f, dy.sub(grp * kg), d.k,
+                     w.sub(grp * kg * cg), cg, 0.0f, gbuf.sub(grp * cg), d.c);
+        else  // g[n][C, PQ] = w^T[C, K] dy[n][K, PQ]
+          blas::gemm_strided_batched(stream, Layout::RowMajor, Op::T, Op::N, cg, pq, kg, 1.0f,
+                                     w.sub(grp * kg * cg), cg, 0, dy.sub(grp * kg * pq), pq, d.k * pq, 0.0f,
+                                     gbuf.sub(grp * cg * pq), pq, d.c * pq, d.n);
+      }
+    });
+    std::vector<KernelArg> a{KernelArg::buffer_arg(ws, 0), u64_arg(g_off), KernelArg::buffer_arg(*args.x.buffer, 0),
+                             u64_arg(args.x.offset)};
+    for (std::size_t v : {d.n, d.c, d.h, d.w, pb_.p, pb_.q, d.stride_h, d.stride_w}) a.push_back(i32_arg(v));
+    a.push_back(KernelArg::scalar(args.alpha));
+    a.push_back(KernelArg::scalar(args.beta));
+    launch_1d(stream, scatter_, nhwc ? d.n * d.h * d.w : d.n * d.c * d.h, a);
+  }
+
   ConvProblem pb_;
+  bool strided_ = false;
+  Kernel scatter_;
 };
 
 // The forward problem that computes dx: a stride-1 convolution of dy (K channels,
@@ -177,7 +223,11 @@ class BwdDataViaForward final : public ConvAlgo {
                                KernelArg::buffer_arg(*ws, 0),
                                KernelArg::scalar(static_cast<std::uint64_t>(ws_off / es))};
       for (std::size_t v : {d.k, d.c, d.r, d.s, d.groups}) a.push_back(KernelArg::scalar(static_cast<std::int32_t>(v)));
-      launch_1d(stream, flip_, n, a);
+      const std::size_t cg = d.c / d.groups, kg = d.k / d.groups;
+      launch_1d(stream, flip_,
+                d.layout == TensorLayout::NHWC ? d.groups * d.r * d.s * div_up(kg, std::size_t{16}) * div_up(cg, std::size_t{16})
+                                               : d.c * kg,
+                a);
     }
     Conv2dArgs f;
     f.x = args.y;  // dy
@@ -267,6 +317,159 @@ class TapGemmWeightsAlgo final : public ConvAlgo {
   std::size_t xs_floats_ = 0, g_floats_ = 0;
 };
 
+
+// The weight gradient as an implicit GEMM over x and dy (kernels in conv_bwdw.cl): NHWC
+// f32 x and dy are read in place (a packed f32 copy otherwise), each work-item sums a
+// register block of MR filters x NR channels of one tap over a split of the output rows,
+// and a last kernel adds the splits' partial sums in a fixed order (deterministic).
+// db comes from the direct kernel.
+class IgemmWeightsAlgo final : public ConvAlgo {
+ public:
+  explicit IgemmWeightsAlgo(const ConvProblem& pb) : pb_(pb) {
+    const Conv2dDesc& d = pb.desc;
+    const std::size_t cg = d.c / d.groups, kg = d.k / d.groups, taps = d.r * d.s;
+    vw_ = pb.device.info().preferred_vector_width_float >= 16 ? 16 : 8;
+    nv_ = std::min<std::size_t>(vw_ == 16 ? 4 : 2, div_up(cg, vw_));
+    const std::size_t nr = vw_ * nv_;
+    cgp_ = round_up(cg, nr);
+    const std::size_t kb_n = div_up(kg, kMr);
+    kgp_ = kb_n * kMr;
+    // Work-items: taps x channel blocks x runs of filter blocks x groups x row splits.
+    // Up to 8 per compute unit come from shorter runs of filter blocks (no fewer than
+    // kMinKb a run: each run reads x again), then from splitting the rows (each split's
+    // sums then pass through the workspace and the reduction).
+    const std::size_t units = std::max<std::size_t>(1, pb.device.info().compute_units);
+    const std::size_t target = 8 * units;
+    const std::size_t base_items = taps * (cgp_ / nr) * d.groups;
+    kgroups_ = std::max(div_up(kb_n, kMaxKb),
+                        std::min({div_up(target, base_items), std::max<std::size_t>(1, kb_n / kMinKb), kMaxGrid}));
+    kb_ = div_up(kb_n, kgroups_);
+    kgroups_ = div_up(kb_n, kb_);
+    const std::size_t rows = d.n * pb.p;
+    chunk_rows_ = std::max<std::size_t>(1, kChunkPixels / pb.q);
+    const std::size_t items = base_items * kgroups_;
+    std::size_t splits = std::clamp<std::size_t>(div_up(target, items), 1, div_up(rows, chunk_rows_));
+    splits = std::min(splits, std::max<std::size_t>(1, kMaxGrid / d.groups));
+    split_rows_ = div_up(rows, splits);
+    splits_ = div_up(rows, split_rows_);
+    // In place: NHWC f32 x with whole channel blocks per group, NHWC f32 dy of one group.
+    pack_x_ = !(d.layout == TensorLayout::NHWC && pb.types.x == DataType::F32 && cg % nr == 0);
+    direct_ = splits_ == 1 && d.layout == TensorLayout::NHWC && pb.types.x == DataType::F32 && cg % nr == 0;
+    pack_dy_ = !(d.layout == TensorLayout::NHWC && pb.types.y == DataType::F32 && d.groups == 1);
+    BuildOptions opt;
+    opt.define("MR", static_cast<int>(kMr)).define("VW", static_cast<int>(vw_)).define("NV", static_cast<int>(nv_));
+    opt.define("KB", static_cast<int>(kb_));
+    Program prog = build_conv_program(pb, "conv_bwdw.cl", opt);
+    partial_ = prog.kernel("axle_conv_bwdw_partial");
+    reduce_ = prog.kernel("axle_conv_bwdw_reduce");
+    if (pack_x_) pack_x_k_ = prog.kernel("axle_conv_bwdw_pack_x");
+    if (pack_dy_) pack_dy_k_ = prog.kernel("axle_conv_bwdw_pack_dy");
+    if (pb.fusion.bias) bias_ = build_conv_program(pb, "conv_bwd.cl").kernel("axle_conv_direct_bwd_bias");
+    xp_floats_ = pack_x_ ? round_up(d.groups * d.n * d.h * d.w * cgp_, 16) : 0;
+    dyp_floats_ = pack_dy_ ? round_up(d.groups * kgp_ * d.n * pb.p * pb.q, 16) : 0;
+    part_floats_ = direct_ ? 0 : round_up(d.groups * splits_ * taps * kgp_ * cgp_, 16);
+  }
+  std::size_t workspace_bytes() const override {
+    return kAlign + (xp_floats_ + dyp_floats_ + part_floats_) * sizeof(float);
+  }
+  std::string params() const override {
+    return "MR=" + std::to_string(kMr) + " VW=" + std::to_string(vw_) + " NV=" + std::to_string(nv_) +
+           " KB=" + std::to_string(kb_) + ", " + std::to_string(splits_) + " split(s) of " +
+           std::to_string(split_rows_) + " rows in chunks of " + std::to_string(chunk_rows_) +
+           (pack_x_ || pack_dy_ ? std::string(", ") + (pack_x_ ? "x" : "") + (pack_x_ && pack_dy_ ? " and " : "") +
+                                      (pack_dy_ ? "dy" : "") + " packed"
+                                : std::string()) +
+           (direct_ ? ", dw written in place" : ", partial sums reduced in order");
+  }
+  void run(Stream& stream, const Conv2dArgs& args, const Buffer* ws, std::size_t ws_off) const override {
+    const Conv2dDesc& d = pb_.desc;
+    const std::size_t cg = d.c / d.groups, taps = d.r * d.s, nr = vw_ * nv_;
+    const std::size_t base = div_up(ws_off, kAlign) * (kAlign / sizeof(float));
+    const std::size_t xp_off = base, dyp_off = xp_off + xp_floats_, part_off = dyp_off + dyp_floats_;
+    const std::size_t nhw = d.n * d.h * d.w, npq = d.n * pb_.p * pb_.q, kg = d.k / d.groups;
+    const Buffer* xbuf = args.x.buffer;
+    std::size_t x_off = args.x.offset, x_grp = cg, x_cb = nr, x_pix = d.c;
+    if (pack_x_) {
+      std::vector<KernelArg> a{KernelArg::buffer_arg(*args.x.buffer, 0), u64_arg(args.x.offset),
+                               KernelArg::buffer_arg(*ws, 0), u64_arg(xp_off)};
+      for (std::size_t v : {d.n, d.c, d.h, d.w, d.groups, cgp_}) a.push_back(i32_arg(v));
+      launch_1d(stream, pack_x_k_, d.groups * nhw, a);
+      xbuf = ws, x_off = xp_off, x_grp = nhw * cgp_, x_cb = nhw * nr, x_pix = nr;
+    }
+    const Buffer* dybuf = args.y.buffer;
+    std::size_t dy_off = args.y.offset, dy_grp = kg, dy_kb = 0, dy_pix = d.k, dy_kstep = kMr, dy_klim = kg - 1;
+    if (pack_dy_) {
+      std::vector<KernelArg> a{KernelArg::buffer_arg(*args.y.buffer, 0), u64_arg(args.y.offset),
+                               KernelArg::buffer_arg(*ws, 0), u64_arg(dyp_off)};
+      for (std::size_t v : {d.n, d.k, pb_.p, pb_.q, d.groups}) a.push_back(i32_arg(v));
+      launch_1d(stream, pack_dy_k_, d.groups * npq, a);
+      dybuf = ws, dy_off = dyp_off, dy_grp = kgp_ * npq, dy_kb = kMr * npq, dy_pix = kMr, dy_kstep = 0,
+      dy_klim = kMr - 1;
+    }
+    {
+      std::vector<KernelArg> a{KernelArg::buffer_arg(*xbuf, 0), u64_arg(x_off), u64_arg(x_grp), u64_arg(x_cb),
+                               i32_arg(x_pix), KernelArg::buffer_arg(*dybuf, 0), u64_arg(dy_off), u64_arg(dy_grp),
+                               u64_arg(dy_kb), i32_arg(dy_pix), i32_arg(dy_kstep), i32_arg(dy_klim),
+                               KernelArg::buffer_arg(*ws, 0), u64_arg(part_off)};
+      for (std::size_t v : {d.n, d.c, d.h, d.w, d.k, d.r, d.s, pb_.p, pb_.q, d.stride_h, d.stride_w, d.pad_top,
+                            d.pad_left, d.dilation_h, d.dilation_w, d.groups, cgp_, kgp_, splits_, split_rows_,
+                            chunk_rows_})
+        a.push_back(i32_arg(v));
+      a.push_back(KernelArg::buffer_arg(*args.w.buffer, 0));
+      a.push_back(u64_arg(args.w.offset));
+      a.push_back(i32_arg(direct_ ? 1 : 0));
+      a.push_back(KernelArg::scalar(args.alpha));
+      a.push_back(KernelArg::scalar(args.beta));
+      stream.launch_args(partial_, Range(taps * (cgp_ / nr), kgroups_, d.groups * splits_), Range(1, 1, 1), a);
+    }
+    if (!direct_) {
+      std::vector<KernelArg> a{KernelArg::buffer_arg(*ws, 0), u64_arg(part_off), KernelArg::buffer_arg(*args.w.buffer, 0),
+                               u64_arg(args.w.offset)};
+      for (std::size_t v : {d.k, d.c, d.r, d.s, d.groups, kgp_, cgp_, splits_}) a.push_back(i32_arg(v));
+      a.push_back(KernelArg::scalar(args.alpha));
+      a.push_back(KernelArg::scalar(args.beta));
+      launch_1d(stream, reduce_, d.w_elems(), a);
+    }
+    if (pb_.fusion.bias) {
+      std::vector<KernelArg> a{KernelArg::buffer_arg(args.bias.buffer(), 0), u64_arg(args.bias.offset()),
+                               KernelArg::buffer_arg(*args.y.buffer, 0), u64_arg(args.y.offset), i32_arg(d.n), i32_arg(d.k),
+                               i32_arg(pb_.p), i32_arg(pb_.q), KernelArg::scalar(args.alpha), KernelArg::scalar(args.beta)};
+      launch_1d(stream, bias_, d.k, a);
+    }
+  }
+
+ private:
+  static constexpr std::size_t kAlign = 64;
+  static constexpr std::size_t kMr = 6;            // MR: filters per register block
+  static constexpr std::size_t kMaxKb = 12;        // filter blocks a work-item keeps in private memory
+  static constexpr std::size_t kMinKb = 4;         // filter blocks per work-item before rows are split
+  static constexpr std::size_t kChunkPixels = 64;  // output pixels per chunk (x and dy in L1/L2)
+  static constexpr std::size_t kMaxGrid = 65535;   // CUDA's grid y and z limits
+  ConvProblem pb_;
+  std::size_t vw_ = 16, nv_ = 1, cgp_ = 0, kgp_ = 0, kb_ = 1, kgroups_ = 1, chunk_rows_ = 1, split_rows_ = 1,
+              splits_ = 1;
+  bool pack_x_ = false, pack_dy_ = false, direct_ = false;
+  Kernel partial_, reduce_, pack_x_k_, pack_dy_k_, bias_;
+  std::size_t xp_floats_ = 0, dyp_floats_ = 0, part_floats_ = 0;
+};
+
+}  // namespace
+
+std::string igemm_weights_reason(const ConvProblem& pb) {
+  const Conv2dDesc& d = pb.desc;
+  if (d.groups > 65535) return "more than 65535 groups";
+  if (div_up(div_up(d.k / d.groups, std::size_t{6}), std::size_t{12}) > 65535)
+    return "more than 65535 runs of filter blocks per group";
+  const double cgp = double(div_up(d.c / d.groups, std::size_t{64}) * 64);
+  const double kgp = double(div_up(d.k / d.groups, std::size_t{6}) * 6);
+  if (double(d.groups) * d.n * d.h * d.w * cgp > 2147483647.0 || double(d.groups) * d.n * pb.p * pb.q * kgp > 2147483647.0)
+    return "the packed input or output gradient would exceed 2^31 elements";
+  return "";
+}
+
+std::unique_ptr<ConvAlgo> make_igemm_weights(const ConvProblem& pb) { return std::make_unique<IgemmWeightsAlgo>(pb); }
+
+namespace {
 }  // namespace
 
 std::string tap_gemm_reason(const ConvProblem& pb) {

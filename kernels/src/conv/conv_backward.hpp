@@ -16,6 +16,11 @@ std::unique_ptr<ConvAlgo> make_bwd_data_via_forward(const ConvProblem& pb, Algor
 /// The weight gradient as one gather and GEMM per filter tap (Algorithm::TapGemm).
 std::string tap_gemm_reason(const ConvProblem& pb);
 std::unique_ptr<ConvAlgo> make_tap_gemm(const ConvProblem& pb);
+/// The weight gradient as a register-blocked implicit GEMM over x and dy with the
+/// reduction split across work-items and summed in a fixed order
+/// (Algorithm::ImplicitGemm for bwd_weights); "" when it serves.
+std::string igemm_weights_reason(const ConvProblem& pb);
+std::unique_ptr<ConvAlgo> make_igemm_weights(const ConvProblem& pb);
 /// 1x1 stride-1 layers through blas::gemm, for either backward direction.
 std::unique_ptr<ConvAlgo> make_gemm1x1_backward(const ConvProblem& pb);
 
