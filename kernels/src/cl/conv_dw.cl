@@ -55,8 +55,11 @@
 #ifndef MULT
 #define MULT 1
 #endif
-#ifndef WF32
-#define WF32 0
+#ifndef FLIP
+#define FLIP 0
+#endif
+#ifndef W_T
+#define W_T X_T
 #endif
 #define RS (R * S)
 
@@ -88,12 +91,15 @@
 #endif
 #define VZERO VSPLAT(0.0f)
 
-#if WF32
+#if W_T == 0
 #define W_ELEM float
 #define LOAD_W(p, i) ((p)[i])
+#elif W_T == 1
+#define W_ELEM AXLE_HALF
+#define LOAD_W(p, i) AXLE_LOAD_HALF(i, p)
 #else
-#define W_ELEM X_ELEM
-#define LOAD_W(p, i) LOAD_X(p, i)
+#define W_ELEM ushort
+#define LOAD_W(p, i) axle_bf16_to_float((p)[i])
 #endif
 
 // VW elements p[0], p[step], ... of x (any X_T) as one vector.
@@ -124,33 +130,38 @@ AXLE_FUNC VEC dw_pixel(AXLE_GLOBAL const X_ELEM* xrow, int iw, int W, int C) {
   return ok ? v : VZERO;
 }
 
-// One filter row r of a chunk of QB output pixels: LD(o) is the input pixel at column
-// offset o from the chunk's first (q0 * SW - pl). Stride-1 rows load each pixel once.
+// One filter row r of a chunk of NQ (<= QB) output pixels: LD(o) is the input pixel at
+// column offset o from the chunk's first (q0 * SW - pl). Stride-1 rows load each pixel
+// once.
 #if SW == 1 && DW == 1
-#define DW_FWD_ROW(LD)                                                                   \
-  _Pragma("unroll") for (int j = 0; j < QB + S - 1; ++j) {                               \
-    const VEC xv = LD(j);                                                                \
-    _Pragma("unroll") for (int s = 0; s < S; ++s) if (j - s >= 0 && j - s < QB) acc[j - s] = \
-        fma(xv, wt[r * S + s], acc[j - s]);                                              \
+#define DW_FWD_ROW(LD, NQ)                                                                   \
+  _Pragma("unroll") for (int j = 0; j < NQ + S - 1; ++j) {                                   \
+    const VEC xv = LD(j);                                                                    \
+    _Pragma("unroll") for (int s = 0; s < S; ++s) if (j - s >= 0 && j - s < NQ) acc[j - s] = \
+        fma(xv, wt[r * S + s], acc[j - s]);                                                  \
   }
-#define DW_BWD_ROW(LD)                                                                   \
-  _Pragma("unroll") for (int j = 0; j < QB + S - 1; ++j) {                               \
-    const VEC xv = LD(j);                                                                \
-    _Pragma("unroll") for (int s = 0; s < S; ++s) if (j - s >= 0 && j - s < QB) acc[r * S + s] = \
-        fma(xv, g[j - s], acc[r * S + s]);                                               \
+#define DW_BWD_ROW(LD, NQ)                                                                   \
+  _Pragma("unroll") for (int j = 0; j < NQ + S - 1; ++j) {                                   \
+    const VEC xv = LD(j);                                                                    \
+    _Pragma("unroll") for (int s = 0; s < S; ++s) if (j - s >= 0 && j - s < NQ) acc[r * S + s] = \
+        fma(xv, g[j - s], acc[r * S + s]);                                                   \
   }
 #else
-#define DW_FWD_ROW(LD)                                                                        \
-  _Pragma("unroll") for (int t = 0; t < QB; ++t) _Pragma("unroll") for (int s = 0; s < S; ++s) \
+#define DW_FWD_ROW(LD, NQ)                                                                    \
+  _Pragma("unroll") for (int t = 0; t < NQ; ++t) _Pragma("unroll") for (int s = 0; s < S; ++s) \
       acc[t] = fma(LD(t * SW + s * DW), wt[r * S + s], acc[t]);
-#define DW_BWD_ROW(LD)                                                                        \
-  _Pragma("unroll") for (int t = 0; t < QB; ++t) _Pragma("unroll") for (int s = 0; s < S; ++s) \
+#define DW_BWD_ROW(LD, NQ)                                                                    \
+  _Pragma("unroll") for (int t = 0; t < NQ; ++t) _Pragma("unroll") for (int s = 0; s < S; ++s) \
       acc[r * S + s] = fma(LD(t * SW + s * DW), g[t], acc[r * S + s]);
 #endif
 #define DW_LD_FAST(o) dw_load_x(xp + (ulong)(o) * C, 1)
 #define DW_LD_EDGE(o) dw_pixel(xrow, iw0 + (o), W, C)
-// Whether every column a chunk reads lies inside the row.
-#define DW_INSIDE(iw0) ((iw0) >= 0 && (iw0) + (QB - 1) * SW + (S - 1) * DW < W)
+// The output columns [*lo, *hi] whose taps all lie inside the row (*hi < *lo: none).
+AXLE_FUNC void dw_interior(int W, int Q, int pl, int* lo, int* hi) {
+  *lo = pl <= 0 ? 0 : (pl + SW - 1) / SW;
+  const int num = W - 1 - (S - 1) * DW + pl;
+  *hi = num < 0 ? -1 : min(num / SW, Q - 1);
+}
 
 // NCHW rows: the VW values of row `row` (W long) at columns c0, c0 + step, ... with
 // zeros outside [0, W).
@@ -187,15 +198,17 @@ AXLE_FUNC void dw_store(AXLE_GLOBAL Y_ELEM* y, AXLE_GLOBAL const float* bias, AX
   STORE_Y(y, o, axle_conv_act(v, act));
 }
 
-// Work-items: NHWC (C / VW * MULT, ceil(N * P / rows)), NCHW (K, ceil(N * P / rows)).
+// Work-items: NHWC (ceil(C / VW * MULT / blocks), ceil(N * P / rows)): `blocks` channel
+// blocks (VW channels of one multiplier index each) walked innermost, so that the
+// pixels of a chunk are read channel after channel (sequential memory); NCHW (K,
+// ceil(N * P / rows)). w is the tap-major float copy from axle_dw_pack.
 AXLE_KERNEL void axle_dw_fwd(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x, ulong x_off,
                              AXLE_GLOBAL const W_ELEM* AXLE_RESTRICT w, ulong w_off,
                              AXLE_GLOBAL Y_ELEM* AXLE_RESTRICT y, ulong y_off,
                              AXLE_GLOBAL const float* AXLE_RESTRICT bias, ulong bias_off,
                              AXLE_GLOBAL const Y_ELEM* AXLE_RESTRICT z, ulong z_off, int N, int C, int H, int W,
-                             int P, int Q, int pt, int pl, int rows, float alpha, float beta, int has_bias, int has_z,
-                             int act) {
-  const int item = (int)AXLE_GLOBAL_ID(0);
+                             int P, int Q, int pt, int pl, int rows, int blocks, float alpha, float beta,
+                             int has_bias, int has_z, int act) {
   const int row0 = (int)AXLE_GLOBAL_ID(1) * rows;
   const int K = C * MULT;
   x += x_off;
@@ -203,66 +216,75 @@ AXLE_KERNEL void axle_dw_fwd(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x, ulong x_
   y += y_off;
   bias += bias_off;
   z += z_off;
-#if LAYOUT == 1
-  if (item >= C / VW * MULT) return;
-  const int m = item % MULT, c0 = item / MULT * VW;
-  // The taps of the VW filters k = (c0 + j) * MULT + m.
-  VEC wt[RS];
-  {
-    float lane[VW];
-    for (int t = 0; t < RS; ++t) {
-      for (int j = 0; j < VW; ++j) lane[j] = LOAD_W(w, (ulong)((c0 + j) * MULT + m) * RS + t);
-      wt[t] = VLOAD(lane);
-    }
-  }
-  const bool vec_out = Y_T == 0 && MULT == 1 && VW > 1 && !has_z && beta == 0.0f && act == 0;
   const int row_end = min(row0 + rows, N * P);
-  for (int np = row0; np < row_end; ++np) {
-    const int n = np / P, p = np - n * P;
-    AXLE_GLOBAL const X_ELEM* xn = x + (ulong)n * H * W * C + c0;
-    for (int q0 = 0; q0 < Q; q0 += QB) {
-      VEC acc[QB];
-#pragma unroll
-      for (int t = 0; t < QB; ++t) acc[t] = VZERO;
-#pragma unroll
-      for (int r = 0; r < R; ++r) {
-        const int ih = p * SH - pt + r * DH;
-        if (ih < 0 || ih >= H) continue;
-        AXLE_GLOBAL const X_ELEM* xrow = xn + (ulong)ih * W * C;
-        const int iw0 = q0 * SW - pl;
-        if (DW_INSIDE(iw0)) {
-          AXLE_GLOBAL const X_ELEM* xp = xrow + (ulong)iw0 * C;
-          DW_FWD_ROW(DW_LD_FAST)
-        } else {
-          DW_FWD_ROW(DW_LD_EDGE)
-        }
+#if LAYOUT == 1
+  const int nb = C / VW * MULT;
+  const int it0 = (int)AXLE_GLOBAL_ID(0) * blocks, it1 = min(it0 + blocks, nb);
+  const bool vec_out = Y_T == 0 && MULT == 1 && VW > 1 && !has_z && beta == 0.0f && act == 0;
+  int q_lo, q_hi;
+  dw_interior(W, Q, pl, &q_lo, &q_hi);
+  for (int it = it0; it < it1; ++it) {
+    const int m = it % MULT, c0 = it / MULT * VW;
+    // The taps of the VW filters k = (c0 + j) * MULT + m.
+    VEC wt[RS];
+    {
+      float lane[VW];
+      for (int t = 0; t < RS; ++t) {
+        for (int j = 0; j < VW; ++j) lane[j] = LOAD_W(w, (ulong)((c0 + j) * MULT + m) * RS + (FLIP ? RS - 1 - t : t));
+        wt[t] = VLOAD(lane);
       }
-      const int qn = min(QB, Q - q0);
+    }
+    for (int np = row0; np < row_end; ++np) {
+      const int n = np / P, p = np - n * P;
+      AXLE_GLOBAL const X_ELEM* xn = x + (ulong)n * H * W * C + c0;
+      // Chunks of QB pixels inside [q_lo, q_hi] without bounds checks; the pixels at the
+      // borders one at a time with them.
+      for (int q0 = 0; q0 < Q;) {
+        const bool chunk = q0 >= q_lo && q0 + QB - 1 <= q_hi;
+        VEC acc[QB];
 #pragma unroll
-      for (int t = 0; t < QB; ++t) {
-        if (t >= qn) continue;
-        const ulong o = ((ulong)np * Q + q0 + t) * K + c0 * MULT + m;
-#if VW > 1 && Y_T == 0 && MULT == 1
-        if (vec_out) {
-          VEC v = acc[t] * alpha;
-          if (has_bias) v = v + VLOAD(bias + c0);
-          VSTORE(v, y + o);
-          continue;
+        for (int t = 0; t < QB; ++t) acc[t] = VZERO;
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+          const int ih = p * SH - pt + r * DH;
+          if (ih < 0 || ih >= H) continue;
+          AXLE_GLOBAL const X_ELEM* xrow = xn + (ulong)ih * W * C;
+          const int iw0 = q0 * SW - pl;
+          if (chunk) {
+            AXLE_GLOBAL const X_ELEM* xp = xrow + (ulong)iw0 * C;
+            DW_FWD_ROW(DW_LD_FAST, QB)
+          } else {
+            DW_FWD_ROW(DW_LD_EDGE, 1)
+          }
         }
+        const int qn = chunk ? QB : 1;
+#pragma unroll
+        for (int t = 0; t < QB; ++t) {
+          if (t >= qn) continue;
+          const ulong o = ((ulong)np * Q + q0 + t) * K + c0 * MULT + m;
+#if VW > 1 && Y_T == 0 && MULT == 1
+          if (vec_out) {
+            VEC v = acc[t] * alpha;
+            if (has_bias) v = v + VLOAD(bias + c0);
+            VSTORE(v, y + o);
+            continue;
+          }
 #endif
-        float lane[VW];
-        VSTORE(acc[t], lane);
-        for (int j = 0; j < VW; ++j)
-          dw_store(y, bias, z, o + (ulong)j * MULT, (c0 + j) * MULT + m, lane[j], alpha, beta, has_bias, has_z, act);
+          float lane[VW];
+          VSTORE(acc[t], lane);
+          for (int j = 0; j < VW; ++j)
+            dw_store(y, bias, z, o + (ulong)j * MULT, (c0 + j) * MULT + m, lane[j], alpha, beta, has_bias, has_z,
+                     act);
+        }
+        q0 += qn;
       }
     }
   }
 #else
-  if (item >= K) return;
-  const int k = item, c = k / MULT;
+  const int k = (int)AXLE_GLOBAL_ID(0), c = k / MULT;
+  if (k >= K) return;
   float wt[RS];
-  for (int t = 0; t < RS; ++t) wt[t] = LOAD_W(w, (ulong)k * RS + t);
-  const int row_end = min(row0 + rows, N * P);
+  for (int t = 0; t < RS; ++t) wt[t] = LOAD_W(w, (ulong)k * RS + (FLIP ? RS - 1 - t : t));
   for (int np = row0; np < row_end; ++np) {
     const int n = np / P, p = np - n * P;
     AXLE_GLOBAL const X_ELEM* xp = x + ((ulong)n * C + c) * H * W;
@@ -317,12 +339,15 @@ AXLE_KERNEL void axle_dw_bwd_w(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x, ulong 
 #if LAYOUT == 1
   if (item >= C / VW * MULT) return;
   const int m = item % MULT, c0 = item / MULT * VW;
+  int q_lo, q_hi;
+  dw_interior(W, Q, pl, &q_lo, &q_hi);
   for (int np = row0; np < row_end; ++np) {
     const int n = np / P, p = np - n * P;
     AXLE_GLOBAL const X_ELEM* xn = x + (ulong)n * H * W * C + c0;
     AXLE_GLOBAL const Y_ELEM* dyrow = dy + (ulong)np * Q * K + c0 * MULT + m;
-    for (int q0 = 0; q0 < Q; q0 += QB) {
-      const int qn = min(QB, Q - q0);
+    for (int q0 = 0; q0 < Q;) {
+      const bool chunk = q0 >= q_lo && q0 + QB - 1 <= q_hi;
+      const int qn = chunk ? QB : 1;
       VEC g[QB];
 #pragma unroll
       for (int t = 0; t < QB; ++t) {
@@ -336,13 +361,14 @@ AXLE_KERNEL void axle_dw_bwd_w(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x, ulong 
         if (ih < 0 || ih >= H) continue;
         AXLE_GLOBAL const X_ELEM* xrow = xn + (ulong)ih * W * C;
         const int iw0 = q0 * SW - pl;
-        if (DW_INSIDE(iw0)) {
+        if (chunk) {
           AXLE_GLOBAL const X_ELEM* xp = xrow + (ulong)iw0 * C;
-          DW_BWD_ROW(DW_LD_FAST)
+          DW_BWD_ROW(DW_LD_FAST, QB)
         } else {
-          DW_BWD_ROW(DW_LD_EDGE)
+          DW_BWD_ROW(DW_LD_EDGE, 1)
         }
       }
+      q0 += qn;
     }
   }
   for (int t = 0; t <= RS; ++t) {
@@ -403,13 +429,4 @@ AXLE_KERNEL void axle_dw_reduce(AXLE_GLOBAL const float* AXLE_RESTRICT part, ulo
     if (beta != 0.0f) v += beta * db[db_off + k];
     db[db_off + k] = v;
   }
-}
-
-AXLE_KERNEL void axle_dw_flip(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT w, ulong w_off,
-                              AXLE_GLOBAL float* AXLE_RESTRICT wf, ulong wf_off, int K) {
-  const int i = (int)AXLE_GLOBAL_ID(0);
-  if (i >= K * RS) return;
-  const int k = i / RS, t = i - k * RS;
-  const int r = t / S, s = t - r * S;
-  wf[wf_off + i] = LOAD_X(w, w_off + (ulong)k * RS + (R - 1 - r) * S + (S - 1 - s));
 }

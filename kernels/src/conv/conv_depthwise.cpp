@@ -20,9 +20,11 @@ constexpr std::size_t kMaxGridY = 65535;
 
 int act_code(Activation a) { return a == Activation::None ? 0 : a == Activation::ReLU ? 1 : 2; }
 
-// The launch shape and vector width of one depthwise kernel.
+// The launch shape and vector width of one depthwise kernel: `items` work-items along
+// dimension 0 (each `blocks` NHWC channel blocks), `groups_y` along dimension 1 (each
+// `rows` of the N * P output rows).
 struct DwParams {
-  std::size_t vw = 1, qb = 1, rows = 1, items = 1, groups_y = 1;
+  std::size_t vw = 1, qb = 1, rows = 1, blocks = 1, items = 1, groups_y = 1;
 };
 
 std::size_t preferred_width(const Device& dev) {
@@ -32,42 +34,57 @@ std::size_t preferred_width(const Device& dev) {
   return vw;
 }
 
-// rows: output rows (of the N * P) per work-item, so that about 16 work-items per
-// compute unit remain (at most kMaxGridY row groups).
-void split_rows(DwParams& t, const Device& dev, std::size_t np) {
-  const std::size_t units = std::max(1u, dev.info().compute_units);
-  const std::size_t target = (getenv("DWT") ? atoi(getenv("DWT")) : 16) * units;
-  std::size_t rows = std::clamp<std::size_t>(t.items * np / target, 1, np);
+// About 16 work-items per compute unit: `units` independent pieces along dimension 0
+// (channel blocks or channels), np rows; `group_blocks` lets one work-item take several
+// pieces (NHWC forward: when the rows alone give enough work-items, each takes every
+// channel block of its rows).
+void split(DwParams& t, const Device& dev, std::size_t pieces, std::size_t np, bool group_blocks) {
+  const std::size_t target = (getenv("DWT") ? atoi(getenv("DWT")) : 16) * std::max(1u, dev.info().compute_units);
+  std::size_t rows;
+  if (group_blocks) {
+    const std::size_t groups = std::min(pieces, div_up(target, np));
+    t.blocks = div_up(pieces, groups);
+    rows = np >= target ? np / target : 1;
+  } else {
+    t.blocks = 1;
+    rows = std::clamp<std::size_t>(pieces * np / target, 1, np);
+  }
+  t.items = div_up(pieces, t.blocks);
   rows = std::max(rows, div_up(np, kMaxGridY));
   t.groups_y = div_up(np, rows);
   t.rows = div_up(np, t.groups_y);  // spread evenly
   t.groups_y = div_up(np, t.rows);
 }
 
-DwParams dw_params(const ConvProblem& pb, const Conv2dDesc& d, std::size_t p, std::size_t q) {
+DwParams dw_params(const ConvProblem& pb, const Conv2dDesc& d, std::size_t p, std::size_t q, bool forward) {
   DwParams t;
   const std::size_t mult = d.k / d.c, taps = d.r * d.s;
   std::size_t vw = preferred_width(pb.device);
   if (d.layout == TensorLayout::NHWC) {
     while (vw > 1 && d.c % vw != 0) vw /= 2;
-    t.items = d.c / vw * mult;
-    const std::size_t qmax = taps <= 9 ? 8 : 4;  // accumulators beside the taps in registers
-    t.qb = div_up(q, div_up(q, getenv("DWQ") ? atoi(getenv("DWQ")) : qmax));
+    // Chunks of QB pixels cover the output columns whose taps lie inside the row (as
+    // dw_interior in conv_dw.cl), evenly; at most 8 accumulators beside 3x3 taps.
+    const std::size_t qmax = taps <= 9 ? 8 : 4;
+    const long lo = long(div_up(d.pad_left, d.stride_w));
+    const long num = long(d.w) - 1 - long((d.s - 1) * d.dilation_w) + long(d.pad_left);
+    const long hi = num < 0 ? -1 : std::min(num / long(d.stride_w), long(q) - 1);
+    const std::size_t inner = hi >= lo ? std::size_t(hi - lo + 1) : 0;
+    t.qb = inner == 0 ? 1 : div_up(inner, div_up(inner, qmax));
+    t.vw = vw;
+    split(t, pb.device, d.c / vw * mult, d.n * p, forward);
   } else {
     while (vw > 1 && vw / 2 >= q) vw /= 2;
-    t.items = d.k;
-    t.qb = 1;
+    t.vw = vw;
+    split(t, pb.device, d.k, d.n * p, false);
   }
-  t.vw = vw;
-  split_rows(t, pb.device, d.n * p);
   return t;
 }
 
-BuildOptions dw_options(const Conv2dDesc& d, const DwParams& t, bool wf32) {
+BuildOptions dw_options(const Conv2dDesc& d, const DwParams& t) {
   BuildOptions opt;
   opt.define("R", d.r).define("S", d.s).define("SH", d.stride_h).define("SW", d.stride_w);
   opt.define("DH", d.dilation_h).define("DW", d.dilation_w).define("VW", t.vw).define("QB", t.qb);
-  opt.define("MULT", d.k / d.c).define("WF32", wf32 ? 1 : 0);
+  opt.define("MULT", d.k / d.c);
   return opt;
 }
 
@@ -75,15 +92,22 @@ std::string describe_params(const Conv2dDesc& d, const DwParams& t) {
   return std::string(d.layout == TensorLayout::NHWC ? "NHWC, " : "NCHW, ") + std::to_string(t.vw) +
          (d.layout == TensorLayout::NHWC ? " channels x " + std::to_string(t.qb) + " pixels"
                                          : " pixels of a row") +
-         " per step, " + std::to_string(t.rows) + " rows per work-item, " +
+         " per step, " + std::to_string(t.rows) + " rows" +
+         (t.blocks > 1 ? " x " + std::to_string(t.blocks) + " channel blocks" : std::string()) + " per work-item, " +
          std::to_string(t.items * t.groups_y) + " work-items";
 }
 
-// The forward kernel for `pb` (or for the forward problem of a backward-data plan).
+int type_code(DataType t) { return t == DataType::F32 ? 0 : t == DataType::F16 ? 1 : 2; }
+
+// The forward kernel for `pb` (or for the forward problem of a backward-data plan: the
+// filters of type `wtype`, flipped when `flip`).
 class DepthwiseForward {
  public:
-  DepthwiseForward(const ConvProblem& pb, bool wf32) : pb_(pb), t_(dw_params(pb, pb.desc, pb.p, pb.q)) {
-    kernel_ = build_conv_program(pb, "conv_dw.cl", dw_options(pb.desc, t_, wf32)).kernel("axle_dw_fwd");
+  DepthwiseForward(const ConvProblem& pb, DataType wtype, bool flip)
+      : pb_(pb), t_(dw_params(pb, pb.desc, pb.p, pb.q, false)) {
+    BuildOptions opt = dw_options(pb.desc, t_);
+    opt.define("W_T", type_code(wtype)).define("FLIP", flip ? 1 : 0);
+    kernel_ = build_conv_program(pb, "conv_dw.cl", opt).kernel("axle_dw_fwd");
   }
   std::string params() const { return describe_params(pb_.desc, t_); }
   // x, w, y, bias and z as (buffer, element offset).
@@ -96,7 +120,8 @@ class DepthwiseForward {
                              KernelArg::buffer_arg(y, 0),           u64_arg(y_off),
                              KernelArg::buffer_arg(bias ? *bias : y, 0), u64_arg(bias ? bias_off : 0),
                              KernelArg::buffer_arg(z ? *z : y, 0),  u64_arg(z ? z_off : 0)};
-    for (std::size_t v : {d.n, d.c, d.h, d.w, pb_.p, pb_.q, d.pad_top, d.pad_left, t_.rows}) a.push_back(i32_arg(v));
+    for (std::size_t v : {d.n, d.c, d.h, d.w, pb_.p, pb_.q, d.pad_top, d.pad_left, t_.rows, t_.blocks})
+      a.push_back(i32_arg(v));
     a.push_back(KernelArg::scalar(alpha));
     a.push_back(KernelArg::scalar(beta));
     a.push_back(i32_arg(pb_.fusion.bias ? 1 : 0));
@@ -113,7 +138,7 @@ class DepthwiseForward {
 
 class DepthwiseForwardAlgo final : public ConvAlgo {
  public:
-  explicit DepthwiseForwardAlgo(const ConvProblem& pb) : fwd_(pb, false) {}
+  explicit DepthwiseForwardAlgo(const ConvProblem& pb) : fwd_(pb, pb.types.w, false) {}
   std::size_t workspace_bytes() const override { return 0; }
   std::string params() const override { return fwd_.params(); }
   void run(Stream& stream, const Conv2dArgs& args, const Buffer*, std::size_t) const override {
@@ -136,7 +161,7 @@ ConvProblem forward_of_dw_bwd_data(const ConvProblem& pb) {
   f.desc.h = pb.p, f.desc.w = pb.q;
   f.desc.pad_top = eh - d.pad_top, f.desc.pad_bottom = eh - d.pad_bottom;
   f.desc.pad_left = ew - d.pad_left, f.desc.pad_right = ew - d.pad_right;
-  f.types = Conv2dTypes{pb.types.y, DataType::F32, pb.types.x};
+  f.types = Conv2dTypes{pb.types.y, pb.types.y, pb.types.x};
   f.p = f.desc.out_h();
   f.q = f.desc.out_w();
   return f;
@@ -144,31 +169,22 @@ ConvProblem forward_of_dw_bwd_data(const ConvProblem& pb) {
 
 class DepthwiseBwdDataAlgo final : public ConvAlgo {
  public:
-  explicit DepthwiseBwdDataAlgo(const ConvProblem& pb) : pb_(pb), fwd_(forward_of_dw_bwd_data(pb), true) {
-    DwParams t;
-    flip_ = build_conv_program(pb, "conv_dw.cl", dw_options(pb.desc, t, false)).kernel("axle_dw_flip");
-  }
-  std::size_t workspace_bytes() const override { return round_up(pb_.desc.w_elems(), 16) * sizeof(float); }
+  explicit DepthwiseBwdDataAlgo(const ConvProblem& pb) : fwd_(forward_of_dw_bwd_data(pb), pb.types.w, true) {}
+  std::size_t workspace_bytes() const override { return 0; }
   std::string params() const override { return "the forward kernel over dy with flipped filters: " + fwd_.params(); }
-  void run(Stream& stream, const Conv2dArgs& args, const Buffer* ws, std::size_t ws_off) const override {
-    const std::size_t wf_off = ws_off / sizeof(float), n = pb_.desc.w_elems();
-    std::vector<KernelArg> a{KernelArg::buffer_arg(*args.w.buffer, 0), u64_arg(args.w.offset),
-                             KernelArg::buffer_arg(*ws, 0), u64_arg(wf_off), i32_arg(pb_.desc.k)};
-    launch_1d(stream, flip_, n, a);
-    fwd_.run(stream, *args.y.buffer, args.y.offset, *ws, wf_off, *args.x.buffer, args.x.offset, nullptr, 0, nullptr,
-             0, args.alpha, args.beta);
+  void run(Stream& stream, const Conv2dArgs& args, const Buffer*, std::size_t) const override {
+    fwd_.run(stream, *args.y.buffer, args.y.offset, *args.w.buffer, args.w.offset, *args.x.buffer, args.x.offset,
+             nullptr, 0, nullptr, 0, args.alpha, args.beta);
   }
 
  private:
-  ConvProblem pb_;
   DepthwiseForward fwd_;
-  Kernel flip_;
 };
 
 class DepthwiseBwdWeightsAlgo final : public ConvAlgo {
  public:
-  explicit DepthwiseBwdWeightsAlgo(const ConvProblem& pb) : pb_(pb), t_(dw_params(pb, pb.desc, pb.p, pb.q)) {
-    Program prog = build_conv_program(pb, "conv_dw.cl", dw_options(pb.desc, t_, false));
+  explicit DepthwiseBwdWeightsAlgo(const ConvProblem& pb) : pb_(pb), t_(dw_params(pb, pb.desc, pb.p, pb.q, false)) {
+    Program prog = build_conv_program(pb, "conv_dw.cl", dw_options(pb.desc, t_));
     partial_ = prog.kernel("axle_dw_bwd_w");
     reduce_ = prog.kernel("axle_dw_reduce");
   }
