@@ -1,7 +1,7 @@
 // axle-variant: -DX_T=0 -DY_T=0 -DLAYOUT=1
 // axle-variant: -DX_T=0 -DY_T=0 -DLAYOUT=0 -DVW=8 -DSW=2 -DQB=4
 // axle-variant: -DX_T=1 -DY_T=2 -DLAYOUT=1 -DVW=4 -DMULT=2 -DDW=2
-// axle-variant: -DX_T=2 -DY_T=0 -DLAYOUT=0 -DVW=1 -DWF32=1
+// axle-variant: -DX_T=2 -DY_T=0 -DLAYOUT=0 -DVW=1 -DW_T=0 -DFLIP=1
 //
 // Depthwise convolution (groups == C, K = MULT * C: output channel k = c * MULT + m
 // reads input channel c) for the Depthwise algorithm (portable dialect; also compiles
@@ -11,20 +11,22 @@
 //
 //  * axle_dw_fwd:   y = act(alpha * conv(x, w) + beta * y + bias[k] + z).
 //      LAYOUT 1 (NHWC): a work-item holds VW adjacent input channels of one multiplier
-//      index m and walks `rows` output rows, QB output pixels at a time in VW-wide
-//      accumulators (stride-1 rows load each input pixel once per chunk and filter row).
+//      index m and walks `rows` output rows: the columns whose taps all lie inside the
+//      row QB pixels at a time in VW-wide accumulators, without bounds checks (stride-1
+//      rows load each input pixel once per chunk and filter row), the border columns
+//      one at a time with them.
 //      LAYOUT 0 (NCHW): a work-item holds one output channel and walks `rows` output
 //      rows VW columns at a time (lanes along the row).
+//      Backward data of a stride-1 layer is this kernel over dy with the filters
+//      flipped (FLIP) and the complementary padding.
 //  * axle_dw_bwd_w: per-slice partial sums of dw (and of db) into a workspace: a work-
 //      item takes VW channels (NHWC) or one channel (NCHW, lanes along the row) and a
 //      fixed slice of the (n, p) rows; axle_dw_reduce then adds the slices in order and
 //      applies alpha and beta. No atomics: the same bits from run to run.
-//  * axle_dw_flip:  w'[k][r][s] = w[k][R-1-r][S-1-s] as float (backward data of a
-//      stride-1 layer is the forward pass over dy with flipped filters).
 //
-// X_T (x, w, dx, dw), Y_T (y, z, dy) as in conv_types.clh. WF32: the filters are float
-// whatever X_T is (the flipped copy in the workspace). Filters: K x R x S (KRSC and KCRS
-// agree when C / groups is 1).
+// X_T (x, dx, dw), Y_T (y, z, dy) as in conv_types.clh; W_T the filters' type (X_T
+// unless set: backward data reads dy as x). Filters: K x R x S (KRSC and KCRS agree
+// when C / groups is 1).
 
 #include "conv_types.clh"
 

@@ -3,12 +3,12 @@
 //    output pixels in registers), NCHW vectorised along the output row; the filter
 //    shape, strides and dilations are compile-time constants of the plan's kernel;
 //  * backward data (stride 1, channel multiplier 1): the forward kernel over dy with the
-//    filters flipped (as float) into the workspace and the complementary padding;
+//    filters flipped (read flipped in the kernel) and the complementary padding;
 //  * backward weights (and db): partial sums per fixed slice of output rows into the
 //    workspace, then a reduction that adds the slices in order (deterministic).
-// Work is split into about 16 work-items per compute unit, each walking whole rows.
+// Work is split into about 16 work-items per compute unit (compute units and the
+// preferred float vector width come from the device), each walking whole rows.
 #include <algorithm>
-#include <cstdlib>
 
 #include "conv_depthwise.hpp"
 
@@ -21,8 +21,8 @@ constexpr std::size_t kMaxGridY = 65535;
 int act_code(Activation a) { return a == Activation::None ? 0 : a == Activation::ReLU ? 1 : 2; }
 
 // The launch shape and vector width of one depthwise kernel: `items` work-items along
-// dimension 0 (each `blocks` NHWC channel blocks), `groups_y` along dimension 1 (each
-// `rows` of the N * P output rows).
+// dimension 0 (each `blocks` NHWC channel blocks: 1 here), `groups_y` along dimension 1
+// (each `rows` of the N * P output rows).
 struct DwParams {
   std::size_t vw = 1, qb = 1, rows = 1, blocks = 1, items = 1, groups_y = 1;
 };
@@ -34,29 +34,20 @@ std::size_t preferred_width(const Device& dev) {
   return vw;
 }
 
-// About 16 work-items per compute unit: `units` independent pieces along dimension 0
-// (channel blocks or channels), np rows; `group_blocks` lets one work-item take several
-// pieces (NHWC forward: when the rows alone give enough work-items, each takes every
-// channel block of its rows).
-void split(DwParams& t, const Device& dev, std::size_t pieces, std::size_t np, bool group_blocks) {
-  const std::size_t target = (getenv("DWT") ? atoi(getenv("DWT")) : 16) * std::max(1u, dev.info().compute_units);
-  std::size_t rows;
-  if (group_blocks) {
-    const std::size_t groups = std::min(pieces, div_up(target, np));
-    t.blocks = div_up(pieces, groups);
-    rows = np >= target ? np / target : 1;
-  } else {
-    t.blocks = 1;
-    rows = std::clamp<std::size_t>(pieces * np / target, 1, np);
-  }
-  t.items = div_up(pieces, t.blocks);
+// About 16 work-items per compute unit: `pieces` independent ones along dimension 0
+// (NHWC channel blocks or NCHW channels), the np output rows split between them.
+void split(DwParams& t, const Device& dev, std::size_t pieces, std::size_t np) {
+  const std::size_t target = 16 * std::max<std::size_t>(1, dev.info().compute_units);
+  t.blocks = 1;
+  t.items = pieces;
+  std::size_t rows = std::clamp<std::size_t>(pieces * np / target, 1, np);
   rows = std::max(rows, div_up(np, kMaxGridY));
   t.groups_y = div_up(np, rows);
   t.rows = div_up(np, t.groups_y);  // spread evenly
   t.groups_y = div_up(np, t.rows);
 }
 
-DwParams dw_params(const ConvProblem& pb, const Conv2dDesc& d, std::size_t p, std::size_t q, bool forward) {
+DwParams dw_params(const ConvProblem& pb, const Conv2dDesc& d, std::size_t p, std::size_t q) {
   DwParams t;
   const std::size_t mult = d.k / d.c, taps = d.r * d.s;
   std::size_t vw = preferred_width(pb.device);
@@ -71,11 +62,11 @@ DwParams dw_params(const ConvProblem& pb, const Conv2dDesc& d, std::size_t p, st
     const std::size_t inner = hi >= lo ? std::size_t(hi - lo + 1) : 0;
     t.qb = inner == 0 ? 1 : div_up(inner, div_up(inner, qmax));
     t.vw = vw;
-    split(t, pb.device, d.c / vw * mult, d.n * p, forward);
+    split(t, pb.device, d.c / vw * mult, d.n * p);
   } else {
     while (vw > 1 && vw / 2 >= q) vw /= 2;
     t.vw = vw;
-    split(t, pb.device, d.k, d.n * p, false);
+    split(t, pb.device, d.k, d.n * p);
   }
   return t;
 }
@@ -104,7 +95,7 @@ int type_code(DataType t) { return t == DataType::F32 ? 0 : t == DataType::F16 ?
 class DepthwiseForward {
  public:
   DepthwiseForward(const ConvProblem& pb, DataType wtype, bool flip)
-      : pb_(pb), t_(dw_params(pb, pb.desc, pb.p, pb.q, false)) {
+      : pb_(pb), t_(dw_params(pb, pb.desc, pb.p, pb.q)) {
     BuildOptions opt = dw_options(pb.desc, t_);
     opt.define("W_T", type_code(wtype)).define("FLIP", flip ? 1 : 0);
     kernel_ = build_conv_program(pb, "conv_dw.cl", opt).kernel("axle_dw_fwd");
@@ -183,7 +174,7 @@ class DepthwiseBwdDataAlgo final : public ConvAlgo {
 
 class DepthwiseBwdWeightsAlgo final : public ConvAlgo {
  public:
-  explicit DepthwiseBwdWeightsAlgo(const ConvProblem& pb) : pb_(pb), t_(dw_params(pb, pb.desc, pb.p, pb.q, false)) {
+  explicit DepthwiseBwdWeightsAlgo(const ConvProblem& pb) : pb_(pb), t_(dw_params(pb, pb.desc, pb.p, pb.q)) {
     Program prog = build_conv_program(pb, "conv_dw.cl", dw_options(pb.desc, t_));
     partial_ = prog.kernel("axle_dw_bwd_w");
     reduce_ = prog.kernel("axle_dw_reduce");
