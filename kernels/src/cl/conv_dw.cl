@@ -10,8 +10,8 @@
 // registers and every tap loop unrolls; the rest of the geometry is run-time.
 //
 //  * axle_dw_fwd:   y = act(alpha * conv(x, w) + beta * y + bias[k] + z).
-//      LAYOUT 1 (NHWC): a work-item holds VW adjacent input channels of one multiplier
-//      index m and walks `rows` output rows: the columns whose taps all lie inside the
+//      LAYOUT 1 (NHWC): a work-item holds CB blocks of VW adjacent input channels (of
+//      one multiplier index each) and walks `rows` output rows: the columns whose taps all lie inside the
 //      row QB pixels at a time in VW-wide accumulators, without bounds checks (stride-1
 //      rows load each input pixel once per chunk and filter row), the border columns
 //      one at a time with them.
@@ -56,6 +56,9 @@
 #endif
 #ifndef MULT
 #define MULT 1
+#endif
+#ifndef CB
+#define CB 1
 #endif
 #ifndef FLIP
 #define FLIP 0
@@ -200,16 +203,15 @@ AXLE_FUNC void dw_store(AXLE_GLOBAL Y_ELEM* y, AXLE_GLOBAL const float* bias, AX
   STORE_Y(y, o, axle_conv_act(v, act));
 }
 
-// Work-items: NHWC (ceil(C / VW * MULT / blocks), ceil(N * P / rows)): `blocks` channel
-// blocks (VW channels of one multiplier index each) walked innermost, so that the
-// pixels of a chunk are read channel after channel (sequential memory); NCHW (K,
-// ceil(N * P / rows)). w is the tap-major float copy from axle_dw_pack.
+// Work-items: NHWC (ceil(C / VW * MULT / CB), ceil(N * P / rows)): CB channel blocks (VW
+// channels of one multiplier index each) walked innermost, so that the pixels of a chunk
+// are read CB * VW channels at a time (sequential memory); NCHW (K, ceil(N * P / rows)).
 AXLE_KERNEL void axle_dw_fwd(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x, ulong x_off,
                              AXLE_GLOBAL const W_ELEM* AXLE_RESTRICT w, ulong w_off,
                              AXLE_GLOBAL Y_ELEM* AXLE_RESTRICT y, ulong y_off,
                              AXLE_GLOBAL const float* AXLE_RESTRICT bias, ulong bias_off,
                              AXLE_GLOBAL const Y_ELEM* AXLE_RESTRICT z, ulong z_off, int N, int C, int H, int W,
-                             int P, int Q, int pt, int pl, int rows, int blocks, float alpha, float beta,
+                             int P, int Q, int pt, int pl, int rows, float alpha, float beta,
                              int has_bias, int has_z, int act) {
   const int row0 = (int)AXLE_GLOBAL_ID(1) * rows;
   const int K = C * MULT;
@@ -221,28 +223,38 @@ AXLE_KERNEL void axle_dw_fwd(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x, ulong x_
   const int row_end = min(row0 + rows, N * P);
 #if LAYOUT == 1
   const int nb = C / VW * MULT;
-  const int it0 = (int)AXLE_GLOBAL_ID(0) * blocks, it1 = min(it0 + blocks, nb);
+  const int it0 = (int)AXLE_GLOBAL_ID(0) * CB;
   const bool vec_out = Y_T == 0 && MULT == 1 && VW > 1 && !has_z && beta == 0.0f && act == 0;
   int q_lo, q_hi;
   dw_interior(W, Q, pl, &q_lo, &q_hi);
-  for (int it = it0; it < it1; ++it) {
+  // The taps of the CB channel blocks, once: block b holds the VW filters
+  // k = (c0 + j) * MULT + m of item it0 + b.
+  VEC wts[CB * RS];
+  for (int b = 0; b < CB; ++b) {
+    const int it = min(it0 + b, nb - 1);
     const int m = it % MULT, c0 = it / MULT * VW;
-    // The taps of the VW filters k = (c0 + j) * MULT + m.
-    VEC wt[RS];
-    {
-      float lane[VW];
-      for (int t = 0; t < RS; ++t) {
-        for (int j = 0; j < VW; ++j) lane[j] = LOAD_W(w, (ulong)((c0 + j) * MULT + m) * RS + (FLIP ? RS - 1 - t : t));
-        wt[t] = VLOAD(lane);
-      }
+    float lane[VW];
+    for (int t = 0; t < RS; ++t) {
+      for (int j = 0; j < VW; ++j) lane[j] = LOAD_W(w, (ulong)((c0 + j) * MULT + m) * RS + (FLIP ? RS - 1 - t : t));
+      wts[b * RS + t] = VLOAD(lane);
     }
-    for (int np = row0; np < row_end; ++np) {
-      const int n = np / P, p = np - n * P;
-      AXLE_GLOBAL const X_ELEM* xn = x + (ulong)n * H * W * C + c0;
-      // Chunks of QB pixels inside [q_lo, q_hi] without bounds checks; the pixels at the
-      // borders one at a time with them.
-      for (int q0 = 0; q0 < Q;) {
-        const bool chunk = q0 >= q_lo && q0 + QB - 1 <= q_hi;
+  }
+  const int bn = min(CB, nb - it0);
+  for (int np = row0; np < row_end; ++np) {
+    const int n = np / P, p = np - n * P;
+    // Chunks of QB pixels inside [q_lo, q_hi] without bounds checks; the pixels at the
+    // borders one at a time with them. The channel blocks innermost: a chunk's pixels are
+    // read CB * VW channels at a time.
+    for (int q0 = 0; q0 < Q;) {
+      const bool chunk = q0 >= q_lo && q0 + QB - 1 <= q_hi;
+      const int qn = chunk ? QB : 1;
+      for (int b = 0; b < bn; ++b) {
+        const int it = it0 + b;
+        const int m = it % MULT, c0 = it / MULT * VW;
+        AXLE_GLOBAL const X_ELEM* xn = x + (ulong)n * H * W * C + c0;
+        VEC wt[RS];
+#pragma unroll
+        for (int t = 0; t < RS; ++t) wt[t] = wts[b * RS + t];
         VEC acc[QB];
 #pragma unroll
         for (int t = 0; t < QB; ++t) acc[t] = VZERO;
@@ -259,7 +271,6 @@ AXLE_KERNEL void axle_dw_fwd(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x, ulong x_
             DW_FWD_ROW(DW_LD_EDGE, 1)
           }
         }
-        const int qn = chunk ? QB : 1;
 #pragma unroll
         for (int t = 0; t < QB; ++t) {
           if (t >= qn) continue;
@@ -278,8 +289,8 @@ AXLE_KERNEL void axle_dw_fwd(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x, ulong x_
             dw_store(y, bias, z, o + (ulong)j * MULT, (c0 + j) * MULT + m, lane[j], alpha, beta, has_bias, has_z,
                      act);
         }
-        q0 += qn;
       }
+      q0 += qn;
     }
   }
 #else

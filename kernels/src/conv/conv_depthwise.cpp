@@ -21,7 +21,7 @@ constexpr std::size_t kMaxGridY = 65535;
 int act_code(Activation a) { return a == Activation::None ? 0 : a == Activation::ReLU ? 1 : 2; }
 
 // The launch shape and vector width of one depthwise kernel: `items` work-items along
-// dimension 0 (each `blocks` NHWC channel blocks: 1 here), `groups_y` along dimension 1
+// dimension 0 (each `blocks` NHWC channel blocks), `groups_y` along dimension 1
 // (each `rows` of the N * P output rows).
 struct DwParams {
   std::size_t vw = 1, qb = 1, rows = 1, blocks = 1, items = 1, groups_y = 1;
@@ -35,19 +35,20 @@ std::size_t preferred_width(const Device& dev) {
 }
 
 // About 16 work-items per compute unit: `pieces` independent ones along dimension 0
-// (NHWC channel blocks or NCHW channels), the np output rows split between them.
-void split(DwParams& t, const Device& dev, std::size_t pieces, std::size_t np) {
+// (NHWC channel blocks or NCHW channels, `blocks` of them per work-item), the np output
+// rows split between them.
+void split(DwParams& t, const Device& dev, std::size_t pieces, std::size_t np, std::size_t blocks = 1) {
   const std::size_t target = 16 * std::max<std::size_t>(1, dev.info().compute_units);
-  t.blocks = 1;
-  t.items = pieces;
-  std::size_t rows = std::clamp<std::size_t>(pieces * np / target, 1, np);
+  t.blocks = blocks;
+  t.items = div_up(pieces, blocks);
+  std::size_t rows = std::clamp<std::size_t>(t.items * np / target, 1, np);
   rows = std::max(rows, div_up(np, kMaxGridY));
   t.groups_y = div_up(np, rows);
   t.rows = div_up(np, t.groups_y);  // spread evenly
   t.groups_y = div_up(np, t.rows);
 }
 
-DwParams dw_params(const ConvProblem& pb, const Conv2dDesc& d, std::size_t p, std::size_t q) {
+DwParams dw_params(const ConvProblem& pb, const Conv2dDesc& d, std::size_t p, std::size_t q, bool forward) {
   DwParams t;
   const std::size_t mult = d.k / d.c, taps = d.r * d.s;
   std::size_t vw = preferred_width(pb.device);
@@ -62,7 +63,17 @@ DwParams dw_params(const ConvProblem& pb, const Conv2dDesc& d, std::size_t p, st
     const std::size_t inner = hi >= lo ? std::size_t(hi - lo + 1) : 0;
     t.qb = inner == 0 ? 1 : div_up(inner, div_up(inner, qmax));
     t.vw = vw;
-    split(t, pb.device, d.c / vw * mult, d.n * p);
+    // Forward: up to 8 channel blocks per work-item (adjacent channels of one pixel read
+    // together), as many as keep each work-item's rows long enough (at least 64 output
+    // pixels) to pay for gathering its filters once.
+    std::size_t blocks = 1;
+    const std::size_t pieces = d.c / vw * mult, np = d.n * p;
+    const std::size_t target = 16 * std::max<std::size_t>(1, pb.device.info().compute_units);
+    if (forward)
+      while (blocks * 2 <= std::min<std::size_t>(8, pieces) &&
+             div_up(pieces, blocks * 2) * np / target * q >= 64)
+        blocks *= 2;
+    split(t, pb.device, pieces, np, blocks);
   } else {
     while (vw > 1 && vw / 2 >= q) vw /= 2;
     t.vw = vw;
@@ -95,8 +106,9 @@ int type_code(DataType t) { return t == DataType::F32 ? 0 : t == DataType::F16 ?
 class DepthwiseForward {
  public:
   DepthwiseForward(const ConvProblem& pb, DataType wtype, bool flip)
-      : pb_(pb), t_(dw_params(pb, pb.desc, pb.p, pb.q)) {
+      : pb_(pb), t_(dw_params(pb, pb.desc, pb.p, pb.q, true)) {
     BuildOptions opt = dw_options(pb.desc, t_);
+    opt.define("CB", t_.blocks);
     opt.define("W_T", type_code(wtype)).define("FLIP", flip ? 1 : 0);
     kernel_ = build_conv_program(pb, "conv_dw.cl", opt).kernel("axle_dw_fwd");
   }
@@ -111,8 +123,7 @@ class DepthwiseForward {
                              KernelArg::buffer_arg(y, 0),           u64_arg(y_off),
                              KernelArg::buffer_arg(bias ? *bias : y, 0), u64_arg(bias ? bias_off : 0),
                              KernelArg::buffer_arg(z ? *z : y, 0),  u64_arg(z ? z_off : 0)};
-    for (std::size_t v : {d.n, d.c, d.h, d.w, pb_.p, pb_.q, d.pad_top, d.pad_left, t_.rows, t_.blocks})
-      a.push_back(i32_arg(v));
+    for (std::size_t v : {d.n, d.c, d.h, d.w, pb_.p, pb_.q, d.pad_top, d.pad_left, t_.rows}) a.push_back(i32_arg(v));
     a.push_back(KernelArg::scalar(alpha));
     a.push_back(KernelArg::scalar(beta));
     a.push_back(i32_arg(pb_.fusion.bias ? 1 : 0));
@@ -174,7 +185,7 @@ class DepthwiseBwdDataAlgo final : public ConvAlgo {
 
 class DepthwiseBwdWeightsAlgo final : public ConvAlgo {
  public:
-  explicit DepthwiseBwdWeightsAlgo(const ConvProblem& pb) : pb_(pb), t_(dw_params(pb, pb.desc, pb.p, pb.q)) {
+  explicit DepthwiseBwdWeightsAlgo(const ConvProblem& pb) : pb_(pb), t_(dw_params(pb, pb.desc, pb.p, pb.q, false)) {
     Program prog = build_conv_program(pb, "conv_dw.cl", dw_options(pb.desc, t_));
     partial_ = prog.kernel("axle_dw_bwd_w");
     reduce_ = prog.kernel("axle_dw_reduce");
