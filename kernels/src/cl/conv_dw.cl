@@ -22,7 +22,8 @@
 //  * axle_dw_bwd_w: per-slice partial sums of dw (and of db) into a workspace: a work-
 //      item takes VW channels (NHWC) or one channel (NCHW, lanes along the row) and a
 //      fixed slice of the (n, p) rows; axle_dw_reduce then adds the slices in order and
-//      applies alpha and beta. No atomics: the same bits from run to run.
+//      applies alpha and beta (with one slice the kernel writes dw and db itself). No
+//      atomics: the same bits from run to run.
 //
 // X_T (x, dx, dw), Y_T (y, z, dy) as in conv_types.clh; W_T the filters' type (X_T
 // unless set: backward data reads dy as x). Filters: K x R x S (KRSC and KCRS agree
@@ -331,13 +332,36 @@ AXLE_KERNEL void axle_dw_fwd(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x, ulong x_
 #endif
 }
 
+// Tap t (t == RS: the bias) of channel k of one slice: its partial sum, or, when the rows
+// form one slice, the result itself (no reduction launch).
+AXLE_FUNC void dw_put(AXLE_GLOBAL float* part, AXLE_GLOBAL X_ELEM* dwt, ulong dw_off, AXLE_GLOBAL float* db,
+                      ulong db_off, int slice, int slices, int t, int k, int K, float sum, int has_bias, float alpha,
+                      float beta) {
+  if (slices > 1) {
+    part[((ulong)slice * (RS + 1) + t) * K + k] = sum;
+    return;
+  }
+  float v = alpha * sum;
+  if (t < RS) {
+    const ulong o = dw_off + (ulong)k * RS + t;
+    if (beta != 0.0f) v += beta * LOAD_X(dwt, o);
+    STORE_X(dwt, o, v);
+  } else if (has_bias) {
+    if (beta != 0.0f) v += beta * db[db_off + k];
+    db[db_off + k] = v;
+  }
+}
+
 // Partials: part[((slice * (RS + 1) + tap) * K + k] for tap < RS (dw) and tap == RS (db).
 // Work-items: NHWC (C / VW * MULT, slices), NCHW (K, slices); a slice is `rows` rows of
 // the N * P output rows.
 AXLE_KERNEL void axle_dw_bwd_w(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x, ulong x_off,
                                AXLE_GLOBAL const Y_ELEM* AXLE_RESTRICT dy, ulong dy_off,
-                               AXLE_GLOBAL float* AXLE_RESTRICT part, ulong part_off, int N, int C, int H, int W,
-                               int P, int Q, int pt, int pl, int rows) {
+                               AXLE_GLOBAL float* AXLE_RESTRICT part, ulong part_off,
+                               AXLE_GLOBAL X_ELEM* AXLE_RESTRICT dwt, ulong dw_off,
+                               AXLE_GLOBAL float* AXLE_RESTRICT db, ulong db_off, int N, int C, int H, int W,
+                               int P, int Q, int pt, int pl, int rows, int slices, int has_bias, float alpha,
+                               float beta) {
   const int item = (int)AXLE_GLOBAL_ID(0);
   const int slice = (int)AXLE_GLOBAL_ID(1);
   const int row0 = slice * rows;
@@ -387,7 +411,8 @@ AXLE_KERNEL void axle_dw_bwd_w(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x, ulong 
   for (int t = 0; t <= RS; ++t) {
     float lane[VW];
     VSTORE(acc[t], lane);
-    for (int j = 0; j < VW; ++j) part[((ulong)slice * (RS + 1) + t) * K + (c0 + j) * MULT + m] = lane[j];
+    for (int j = 0; j < VW; ++j) dw_put(part, dwt, dw_off, db, db_off, slice, slices, t, (c0 + j) * MULT + m, K,
+                                        lane[j], has_bias, alpha, beta);
   }
 #else
   if (item >= K) return;
@@ -415,7 +440,7 @@ AXLE_KERNEL void axle_dw_bwd_w(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x, ulong 
     VSTORE(acc[t], lane);
     float sum = 0.0f;
     for (int j = 0; j < VW; ++j) sum += lane[j];
-    part[((ulong)slice * (RS + 1) + t) * K + k] = sum;
+    dw_put(part, dwt, dw_off, db, db_off, slice, slices, t, k, K, sum, has_bias, alpha, beta);
   }
 #endif
 }

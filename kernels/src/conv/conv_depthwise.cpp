@@ -190,28 +190,40 @@ class DepthwiseBwdWeightsAlgo final : public ConvAlgo {
     partial_ = prog.kernel("axle_dw_bwd_w");
     reduce_ = prog.kernel("axle_dw_reduce");
   }
-  std::size_t workspace_bytes() const override { return part_floats() * sizeof(float); }
+  std::size_t workspace_bytes() const override { return t_.groups_y == 1 ? 0 : part_floats() * sizeof(float); }
   std::string params() const override {
-    return describe_params(pb_.desc, t_) + ", " + std::to_string(t_.groups_y) + " partial sums added in order";
+    return describe_params(pb_.desc, t_) + (t_.groups_y == 1 ? std::string(", one pass (no partial sums)")
+                                                              : ", " + std::to_string(t_.groups_y) +
+                                                                    " partial sums added in order");
   }
   void run(Stream& stream, const Conv2dArgs& args, const Buffer* ws, std::size_t ws_off) const override {
     const Conv2dDesc& d = pb_.desc;
-    const std::size_t part_off = ws_off / sizeof(float);
+    const bool bias = pb_.fusion.bias, one = t_.groups_y == 1;
+    // One slice: the partial kernel writes dw (and db) and needs no workspace.
+    const Buffer& part = one ? *args.w.buffer : *ws;
+    const std::size_t part_off = one ? 0 : ws_off / sizeof(float);
+    const Buffer& db = bias ? args.bias.buffer() : part;
+    const std::size_t db_off = bias ? args.bias.offset() : 0;
     {
       std::vector<KernelArg> a{KernelArg::buffer_arg(*args.x.buffer, 0), u64_arg(args.x.offset),
                                KernelArg::buffer_arg(*args.y.buffer, 0), u64_arg(args.y.offset),
-                               KernelArg::buffer_arg(*ws, 0), u64_arg(part_off)};
-      for (std::size_t v : {d.n, d.c, d.h, d.w, pb_.p, pb_.q, d.pad_top, d.pad_left, t_.rows})
+                               KernelArg::buffer_arg(part, 0),           u64_arg(part_off),
+                               KernelArg::buffer_arg(*args.w.buffer, 0), u64_arg(args.w.offset),
+                               KernelArg::buffer_arg(db, 0),             u64_arg(db_off)};
+      for (std::size_t v : {d.n, d.c, d.h, d.w, pb_.p, pb_.q, d.pad_top, d.pad_left, t_.rows, t_.groups_y})
         a.push_back(i32_arg(v));
+      a.push_back(i32_arg(bias ? 1 : 0));
+      a.push_back(KernelArg::scalar(args.alpha));
+      a.push_back(KernelArg::scalar(args.beta));
       stream.launch_args(partial_, Range(t_.items, t_.groups_y), Range(1, 1), a);
     }
-    const bool bias = pb_.fusion.bias;
+    if (one) return;
     std::vector<KernelArg> a{KernelArg::buffer_arg(*ws, 0),
                              u64_arg(part_off),
                              KernelArg::buffer_arg(*args.w.buffer, 0),
                              u64_arg(args.w.offset),
-                             KernelArg::buffer_arg(bias ? args.bias.buffer() : *ws, 0),
-                             u64_arg(bias ? args.bias.offset() : 0),
+                             KernelArg::buffer_arg(db, 0),
+                             u64_arg(db_off),
                              i32_arg(d.k),
                              i32_arg(t_.groups_y),
                              i32_arg(bias ? 1 : 0),
