@@ -18,7 +18,7 @@
 // Usage: conv_bench [--quick] [--device SPEC] [--batch LIST] [--layers SUBSTRING[,...]]
 //                   [--direction fwd|bwd_data|bwd_weights|all] [--layout nhwc|nchw|both]
 //                   [--dtype f32|f16] [--rounds N] [--threads N] [--json FILE]
-// The backward directions run on the 3x3 and 1x1 layers (not conv1, not depthwise);
+// The backward directions run on the 3x3 and 1x1 layers, depthwise ones included (not conv1);
 // --quick without --direction runs its three layers forward and both backward
 // directions of 3x3 C64 K64 56x56. Every direction counts the forward pass's FLOPs
 // (2 N K P Q C/g R S).
@@ -796,10 +796,10 @@ void usage() {
       "  --batch       batch sizes (default 1,8)\n"
       "  --layers      run the layers whose name contains one of the substrings (e.g. 3x3,dw)\n"
       "  --direction   fwd (default), bwd_data, bwd_weights or all; the backward directions\n"
-      "                run on the 3x3 and 1x1 layers\n"
+      "                run on the 3x3 and 1x1 layers (depthwise included)\n"
       "  --threads     oneDNN's threads (default: the machine's cores)\n"
-      "  --algo        force Axle's algorithm (direct, implicit_gemm, gemm_1x1, winograd, tap_gemm, ...;\n"
-      "                default auto, the selector's choice); layers it cannot serve are skipped\n");
+      "  --algo        force Axle's algorithm (direct, implicit_gemm, gemm_1x1, winograd, tap_gemm, depthwise,\n"
+      "                ...; default auto, the selector's choice); layers it cannot serve are skipped\n");
 }
 
 }  // namespace
@@ -880,14 +880,15 @@ int main(int argc, char** argv) {
   const dnn::DataType dt = a.dtype == "f16" ? dnn::DataType::F16 : dnn::DataType::F32;
   if (a.batches.empty()) a.batches = a.quick ? std::vector<std::size_t>{1} : std::vector<std::size_t>{1, 8};
   // The cases: each selected layer in each direction it runs in (the backward ones on
-  // the 3x3 and 1x1 layers; --quick alone adds both of them for 3x3 C64 56x56).
+  // the 3x3 and 1x1 layers, depthwise included; --quick alone adds both of them for 3x3
+  // C64 56x56).
   const char* quick_backward = "3x3 C64 K64 56x56";
   std::vector<std::pair<Layer, dnn::Direction>> cases;
   for (const Layer& l : all_layers()) {
     const bool in_quick =
         l.name == "3x3 C64 K64 56x56" || l.name == "3x3 C256 K256 14x14" || l.name == "1x1 C256 K64 56x56";
     if ((a.quick && a.layers.empty() && !in_quick) || !name_matches(l.name, a.layers)) continue;
-    const bool backward = (l.rs == 3 || l.rs == 1) && l.groups == 1;
+    const bool backward = l.rs == 3 || l.rs == 1;
     for (dnn::Direction dir : directions)
       if (dir == dnn::Direction::Forward || backward) cases.emplace_back(l, dir);
     if (a.quick && a.direction.empty() && l.name == quick_backward)

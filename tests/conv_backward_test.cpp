@@ -60,7 +60,7 @@ class ConvBackward : public ::testing::TestWithParam<axle::Device> {
     const dnn::Conv2dTypes types{dnn::DataTypeOf<TX>::value, dnn::DataTypeOf<TX>::value, dnn::DataTypeOf<TY>::value};
     for (dnn::Algorithm a : {dnn::Algorithm::Auto, dnn::Algorithm::Direct, dnn::Algorithm::Gemm1x1,
                              dnn::Algorithm::ImplicitGemm, dnn::Algorithm::Winograd, dnn::Algorithm::TensorCore,
-                             dnn::Algorithm::CudaSimt, dnn::Algorithm::TapGemm}) {
+                             dnn::Algorithm::CudaSimt, dnn::Algorithm::TapGemm, dnn::Algorithm::Depthwise}) {
       const bool data = a == dnn::Algorithm::Auto || dnn::supports(dev(), a, d, types, dnn::Direction::BackwardData);
       const bool weights =
           a == dnn::Algorithm::Auto || dnn::supports(dev(), a, d, types, dnn::Direction::BackwardWeights);
@@ -406,6 +406,77 @@ TEST_P(ConvBackward, PlansRefuseWhatTheyCannotDo) {
   std::string why;
   EXPECT_TRUE(dnn::supports(dev(), dnn::Algorithm::Direct, d, {}, dnn::Direction::BackwardWeights, &why)) << why;
   EXPECT_FALSE(dnn::supports(dev(), dnn::Algorithm::Winograd, d, {}, dnn::Direction::BackwardData, &why));
+}
+
+// The Depthwise algorithm forced on odd shapes (its weight gradient on both layouts and
+// every shape; its data gradient where it serves: stride 1, channel multiplier 1).
+TEST_P(ConvBackward, DepthwiseOddShapes) {
+  struct Shape {
+    std::size_t n, c, h, w, mult, f, stride, dil;
+  };
+  for (auto l : {dnn::TensorLayout::NCHW, dnn::TensorLayout::NHWC})
+    for (const Shape& sh : {Shape{1, 16, 1, 1, 1, 3, 1, 1}, Shape{3, 32, 7, 7, 1, 3, 1, 1}, Shape{1, 48, 13, 13, 2, 3, 2, 1},
+                            Shape{3, 8, 13, 7, 2, 3, 1, 2}, Shape{1, 17, 7, 13, 1, 3, 2, 1}, Shape{3, 24, 1, 13, 1, 5, 1, 1},
+                            Shape{2, 16, 13, 13, 1, 3, 1, 2}, Shape{1, 64, 20, 37, 1, 3, 1, 1}}) {
+      dnn::Conv2dDesc d = make(sh.n, sh.c, sh.h, sh.w, sh.c * sh.mult, sh.f, sh.f, l);
+      d.groups = sh.c;
+      d.stride_h = d.stride_w = sh.stride;
+      d.dilation_h = d.dilation_w = sh.dil;
+      d.pad_top = (sh.f / 2) * sh.dil, d.pad_bottom = d.pad_top > 0 ? d.pad_top - 1 : 0;
+      d.pad_left = sh.f / 2 + 1 > (sh.f - 1) * sh.dil ? (sh.f - 1) * sh.dil : sh.f / 2 + 1, d.pad_right = sh.f / 2;
+      if (d.out_h() == 0 || d.out_w() == 0) continue;
+      const dnn::Conv2dTypes f32;
+      const bool data = dnn::supports(dev(), dnn::Algorithm::Depthwise, d, f32, dnn::Direction::BackwardData);
+      EXPECT_EQ(data, sh.mult == 1 && sh.stride == 1) << d.str();
+      check_with<float, float>(d, dnn::Algorithm::Depthwise, 1.0f, 0.0f, data, true);
+      check_with<float, float>(d, dnn::Algorithm::Depthwise, -0.5f, 1.5f, data, true);
+      if (sh.c == 32 || sh.c == 17) {  // 16-bit storage (each type pair is another kernel build)
+        check_with<half_t, half_t>(d, dnn::Algorithm::Depthwise, 1.0f, 0.0f, data, true);
+        check_with<bfloat16_t, float>(d, dnn::Algorithm::Depthwise, 1.0f, 0.5f, data, true);
+      }
+    }
+}
+
+// The depthwise weight gradient (and db) is bit-identical from run to run: partial sums
+// per fixed slice of rows, added in order.
+TEST_P(ConvBackward, DepthwiseWeightGradientIsDeterministic) {
+  for (auto l : {dnn::TensorLayout::NCHW, dnn::TensorLayout::NHWC}) {
+    dnn::Conv2dDesc d = make(3, 8, 29, 29, 8, 3, 3, l);  // few channels, many rows: several slices
+    d.groups = 8, d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = 1;
+    std::mt19937 rng(11);
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    std::vector<float> hx(d.x_elems()), hdy(d.y_elems());
+    for (auto& v : hx) v = dist(rng);
+    for (auto& v : hdy) v = dist(rng);
+    axle::Stream s = dev().create_stream();
+    axle::Buffer bx = dev().alloc<float>(hx.size()), bdy = dev().alloc<float>(hdy.size()),
+                 bdw = dev().alloc<float>(d.w_elems()), bdb = dev().alloc<float>(d.k);
+    s.copy(hx, bx.view<float>());
+    s.copy(hdy, bdy.view<float>());
+    dnn::Conv2dOptions opt;
+    opt.algorithm = dnn::Algorithm::Depthwise;
+    dnn::Conv2dPlan plan(dev(), d, {}, dnn::Direction::BackwardWeights, dnn::Conv2dFusion{true, false, {}}, opt);
+    EXPECT_NE(plan.describe().find("partial sums added in order"), std::string::npos) << plan.describe();
+    dnn::Conv2dArgs a;
+    a.x = bx.view<float>();
+    a.y = bdy.view<float>();
+    a.w = bdw.view<float>();
+    a.bias = bdb.view<float>();
+    std::vector<float> first, again(d.w_elems()), db1(d.k), db2(d.k);
+    for (int run = 0; run < 4; ++run) {
+      s.fill(bdw.view<float>(), static_cast<float>(run));  // beta = 0: never read
+      plan.run(s, a);
+      s.copy(bdw, again);
+      s.copy(bdb, run == 0 ? db1 : db2);
+      s.synchronize();
+      if (run == 0) {
+        first = again;
+      } else {
+        ASSERT_EQ(std::memcmp(first.data(), again.data(), first.size() * sizeof(float)), 0) << "run " << run;
+        ASSERT_EQ(std::memcmp(db1.data(), db2.data(), db1.size() * sizeof(float)), 0) << "run " << run;
+      }
+    }
+  }
 }
 
 }  // namespace

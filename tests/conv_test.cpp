@@ -160,7 +160,7 @@ class ConvTest : public ::testing::TestWithParam<axle::Device> {
     axle::dnn::Conv2dTypes t{axle::dnn::DataTypeOf<TX>::value, axle::dnn::DataTypeOf<TX>::value,
                              axle::dnn::DataTypeOf<TY>::value};
     for (Algorithm a : {Algorithm::Auto, Algorithm::Direct, Algorithm::ImplicitGemm, Algorithm::Gemm1x1,
-                        Algorithm::Winograd, Algorithm::TensorCore, Algorithm::CudaSimt}) {
+                        Algorithm::Winograd, Algorithm::TensorCore, Algorithm::CudaSimt, Algorithm::Depthwise}) {
       std::string why;
       if (!axle::dnn::supports(dev(), a, d, t, axle::dnn::Direction::Forward, &why)) continue;
       if (a == Algorithm::ImplicitGemm) {
@@ -399,8 +399,16 @@ TEST_P(ConvTest, SelectorAndDescribe) {
   Conv2dDesc dw = make(1, 32, 12, 12, 32, 3, 3, TensorLayout::NHWC);
   dw.groups = 32;
   axle::dnn::Conv2dPlan p2(dev(), dw, f32);
-  EXPECT_EQ(p2.algorithm(), Algorithm::Direct) << p2.describe();
-  EXPECT_TRUE(axle_test::contains_all(p2.describe(), {"direct", "depthwise", dev().id()}));
+  EXPECT_EQ(p2.algorithm(), Algorithm::Depthwise) << p2.describe();
+  EXPECT_TRUE(axle_test::contains_all(p2.describe(), {"depthwise (NHWC", "work-items", dev().id()}));
+  dw.layout = TensorLayout::NCHW;
+  axle::dnn::Conv2dPlan p2n(dev(), dw, f32);
+  EXPECT_EQ(p2n.algorithm(), Algorithm::Depthwise) << p2n.describe();
+  EXPECT_TRUE(axle_test::contains_all(p2n.describe(), {"depthwise (NCHW", "pixels of a row"}));
+  for (axle::dnn::Direction dir : {axle::dnn::Direction::BackwardData, axle::dnn::Direction::BackwardWeights}) {
+    axle::dnn::Conv2dPlan pb(dev(), dw, f32, dir);
+    EXPECT_EQ(pb.algorithm(), Algorithm::Depthwise) << pb.describe();
+  }
   Conv2dDesc big = make(1, 64, 14, 14, 64, 3, 3, TensorLayout::NHWC);
   axle::dnn::Conv2dPlan p3(dev(), big, f32);
   const bool cuda = dev().backend() == "cuda";  // f32 there: the SIMT kernel (conv_cuda_test.cpp)
@@ -427,6 +435,54 @@ TEST_P(ConvTest, SelectorAndDescribe) {
   EXPECT_EQ(shape.p, 12u);
   EXPECT_EQ(shape.q, 12u);
   EXPECT_EQ(shape.k, 64u);
+}
+
+// The Depthwise algorithm forced on odd shapes: H and W of 1, 7 and 13, channel
+// multipliers 1 and 2, strides 1 and 2, asymmetric padding, dilation, batches of 1 and
+// 3, channel counts that leave every vector width (17 channels: scalar lanes), NCHW rows
+// shorter and longer than a vector, 16-bit storage and every epilogue part.
+TEST_P(ConvTest, DepthwiseOddShapes) {
+  struct Shape {
+    std::size_t n, c, h, w, mult, f, stride, dil;
+  };
+  for (TensorLayout l : {TensorLayout::NCHW, TensorLayout::NHWC})
+    for (const Shape& sh : {Shape{1, 16, 1, 1, 1, 3, 1, 1}, Shape{3, 32, 7, 7, 1, 3, 1, 1}, Shape{1, 48, 13, 13, 2, 3, 2, 1},
+                            Shape{3, 8, 13, 7, 2, 3, 1, 2}, Shape{1, 17, 7, 13, 1, 3, 2, 1}, Shape{3, 24, 1, 13, 1, 5, 1, 1},
+                            Shape{1, 64, 20, 37, 1, 3, 1, 1}, Shape{2, 4, 13, 13, 1, 7, 2, 1}}) {
+      Conv2dDesc d = make(sh.n, sh.c, sh.h, sh.w, sh.c * sh.mult, sh.f, sh.f, l);
+      d.groups = sh.c;
+      d.stride_h = d.stride_w = sh.stride;
+      d.dilation_h = d.dilation_w = sh.dil;
+      d.pad_top = (sh.f / 2) * sh.dil, d.pad_bottom = d.pad_top > 0 ? d.pad_top - 1 : 0;
+      d.pad_left = sh.f / 2 + 1, d.pad_right = sh.f / 2;
+      if (d.out_h() == 0 || d.out_w() == 0) continue;
+      run_conv<float, float>(dev(), d, Algorithm::Depthwise);
+      Epi all;
+      all.bias = all.residual = true, all.act = Activation::GELU, all.alpha = 0.75f, all.beta = 0.5f;
+      run_conv<float, float>(dev(), d, Algorithm::Depthwise, all);
+      Epi bias;
+      bias.bias = true;
+      run_conv<float, float>(dev(), d, Algorithm::Depthwise, bias);
+      if (sh.c == 48 || sh.c == 17) {  // 16-bit storage (each type pair is another kernel build)
+        run_conv<half_t, half_t>(dev(), d, Algorithm::Depthwise, all);
+        run_conv<bfloat16_t, float>(dev(), d, Algorithm::Depthwise, bias);
+        run_conv<float, bfloat16_t>(dev(), d, Algorithm::Depthwise);
+      }
+    }
+}
+
+TEST_P(ConvTest, DepthwiseRefusesOtherShapes) {
+  axle::dnn::Conv2dTypes f32;
+  axle::dnn::Conv2dOptions opt;
+  opt.algorithm = Algorithm::Depthwise;
+  Conv2dDesc d = make(1, 8, 6, 6, 8, 3, 3, TensorLayout::NHWC);
+  d.groups = 4;
+  AXLE_EXPECT_THROW_MSG(axle::dnn::Conv2dPlan(dev(), d, f32, axle::dnn::Direction::Forward, {}, opt),
+                        axle::Unsupported, {"depthwise", "groups == C", "groups = 4", "C = 8"});
+  d = make(1, 8, 12, 12, 8, 9, 9, TensorLayout::NCHW);
+  d.groups = 8;
+  AXLE_EXPECT_THROW_MSG(axle::dnn::Conv2dPlan(dev(), d, f32, axle::dnn::Direction::Forward, {}, opt),
+                        axle::Unsupported, {"depthwise", "81 taps"});
 }
 
 // ---- validation ---------------------------------------------------------------------

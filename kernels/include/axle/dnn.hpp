@@ -80,7 +80,7 @@ const char* to_string(Direction d) noexcept;
 /// Convolution algorithms; Auto lets the selector choose. Each can be forced.
 enum class Algorithm {
   Auto,
-  Direct,        ///< one output element per work-item: any shape (depthwise, few channels); every direction
+  Direct,        ///< one output element per work-item: any shape (few channels, anything else); every direction
   ImplicitGemm,  ///< a GEMM over (N P Q) x K x (R S C/groups) reading x in place
   Gemm1x1,       ///< 1x1 filters through blas::gemm (stride 1: no copy at all)
   /// Winograd F(2x2, 3x3) for 3x3 stride-1 filters: 2.25x fewer multiplications, the
@@ -93,6 +93,11 @@ enum class Algorithm {
   /// BackwardWeights only: per filter tap, the input pixels it reads gathered into the
   /// workspace and dw_tap = dy^T x_tap as one GEMM (deterministic).
   TapGemm,
+  /// groups == C (K a multiple of C), filters up to 64 taps; both layouts, every
+  /// direction (backward data at stride 1 with K == C). Vectorised over channels (NHWC)
+  /// or along rows (NCHW); the weight gradient adds per-slice partial sums in a fixed
+  /// order (deterministic).
+  Depthwise,
 };
 const char* to_string(Algorithm a) noexcept;
 

@@ -41,6 +41,7 @@ const char* to_string(Algorithm a) noexcept {
     case Algorithm::TensorCore: return "tensor_core";
     case Algorithm::CudaSimt: return "cuda_simt";
     case Algorithm::TapGemm: return "tap_gemm";
+    case Algorithm::Depthwise: return "depthwise";
   }
   return "?";
 }
@@ -169,6 +170,10 @@ Algorithm select(const ConvProblem& pb, std::string& why) {
     why = tuned->origin;
     return tuned->algorithm;
   }
+  if (d.groups > 1 && algo_unsupported_reason(Algorithm::Depthwise, pb).empty()) {
+    why = "one input channel per group (depthwise): the depthwise kernels";
+    return Algorithm::Depthwise;
+  }
   if (algo_unsupported_reason(Algorithm::Gemm1x1, pb).empty()) {
     why = "1x1 filter at stride 1 without padding: a plain GEMM";
     return Algorithm::Gemm1x1;
@@ -246,7 +251,10 @@ Conv2dPlan::Conv2dPlan(const Device& device, const Conv2dDesc& desc, const Conv2
     impl->algorithm = options.algorithm;
     impl->why = "forced by the caller";
   } else if (direction != Direction::Forward) {
-    if (detail::algo_unsupported_reason(Algorithm::Gemm1x1, pb).empty()) {
+    if (desc.groups > 1 && detail::algo_unsupported_reason(Algorithm::Depthwise, pb).empty()) {
+      impl->algorithm = Algorithm::Depthwise;
+      impl->why = "one input channel per group (depthwise): the depthwise kernels";
+    } else if (detail::algo_unsupported_reason(Algorithm::Gemm1x1, pb).empty()) {
       impl->algorithm = Algorithm::Gemm1x1;
       impl->why = desc.stride_h == 1 && desc.stride_w == 1
                       ? "1x1 filter at stride 1 without padding: GEMMs"

@@ -359,6 +359,7 @@ std::string algo_unsupported_reason(Algorithm algo, const ConvProblem& pb) {
     return bwd_data_via_forward_reason(algo, pb);
   if (algo == Algorithm::TapGemm) return tap_gemm_reason(pb);
   if (pb.direction == Direction::BackwardWeights && algo == Algorithm::ImplicitGemm) return igemm_weights_reason(pb);
+  if (algo == Algorithm::Depthwise) return depthwise_unsupported_reason(pb);
   if (pb.direction != Direction::Forward && algo != Algorithm::Direct && algo != Algorithm::Auto &&
       algo != Algorithm::Gemm1x1)
     return std::string(to_string(algo)) + " has no " + to_string(pb.direction) + " kernels in this build";
@@ -366,6 +367,7 @@ std::string algo_unsupported_reason(Algorithm algo, const ConvProblem& pb) {
     case Algorithm::Auto: return "";
     case Algorithm::Direct: return "";
     case Algorithm::TapGemm: return "";
+    case Algorithm::Depthwise: return "";
     case Algorithm::ImplicitGemm:
       if (d.groups > kMaxGroupsY) return "more than 65535 groups";
       if (use_packed(pb) && div_up(d.k / d.groups, std::size_t{8}) > kMaxGroupsY)
@@ -389,7 +391,6 @@ std::unique_ptr<ConvAlgo> make_algo(Algorithm algo, const ConvProblem& pb) {
   switch (algo) {
     case Algorithm::Direct:
       if (pb.direction != Direction::Forward) return make_direct_backward(pb);
-      if (depthwise_kernel_serves(pb)) return make_depthwise(pb);
       return std::make_unique<DirectAlgo>(pb);
     case Algorithm::ImplicitGemm:
       if (pb.direction == Direction::BackwardData) return make_bwd_data_via_forward(pb, algo);
@@ -405,6 +406,7 @@ std::unique_ptr<ConvAlgo> make_algo(Algorithm algo, const ConvProblem& pb) {
     case Algorithm::TensorCore: return make_tensor_core_algo(pb);
     case Algorithm::CudaSimt: return make_cuda_simt_algo(pb);
     case Algorithm::TapGemm: return make_tap_gemm(pb);
+    case Algorithm::Depthwise: return make_depthwise(pb);
     case Algorithm::Auto: break;
   }
   throw InvalidArgument("conv2d: no algorithm object for 'auto'");

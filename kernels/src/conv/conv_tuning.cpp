@@ -16,7 +16,7 @@ namespace axle::dnn::detail {
 
 std::optional<Algorithm> algorithm_from_name(const std::string& name) {
   for (Algorithm a : {Algorithm::Direct, Algorithm::ImplicitGemm, Algorithm::Gemm1x1, Algorithm::Winograd,
-                      Algorithm::TensorCore, Algorithm::CudaSimt, Algorithm::TapGemm})
+                      Algorithm::TensorCore, Algorithm::CudaSimt, Algorithm::TapGemm, Algorithm::Depthwise})
     if (name == to_string(a)) return a;
   return std::nullopt;
 }
@@ -142,7 +142,8 @@ TuneReport tune_conv(const Device& dev, const ConvTuneRequest& req, const std::s
   const dnn::Conv2dTypes types{req.dtype, req.dtype, req.dtype};
   const std::vector<dnn::Algorithm> algos{dnn::Algorithm::Direct,   dnn::Algorithm::ImplicitGemm,
                                           dnn::Algorithm::Gemm1x1,  dnn::Algorithm::Winograd,
-                                          dnn::Algorithm::TensorCore, dnn::Algorithm::CudaSimt};
+                                          dnn::Algorithm::TensorCore, dnn::Algorithm::CudaSimt,
+                                          dnn::Algorithm::Depthwise};
   TuneReport report;
   Stream s = dev.create_stream();
   // Per (class, layout): the geometric mean GFLOP/s of each algorithm over its layers.
