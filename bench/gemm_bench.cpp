@@ -31,6 +31,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "axle/axle.hpp"
 #include "axle/blas.hpp"
 
@@ -359,18 +361,23 @@ int main(int argc, char** argv) {
   if (cublas) cublasDestroy(cublas);
 #endif
   if (!json_path.empty()) {
+    nlohmann::ordered_json doc = nlohmann::ordered_json::array();
+    for (const Record& r : records)
+      doc.push_back({{"impl", r.impl},
+                     {"backend", r.backend},
+                     {"device", r.device},
+                     {"dtype", r.dtype},
+                     {"m", r.s.m},
+                     {"n", r.s.n},
+                     {"k", r.s.k},
+                     {"batch", r.batch},
+                     {"gflops", r.gflops}});
     std::ofstream f(json_path);
-    f << "[\n";
-    for (std::size_t i = 0; i < records.size(); ++i) {
-      const Record& r = records[i];
-      std::string dev_name;
-      for (char c : r.device) dev_name += (c == '"' || c == '\\') ? ' ' : c;
-      f << "  {\"impl\": \"" << r.impl << "\", \"backend\": \"" << r.backend << "\", \"device\": \"" << dev_name
-        << "\", \"dtype\": \"" << r.dtype << "\", \"m\": " << r.s.m << ", \"n\": " << r.s.n << ", \"k\": " << r.s.k
-        << ", \"batch\": " << r.batch << ", \"gflops\": " << r.gflops << "}" << (i + 1 < records.size() ? "," : "")
-        << "\n";
+    f << doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    if (!f) {
+      std::fprintf(stderr, "cannot write %s\n", json_path.c_str());
+      return 1;
     }
-    f << "]\n";
     std::printf("\nwrote %s\n", json_path.c_str());
   }
   return 0;

@@ -26,6 +26,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "axle/axle.hpp"
 
 #if AXLE_BENCH_HAVE_OPENCL
@@ -69,16 +71,6 @@ struct Record {
   double value = 0, ratio = 0;  // median; ratio: Axle's median relative to raw (0 when not applicable)
   double best = 0;              // the best repeat (least disturbed by other load)
 };
-
-std::string json_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) continue;
-    o += c;
-  }
-  return o;
-}
 
 #if AXLE_BENCH_HAVE_OPENCL
 // The few raw OpenCL entry points the comparison needs, from the same loader Axle uses.
@@ -315,18 +307,19 @@ int run(const Options& opt, const std::string& self) {
               opt.launches, opt.repeats, opt.cache_runs);
 
   if (!opt.json.empty()) {
-    std::ofstream f(opt.json);
-    f << "{\n  \"device\": \"" << json_escape(dev.id()) << "\",\n  \"device_name\": \"" << json_escape(dev.name())
-      << "\",\n  \"backend\": \"" << dev.backend() << "\",\n  \"records\": [\n";
-    for (std::size_t i = 0; i < records.size(); ++i) {
-      const auto& r = records[i];
-      f << "    {\"bench\": \"" << r.bench << "\", \"variant\": \"" << json_escape(r.variant) << "\", \"impl\": \""
-        << r.impl << "\", \"median\": " << r.value << ", \"best\": " << r.best << ", \"unit\": \"" << r.unit
-        << "\"";
-      if (r.ratio > 0) f << ", \"ratio_to_raw\": " << r.ratio;
-      f << "}" << (i + 1 < records.size() ? "," : "") << "\n";
+    nlohmann::ordered_json doc;
+    doc["device"] = dev.id();
+    doc["device_name"] = dev.name();
+    doc["backend"] = dev.backend();
+    doc["records"] = nlohmann::ordered_json::array();
+    for (const auto& r : records) {
+      nlohmann::ordered_json o{{"bench", r.bench}, {"variant", r.variant}, {"impl", r.impl},
+                               {"median", r.value}, {"best", r.best},       {"unit", r.unit}};
+      if (r.ratio > 0) o["ratio_to_raw"] = r.ratio;
+      doc["records"].push_back(std::move(o));
     }
-    f << "  ]\n}\n";
+    std::ofstream f(opt.json);
+    f << doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     if (!f) {
       std::fprintf(stderr, "cannot write %s\n", opt.json.c_str());
       return 1;

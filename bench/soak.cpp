@@ -27,6 +27,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "axle/axle.hpp"
 #include "axle/blas.hpp"
 #include "axle/dnn.hpp"
@@ -436,17 +438,21 @@ int main(int argc, char** argv) {
   std::printf("failures: %llu\n", total_failures());
 
   if (!json_path.empty()) {
+    nlohmann::ordered_json doc;
+    doc["tool"] = "soak";
+    doc["finished"] = utc_now();
+    doc["device"] = shared.device.id();
+    doc["threads"] = threads;
+    doc["seconds"] = elapsed;
+    for (int k = 0; k < kKinds; ++k) {
+      doc["ops"][kKindNames[k]] = g_ops[k].load();
+      doc["failures"][kKindNames[k]] = g_failures[k].load();
+    }
+    doc["rss_bytes"] = {{"start", rss_start}, {"warm", rss_warm}, {"end", rss_end}};
+    doc["rss_samples"] = nlohmann::ordered_json::array();
+    for (const auto& smp : samples) doc["rss_samples"].push_back({smp.first, smp.second});
     std::ofstream j(json_path);
-    j << "{\n  \"tool\": \"soak\",\n  \"finished\": \"" << utc_now() << "\",\n  \"device\": \"" << shared.device.id()
-      << "\",\n  \"threads\": " << threads << ",\n  \"seconds\": " << elapsed << ",\n  \"ops\": {";
-    for (int k = 0; k < kKinds; ++k) j << (k ? ", " : "") << "\"" << kKindNames[k] << "\": " << g_ops[k].load();
-    j << "},\n  \"failures\": {";
-    for (int k = 0; k < kKinds; ++k) j << (k ? ", " : "") << "\"" << kKindNames[k] << "\": " << g_failures[k].load();
-    j << "},\n  \"rss_bytes\": {\"start\": " << rss_start << ", \"warm\": " << rss_warm << ", \"end\": " << rss_end
-      << "},\n  \"rss_samples\": [";
-    for (std::size_t i = 0; i < samples.size(); ++i)
-      j << (i ? ", " : "") << "[" << samples[i].first << ", " << samples[i].second << "]";
-    j << "]\n}\n";
+    j << doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     if (!j) std::fprintf(stderr, "soak: cannot write %s\n", json_path.c_str());
   }
   return total_failures() == 0 ? 0 : 1;

@@ -49,6 +49,11 @@ using axle::detail::NvrtcResult;
 namespace {
 
 const std::vector<std::string> kDefaultArchs = {"sm_80", "sm_90", "sm_90a"};
+// Portable kernels are built for the device's own architecture (sm_90 on Hopper: the
+// "a" targets serve only the CUDA files that use wgmma), so sm_90a would repeat sm_90.
+// Every variant compiles for sm_90; for sm_80 the first variant of each file does (the
+// front end sees the same text for both: what differs per architecture is ptxas).
+const std::vector<std::string> kPortableArchs = {"sm_90", "sm_80"};
 
 std::string read_file(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
@@ -87,7 +92,7 @@ Variant parse_variant(const std::string& line) {
 }
 
 KernelFile load_kernel_file(const fs::path& p, SourceKind kind) {
-  KernelFile kf{p, kind, read_file(p), {}, kDefaultArchs};
+  KernelFile kf{p, kind, read_file(p), {}, kind == SourceKind::Portable ? kPortableArchs : kDefaultArchs};
   std::istringstream in(kf.text);
   static const std::regex kVariant(R"(^\s*//\s*axle-variant:\s*(.*)$)");
   static const std::regex kArch(R"(^\s*//\s*axle-arch:\s*(.*)$)");
@@ -153,7 +158,9 @@ int compile_all(const std::vector<KernelFile>& files) {
   std::vector<Job> jobs;
   for (const auto& f : files)
     for (const auto& v : f.variants)
-      for (const auto& arch : f.archs) jobs.push_back(Job{&f, &v, arch, {}});
+      for (const auto& arch : f.archs)
+        if (f.kind != SourceKind::Portable || arch == f.archs.front() || &v == &f.variants.front())
+          jobs.push_back(Job{&f, &v, arch, {}});
   std::atomic<std::size_t> next{0};
   auto work = [&] {
     for (std::size_t i; (i = next++) < jobs.size();) {

@@ -5,6 +5,8 @@
 #include <sstream>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "axle/axle.hpp"
 #include "axle/cache.hpp"
 
@@ -13,27 +15,6 @@ int axle_tune_main(int argc, char** argv);
 #endif
 
 namespace {
-
-std::string json_str(const std::string& s) {
-  std::string o = "\"";
-  for (char c : s) {
-    switch (c) {
-      case '"': o += "\\\""; break;
-      case '\\': o += "\\\\"; break;
-      case '\n': o += "\\n"; break;
-      case '\t': o += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          o += buf;
-        } else {
-          o += c;
-        }
-    }
-  }
-  return o + "\"";
-}
 
 std::string human_bytes(std::uint64_t b) {
   char buf[64];
@@ -48,38 +29,45 @@ int query(bool json) {
   auto bs = axle::backends();
   auto ds = axle::devices();
   if (json) {
-    std::ostringstream o;
-    o << "{\"version\":" << json_str(axle::version()) << ",\"backends\":[";
-    for (std::size_t i = 0; i < bs.size(); ++i)
-      o << (i ? "," : "") << "{\"name\":" << json_str(bs[i].name)
-        << ",\"available\":" << (bs[i].available ? "true" : "false") << ",\"reason\":" << json_str(bs[i].reason)
-        << ",\"device_count\":" << bs[i].device_count << ",\"failed_devices\":[" <<
-          [&] {
-            std::string f;
-            for (std::size_t j = 0; j < bs[i].failed_devices.size(); ++j)
-              f += (j ? "," : "") + json_str(bs[i].failed_devices[j]);
-            return f;
-          }()
-        << "]}";
-    o << "],\"devices\":[";
-    for (std::size_t i = 0; i < ds.size(); ++i) {
-      const auto& d = ds[i].info();
-      o << (i ? "," : "") << "{\"id\":" << json_str(ds[i].id()) << ",\"backend\":" << json_str(d.backend)
-        << ",\"index\":" << d.index << ",\"name\":" << json_str(d.name) << ",\"vendor\":" << json_str(d.vendor)
-        << ",\"type\":" << json_str(axle::to_string(d.type)) << ",\"platform\":" << json_str(d.platform)
-        << ",\"driver_version\":" << json_str(d.driver_version) << ",\"version\":" << json_str(d.version)
-        << ",\"architecture\":" << json_str(d.architecture) << ",\"compute_units\":" << d.compute_units
-        << ",\"max_clock_mhz\":" << d.max_clock_mhz << ",\"global_mem_bytes\":" << d.global_mem_bytes
-        << ",\"max_alloc_bytes\":" << d.max_alloc_bytes << ",\"local_mem_bytes\":" << d.local_mem_bytes
-        << ",\"max_work_group_size\":" << d.max_work_group_size << ",\"max_work_item_sizes\":["
-        << d.max_work_item_sizes[0] << "," << d.max_work_item_sizes[1] << "," << d.max_work_item_sizes[2] << "]"
-        << ",\"sub_group_size\":" << d.sub_group_size
-        << ",\"preferred_vector_width_float\":" << d.preferred_vector_width_float
-        << ",\"fp16\":" << (d.fp16 ? "true" : "false") << ",\"fp64\":" << (d.fp64 ? "true" : "false")
-        << ",\"unified_memory\":" << (d.unified_memory ? "true" : "false") << "}";
+    // nlohmann-json writes the document: names with quotes or control characters stay
+    // valid JSON (invalid UTF-8 in a driver string becomes U+FFFD).
+    nlohmann::ordered_json doc;
+    doc["version"] = axle::version();
+    doc["backends"] = nlohmann::ordered_json::array();
+    for (const auto& b : bs)
+      doc["backends"].push_back({{"name", b.name},
+                                 {"available", b.available},
+                                 {"reason", b.reason},
+                                 {"device_count", b.device_count},
+                                 {"failed_devices", b.failed_devices}});
+    doc["devices"] = nlohmann::ordered_json::array();
+    for (const auto& dev : ds) {
+      const auto& d = dev.info();
+      doc["devices"].push_back({{"id", dev.id()},
+                                {"backend", d.backend},
+                                {"index", d.index},
+                                {"name", d.name},
+                                {"vendor", d.vendor},
+                                {"type", axle::to_string(d.type)},
+                                {"platform", d.platform},
+                                {"driver_version", d.driver_version},
+                                {"version", d.version},
+                                {"architecture", d.architecture},
+                                {"compute_units", d.compute_units},
+                                {"max_clock_mhz", d.max_clock_mhz},
+                                {"global_mem_bytes", d.global_mem_bytes},
+                                {"max_alloc_bytes", d.max_alloc_bytes},
+                                {"local_mem_bytes", d.local_mem_bytes},
+                                {"max_work_group_size", d.max_work_group_size},
+                                {"max_work_item_sizes",
+                                 {d.max_work_item_sizes[0], d.max_work_item_sizes[1], d.max_work_item_sizes[2]}},
+                                {"sub_group_size", d.sub_group_size},
+                                {"preferred_vector_width_float", d.preferred_vector_width_float},
+                                {"fp16", d.fp16},
+                                {"fp64", d.fp64},
+                                {"unified_memory", d.unified_memory}});
     }
-    o << "]}";
-    std::cout << o.str() << "\n";
+    std::cout << doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return 0;
   }
   std::cout << "Axle " << axle::version() << "\n\nBackends:\n";
