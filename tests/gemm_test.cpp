@@ -1047,6 +1047,10 @@ TEST(GemmTuning, ParametersMustBeIntegersInRange) {
   huge.tn = 1;
   huge.bn = 2147483647;
   EXPECT_EQ(huge.invalid_reason(info), "local memory tiles exceed the device's");
+  // A number beyond a double's range is the parser's overflow (found by fuzz_tuning):
+  // a ConfigError naming the file like any other malformed document.
+  AXLE_EXPECT_THROW_MSG(d::parse_tuning("{\"gemm\": [{\"kernel\": \"warp\", \"rarams\": {\"MR\": 1e3030}}]}", "o.json"),
+                        axle::ConfigError, {"o.json", "1e3030"});
   // An absurd gflops note is dropped, so that writing the entry back stays in range.
   const auto fast = d::parse_tuning("{\"gemm\": [{\"kernel\": \"packed\", \"gflops\": 1e300}]}", "g.json");
   ASSERT_EQ(fast.size(), 1u);

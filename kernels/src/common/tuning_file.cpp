@@ -74,6 +74,8 @@ nlohmann::json parse_tuning_document(const std::string& text, const std::string&
     int line = 1;
     for (std::size_t i = 0; i < e.byte && i < text.size(); ++i) line += text[i] == '\n';
     throw ConfigError("tuning file " + origin + ": " + e.what(), origin, line, "");
+  } catch (const nlohmann::json::exception& e) {  // e.g. out_of_range.406: a number too large for a double
+    throw ConfigError("tuning file " + origin + ": " + e.what(), origin, 0, "");
   }
   if (!doc.is_object()) throw ConfigError("tuning file " + origin + ": top level must be an object", origin, 0, "");
   for (const char* op : {"gemm", "conv"}) {
