@@ -64,7 +64,18 @@ class ConvBackward : public ::testing::TestWithParam<axle::Device> {
       const bool data = a == dnn::Algorithm::Auto || dnn::supports(dev(), a, d, types, dnn::Direction::BackwardData);
       const bool weights =
           a == dnn::Algorithm::Auto || dnn::supports(dev(), a, d, types, dnn::Direction::BackwardWeights);
-      if (data || weights) check_with<TX, TY>(d, a, alpha, beta, data, weights);
+      if (a == dnn::Algorithm::ImplicitGemm && data) {
+        // bwd_data runs the forward implicit GEMM: each of its kernels, forced.
+        bool first = true;
+        for (const char* variant : {"packed", "inplace", "tiled"}) {
+          axle_test::ScopedEnv env("AXLE_CONV_IGEMM", variant);
+          SCOPED_TRACE(std::string("AXLE_CONV_IGEMM=") + variant);
+          check_with<TX, TY>(d, a, alpha, beta, data, weights && first);
+          first = false;
+        }
+      } else if (data || weights) {
+        check_with<TX, TY>(d, a, alpha, beta, data, weights);
+      }
     }
   }
 

@@ -154,6 +154,7 @@ Conv2dDesc make(std::size_t n, std::size_t c, std::size_t h, std::size_t w, std:
 class ConvTest : public ::testing::TestWithParam<axle::Device> {
  protected:
   const axle::Device& dev() const { return GetParam(); }
+  void implicit_gemm_in_callers_workspace(const char* variant, std::size_t c);
   // Every algorithm that claims the problem, forced, plus Auto.
   template <typename TX, typename TY>
   void all_algos(const Conv2dDesc& d, const Epi& e = {}) {
@@ -165,7 +166,7 @@ class ConvTest : public ::testing::TestWithParam<axle::Device> {
       if (!axle::dnn::supports(dev(), a, d, t, axle::dnn::Direction::Forward, &why)) continue;
       if (a == Algorithm::ImplicitGemm) {
         // Both implicit-GEMM kernels, whatever the device would choose.
-        for (const char* variant : {"packed", "tiled"}) {
+        for (const char* variant : {"packed", "inplace", "tiled"}) {
           axle_test::ScopedEnv env("AXLE_CONV_IGEMM", variant);
           SCOPED_TRACE(std::string("AXLE_CONV_IGEMM=") + variant);
           run_conv<TX, TY>(dev(), d, a, e);
@@ -327,7 +328,7 @@ TEST_P(ConvTest, ImplicitGemmBlockEdges) {
       Conv2dDesc d = make(sh.n, sh.c, sh.h, sh.w, sh.k, sh.f, sh.f, l);
       d.stride_h = d.stride_w = sh.stride;
       d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = sh.pad;
-      for (const char* variant : {"packed", "tiled"}) {
+      for (const char* variant : {"packed", "inplace", "tiled"}) {
         axle_test::ScopedEnv env("AXLE_CONV_IGEMM", variant);
         SCOPED_TRACE(std::string("AXLE_CONV_IGEMM=") + variant);
         run_conv<float, float>(dev(), d, Algorithm::ImplicitGemm);
@@ -335,15 +336,28 @@ TEST_P(ConvTest, ImplicitGemmBlockEdges) {
         e.bias = true, e.residual = true, e.act = Activation::ReLU, e.beta = 0.5f;
         run_conv<float, float>(dev(), d, Algorithm::ImplicitGemm, e);
       }
-      axle_test::ScopedEnv env("AXLE_CONV_IGEMM", "packed");
-      run_conv<half_t, float>(dev(), d, Algorithm::ImplicitGemm);
-      run_conv<bfloat16_t, bfloat16_t>(dev(), d, Algorithm::ImplicitGemm);
+      for (const char* variant : {"packed", "inplace"}) {
+        axle_test::ScopedEnv env("AXLE_CONV_IGEMM", variant);
+        SCOPED_TRACE(std::string("AXLE_CONV_IGEMM=") + variant);
+        run_conv<half_t, float>(dev(), d, Algorithm::ImplicitGemm);
+        run_conv<bfloat16_t, bfloat16_t>(dev(), d, Algorithm::ImplicitGemm);
+      }
     }
 }
 
-TEST_P(ConvTest, PackedImplicitGemmUsesTheCallersWorkspace) {
-  axle_test::ScopedEnv env("AXLE_CONV_IGEMM", "packed");
-  Conv2dDesc d = make(1, 8, 6, 6, 20, 3, 3, TensorLayout::NHWC);
+// Both CPU kernels keep state in the workspace (filter panels and the zero row; the
+// in-place kernel's zero rows): a caller's workspace full of garbage must not matter.
+TEST_P(ConvTest, CpuImplicitGemmsUseTheCallersWorkspace) {
+  for (const char* variant : {"packed", "inplace"}) {
+    SCOPED_TRACE(variant);
+    implicit_gemm_in_callers_workspace(variant, 8);
+    implicit_gemm_in_callers_workspace(variant, 37);  // vectors and a tail
+  }
+}
+
+void ConvTest::implicit_gemm_in_callers_workspace(const char* variant, std::size_t c) {
+  axle_test::ScopedEnv env("AXLE_CONV_IGEMM", variant);
+  Conv2dDesc d = make(1, c, 6, 6, 20, 3, 3, TensorLayout::NHWC);
   d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = 1;
   axle::dnn::Conv2dOptions opt;
   opt.algorithm = Algorithm::ImplicitGemm;
@@ -372,7 +386,7 @@ TEST_P(ConvTest, PackedImplicitGemmUsesTheCallersWorkspace) {
     for (std::size_t q = 0; q < 6; ++q) {
       const std::size_t rows = (p == 0 || p == 5) ? 2 : 3, cols = (q == 0 || q == 5) ? 2 : 3;
       for (std::size_t k = 0; k < d.k; ++k)
-        ASSERT_EQ(out[(p * 6 + q) * d.k + k], 0.5f * 8 * rows * cols) << p << " " << q << " " << k;
+        ASSERT_EQ(out[(p * 6 + q) * d.k + k], 0.5f * static_cast<float>(c * rows * cols)) << p << " " << q << " " << k;
     }
   a.workspace = bws.view<unsigned char>(16, ws - 1);
   AXLE_EXPECT_THROW_MSG(plan.run(s, a), axle::OutOfRange, {"workspace"});
@@ -423,7 +437,18 @@ TEST_P(ConvTest, SelectorAndDescribe) {
     EXPECT_TRUE(axle_test::contains_all(p3.describe(), {"implicit_gemm", "tiled BM=", "N1 C64 H14 W14 K64 3x3"}));
     EXPECT_EQ(p3.workspace_bytes(), 0u);
   }
-  for (const char* variant : {"packed", "tiled"}) {  // forced either way
+  // Large filters over few pixels: CPUs read the filters in place (NHWC; NCHW packs).
+  Conv2dDesc deep = make(1, 256, 5, 5, 40, 3, 3, TensorLayout::NHWC);
+  deep.pad_top = deep.pad_bottom = deep.pad_left = deep.pad_right = 1;
+  if (!cuda && dev().info().type == axle::DeviceType::CPU) {
+    axle::dnn::Conv2dPlan pd(dev(), deep, f32);
+    EXPECT_TRUE(axle_test::contains_all(pd.describe(), {"implicit_gemm", "inplace MR=", "filters read in place"}))
+        << pd.describe();
+    deep.layout = TensorLayout::NCHW;
+    axle::dnn::Conv2dPlan pn(dev(), deep, f32);
+    EXPECT_TRUE(axle_test::contains_all(pn.describe(), {"implicit_gemm", "packed MR="})) << pn.describe();
+  }
+  for (const char* variant : {"packed", "inplace", "tiled"}) {  // forced each way
     axle_test::ScopedEnv env("AXLE_CONV_IGEMM", variant);
     axle::dnn::Conv2dOptions forced;
     forced.algorithm = Algorithm::ImplicitGemm;

@@ -2,6 +2,7 @@
 // local-memory tiles on GPUs) and 1x1 through blas::gemm. Each says which problems it
 // serves (algo_unsupported_reason) and is built once per plan (make_algo).
 #include <algorithm>
+#include <array>
 #include <string_view>
 
 #include "axle/blas.hpp"
@@ -147,17 +148,41 @@ class ImplicitGemmAlgo final : public ConvAlgo {
 
 // ---- implicit GEMM (CPU: packed filters, register blocks) ------------------------------
 
-// Which implicit-GEMM kernel serves a problem: AXLE_CONV_IGEMM=packed|tiled forces one,
-// auto (the default) takes the packed kernel on CPU devices and the tiles elsewhere.
-enum class IgemmVariant { Auto, Packed, Tiled };
+// Which implicit-GEMM kernel serves a problem: AXLE_CONV_IGEMM=packed|inplace|tiled
+// forces one (inplace serves NHWC; NCHW then takes packed), auto (the default) takes
+// the tiles on GPUs and on CPU devices the packed kernel, or the in-place one where
+// packing the filters on every run would cost more than it saves (inplace_pays).
+enum class IgemmVariant { Auto, Packed, Inplace, Tiled };
 
-bool use_packed(const ConvProblem& pb) {
-  const IgemmVariant v = blas::detail::env_choice(
-      "AXLE_CONV_IGEMM",
-      {{"auto", IgemmVariant::Auto}, {"packed", IgemmVariant::Packed}, {"tiled", IgemmVariant::Tiled}},
-      IgemmVariant::Auto, "auto, packed, tiled");
-  if (v == IgemmVariant::Auto) return !is_gpu(pb.device);
-  return v == IgemmVariant::Packed;
+bool inplace_pays(const ConvProblem& pb);
+
+IgemmVariant igemm_variant(const ConvProblem& pb) {
+  IgemmVariant v = blas::detail::env_choice("AXLE_CONV_IGEMM",
+                                            {{"auto", IgemmVariant::Auto},
+                                             {"packed", IgemmVariant::Packed},
+                                             {"inplace", IgemmVariant::Inplace},
+                                             {"tiled", IgemmVariant::Tiled}},
+                                            IgemmVariant::Auto, "auto, packed, inplace, tiled");
+  const bool nhwc = pb.desc.layout == TensorLayout::NHWC;
+  if (v == IgemmVariant::Auto) {
+    if (is_gpu(pb.device)) return IgemmVariant::Tiled;
+    return nhwc && inplace_pays(pb) ? IgemmVariant::Inplace : IgemmVariant::Packed;
+  }
+  if (v == IgemmVariant::Inplace && !nhwc) return IgemmVariant::Packed;
+  return v;
+}
+
+bool use_packed(const ConvProblem& pb) { return igemm_variant(pb) == IgemmVariant::Packed; }
+
+// Packing costs two passes over the filters per run, the in-place kernel's reduction an
+// epilogue per block: in place wins where the filters are large next to the output
+// pixels (many channels, a filter of several taps, few pixels: ResNet-50's 3x3 C512 at
+// 7x7 ran 2x faster at batch 1, 1.15x at batch 8, on PoCL AVX-512) and loses on short
+// reductions (1x1 layers, C < 256: 2-3x slower).
+bool inplace_pays(const ConvProblem& pb) {
+  const Conv2dDesc& d = pb.desc;
+  const std::size_t cg = d.c / d.groups, taps = d.r * d.s, m = d.n * pb.p * pb.q;
+  return cg >= 256 && taps >= 4 && m <= 4 * cg;
 }
 
 struct PackedParams {
@@ -279,6 +304,99 @@ class PackedIgemmAlgo final : public ConvAlgo {
   std::size_t kp_n_ = 0, pack_items_ = 0, wp_floats_ = 0, zero_len_ = 0, ws_bytes_ = 0;
 };
 
+// ---- implicit GEMM (CPU, NHWC: filters read in place) -----------------------------------
+
+struct InplaceParams {
+  int mr, nr, vw;
+  std::size_t mb, kbn;  // pixel blocks and filter blocks per work-item
+};
+
+constexpr std::size_t kInplaceFiltersL2Bytes = std::size_t{256} << 10;  // a work-item's filter rows in L2
+
+InplaceParams inplace_params(const ConvProblem& pb) {
+  const Conv2dDesc& d = pb.desc;
+  const std::size_t cg = d.c / d.groups, kg = d.k / d.groups, taps = d.r * d.s;
+  InplaceParams t{};
+  // 16-wide: 3 x 6 blocks (18 accumulators + 6 pixel vectors + 1 filter vector; on
+  // PoCL's AVX-512 code, blocks of 24 or more accumulators ran 20-30 % slower);
+  // 8-wide: 3 x 3 (9 + 3 + 1 of 16 registers).
+  const bool wide = pb.device.info().preferred_vector_width_float >= 16;
+  t.vw = wide ? 16 : 8;
+  t.mr = 3;
+  t.nr = wide ? 6 : 3;
+  const std::size_t units = std::max<std::size_t>(1, pb.device.info().compute_units);
+  const std::size_t blocks = div_up(d.n * pb.p * pb.q, static_cast<std::size_t>(t.nr));
+  const std::size_t kblocks = div_up(kg, static_cast<std::size_t>(t.mr));
+  // A work-item's filter rows (kbn blocks) stay in L2 while its pixel blocks pass;
+  // then as many pixel blocks per work-item as keep ~8 work-items per compute unit.
+  const std::size_t row_bytes = taps * cg * sizeof(float) * t.mr;
+  t.kbn = std::clamp<std::size_t>(kInplaceFiltersL2Bytes / std::max<std::size_t>(1, row_bytes), 1, kblocks);
+  const std::size_t kitems = div_up(kblocks, t.kbn) * d.groups;
+  const std::size_t want = 8 * units;
+  std::size_t pitems = std::clamp<std::size_t>(div_up(want, kitems), 1, blocks);
+  if (kitems < want && t.kbn > 1) {  // too few filter groups: split the filters finer first
+    t.kbn = std::max<std::size_t>(1, div_up(kblocks * d.groups, want));
+    pitems = std::clamp<std::size_t>(div_up(want, div_up(kblocks, t.kbn) * d.groups), 1, blocks);
+  }
+  t.mb = div_up(blocks, pitems);
+  return t;
+}
+
+class InplaceIgemmAlgo final : public ConvAlgo {
+ public:
+  explicit InplaceIgemmAlgo(const ConvProblem& pb) : pb_(pb), t_(inplace_params(pb)) {
+    const Conv2dDesc& d = pb.desc;
+    BuildOptions opt;
+    opt.define("MR", t_.mr).define("NR", t_.nr).define("VW", t_.vw);
+    conv_ = build_conv(pb, opt, "conv_inplace.cl").kernel("axle_conv_inplace_fwd");
+    const std::size_t cg = d.c / d.groups;
+    const std::size_t blocks = div_up(d.n * pb.p * pb.q, static_cast<std::size_t>(t_.nr));
+    const std::size_t kblocks = div_up(d.k / d.groups, static_cast<std::size_t>(t_.mr));
+    grid_ = {div_up(blocks, t_.mb), div_up(kblocks, t_.kbn), d.groups};
+    // One zero row per work-item, in x's element type.
+    ws_bytes_ = kAlign + grid_[0] * grid_[1] * grid_[2] * round_up(cg, 16) * size_of(pb.types.x);
+  }
+  std::size_t workspace_bytes() const override { return ws_bytes_; }
+  std::string params() const override {
+    return "inplace MR=" + std::to_string(t_.mr) + " NR=" + std::to_string(t_.nr) + " VW=" + std::to_string(t_.vw) +
+           " MB=" + std::to_string(t_.mb) + " KB=" + std::to_string(t_.kbn) + ", filters read in place";
+  }
+  void run(Stream& stream, const Conv2dArgs& args, const Buffer* ws, std::size_t ws_off) const override {
+    const std::size_t esz = size_of(pb_.types.x);
+    const std::size_t zero_off = div_up(ws_off, kAlign) * (kAlign / esz);  // in x's elements
+    std::vector<KernelArg> a;
+    auto add = [&](const Buffer& b, std::size_t off) {
+      a.push_back(KernelArg::buffer_arg(b, 0));
+      a.push_back(KernelArg::scalar(static_cast<std::uint64_t>(off)));
+    };
+    add(*args.x.buffer, args.x.offset);
+    add(*args.w.buffer, args.w.offset);
+    add(*ws, zero_off);
+    add(*args.y.buffer, args.y.offset);
+    if (args.bias.valid())
+      add(args.bias.buffer(), args.bias.offset());
+    else
+      add(*args.y.buffer, 0);
+    if (args.z.valid())
+      add(*args.z.buffer, args.z.offset);
+    else
+      add(*args.y.buffer, 0);
+    geometry(a, pb_);
+    epilogue_args(a, pb_, args);
+    a.push_back(KernelArg::scalar(static_cast<std::int32_t>(t_.mb)));
+    a.push_back(KernelArg::scalar(static_cast<std::int32_t>(t_.kbn)));
+    stream.launch_args(conv_, Range(grid_[0], grid_[1], grid_[2]), Range(1, 1, 1), a);
+  }
+
+ private:
+  static constexpr std::size_t kAlign = 64;
+  ConvProblem pb_;
+  InplaceParams t_;
+  Kernel conv_;
+  std::array<std::size_t, 3> grid_{};
+  std::size_t ws_bytes_ = 0;
+};
+
 // ---- 1x1 through GEMM ---------------------------------------------------------------------
 
 class Gemm1x1Algo final : public ConvAlgo {
@@ -372,6 +490,8 @@ std::string algo_unsupported_reason(Algorithm algo, const ConvProblem& pb) {
       if (d.groups > kMaxGroupsY) return "more than 65535 groups";
       if (use_packed(pb) && div_up(d.k / d.groups, std::size_t{8}) > kMaxGroupsY)
         return "more than 65535 filter panels per group";
+      if (igemm_variant(pb) == IgemmVariant::Inplace && div_up(d.k / d.groups, std::size_t{3}) > kMaxGroupsY)
+        return "more than 65535 filter blocks per group";
       return "";
     case Algorithm::Gemm1x1:
       if (d.r != 1 || d.s != 1)
@@ -395,8 +515,11 @@ std::unique_ptr<ConvAlgo> make_algo(Algorithm algo, const ConvProblem& pb) {
     case Algorithm::ImplicitGemm:
       if (pb.direction == Direction::BackwardData) return make_bwd_data_via_forward(pb, algo);
       if (pb.direction == Direction::BackwardWeights) return make_igemm_weights(pb);
-      if (use_packed(pb)) return std::make_unique<PackedIgemmAlgo>(pb);
-      return std::make_unique<ImplicitGemmAlgo>(pb);
+      switch (igemm_variant(pb)) {
+        case IgemmVariant::Packed: return std::make_unique<PackedIgemmAlgo>(pb);
+        case IgemmVariant::Inplace: return std::make_unique<InplaceIgemmAlgo>(pb);
+        default: return std::make_unique<ImplicitGemmAlgo>(pb);
+      }
     case Algorithm::Gemm1x1:
       if (pb.direction != Direction::Forward) return make_gemm1x1_backward(pb);
       return std::make_unique<Gemm1x1Algo>(pb);
