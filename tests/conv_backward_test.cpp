@@ -299,6 +299,35 @@ TEST_P(ConvBackward, StridedOneByOne) {
   }
 }
 
+// Stride-1 bwd_data on CPUs, NHWC f32: the packed forward kernel over dy reads the
+// layer's filters flipped and transposed in place when its panel width divides C / G
+// (no flip pass); otherwise the filters are flipped into the workspace first. Both,
+// against the reference, with padding wider on one side and with accumulation.
+TEST_P(ConvBackward, BwdDataReadsTheFiltersInPlace) {
+  if (dev().info().type != axle::DeviceType::CPU) GTEST_SKIP() << "the packed kernel is the CPU one";
+  struct Shape {
+    std::size_t n, c, h, w, k, f, groups;
+    bool in_place;
+  };
+  for (const Shape& sh : {Shape{2, 64, 7, 6, 24, 3, 1, true}, Shape{1, 32, 5, 9, 40, 3, 1, true},
+                          Shape{1, 64, 6, 6, 10, 3, 2, true}, Shape{1, 16, 4, 5, 7, 1, 1, true},
+                          Shape{1, 80, 5, 5, 9, 3, 1, false}, Shape{1, 40, 6, 5, 16, 3, 1, false}}) {
+    dnn::Conv2dDesc d = make(sh.n, sh.c, sh.h, sh.w, sh.k, sh.f, sh.f, dnn::TensorLayout::NHWC);
+    d.groups = sh.groups;
+    d.pad_top = d.pad_left = sh.f / 2;
+    d.pad_bottom = d.pad_right = sh.f > 1 ? sh.f / 2 + 1 : 0;
+    if (sh.f == 1) d.pad_top = d.pad_left = 0;
+    axle_test::ScopedEnv env("AXLE_CONV_IGEMM", "packed");
+    dnn::Conv2dOptions opt;
+    opt.algorithm = dnn::Algorithm::ImplicitGemm;
+    const dnn::Conv2dPlan plan(dev(), d, {}, dnn::Direction::BackwardData, {}, opt);
+    EXPECT_EQ(plan.describe().find("flipped in place") != std::string::npos, sh.in_place) << plan.describe();
+    EXPECT_EQ(plan.describe().find("with flipped filters") != std::string::npos, !sh.in_place) << plan.describe();
+    check_with<float, float>(d, dnn::Algorithm::ImplicitGemm, 1.0f, 0.0f, true, false);
+    check_with<float, float>(d, dnn::Algorithm::ImplicitGemm, 0.5f, 1.0f, true, false);
+  }
+}
+
 TEST_P(ConvBackward, AlphaBetaAccumulate) {
   dnn::Conv2dDesc d = make(2, 4, 6, 6, 3, 3, 3, dnn::TensorLayout::NHWC);
   d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = 1;

@@ -2,6 +2,7 @@
 // axle-variant: -DX_T=0 -DY_T=0 -DLAYOUT=0 -DMR=6 -DVW=16 -DNV=4 -DMB=8 -DKC=64
 // axle-variant: -DX_T=1 -DY_T=1 -DLAYOUT=1 -DMR=6 -DVW=8 -DNV=2 -DMB=2 -DKC=32
 // axle-variant: -DX_T=2 -DY_T=0 -DLAYOUT=0 -DMR=4 -DVW=8 -DNV=1 -DMB=1 -DKC=0
+// axle-variant: -DX_T=0 -DY_T=0 -DLAYOUT=1 -DMR=6 -DVW=16 -DNV=2 -DMB=2 -DKC=64 -DWIN=1
 //
 // Axle 2-D convolution, packed CPU kernels (portable dialect; also compiles as CUDA
 // under NVRTC). The implicit GEMM (N P Q) x (K / G) x (R S C / G) per group, modelled
@@ -20,6 +21,12 @@
 //    KC-deep channel slices, each slice of the panel (KC x NR, L1-sized) reused by the
 //    MB blocks, whose partial sums wait in private memory between slices.
 //    dims (ceil(pixel blocks / MB), K / G panels, G).
+//  * WIN=1 (NHWC, f32): the forward pass over dy of a stride-1 backward data. The panel
+//    rows are read in place from the layer's own KRSC filters, flipped and transposed:
+//    row (tap t, channel c) of output channels kf.. is w[g kg' + c][taps-1-t][kf..],
+//    NR contiguous floats (kg' = this problem's C / G), so nothing is packed or flipped.
+//    K / G must be a multiple of NR (no partial panel reads past a row). Each work-item
+//    zeroes its own zero row in the workspace (C / G floats).
 //
 // LAYOUT 0: x NCHW, w KCRS, y and z NKPQ. LAYOUT 1: x NHWC, w KRSC, y and z NPQK.
 // X_T (x and w), Y_T (y and z): 0 f32, 1 f16, 2 bf16. The epilogue is conv.cl's:
@@ -48,6 +55,9 @@
 #endif
 #ifndef KC
 #define KC 0
+#endif
+#ifndef WIN
+#define WIN 0
 #endif
 #define NR (VW * NV)
 #define CP_CAT_(a, b) a##b
@@ -226,8 +236,18 @@ AXLE_FUNC void axle_convp_store(VT* acc, int m0, int kf0, int g, AXLE_GLOBAL Y_E
       _Pragma("unroll") for (int v = 0; v < NV; ++v) acc[i * NV + v] =             \
           fma(av, bv[v], acc[i * NV + v]);                                         \
     }                                                                              \
-    wq += NR;                                                                      \
+    wq += WSTEP;                                                                   \
   }
+
+// The panel row of tap t and reduction channel c, and the step to the next channel.
+#if WIN
+#define AXLE_CONVP_WQ(t, c) \
+  (wsrc + ((ulong)(g * cg + (c)) * taps + (ulong)(taps - 1 - (t))) * (ulong)kg + (ulong)kp * NR)
+#define WSTEP ((ulong)taps * (ulong)kg)
+#else
+#define AXLE_CONVP_WQ(t, c) (wpan + ((ulong)(t) * cg + (c)) * NR)
+#define WSTEP NR
+#endif
 
 // The rows' input pointers for tap (r, s): ih0 / iw0 are the rows' top-left input
 // coordinates, xb their image bases.
@@ -259,7 +279,8 @@ AXLE_FUNC void axle_convp_store(VT* acc, int m0, int kf0, int g, AXLE_GLOBAL Y_E
   }
 
 AXLE_KERNEL void axle_conv_packed_fwd(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x, ulong x_off,
-                                      AXLE_GLOBAL const float* AXLE_RESTRICT ws, ulong wp_off, ulong zero_off,
+                                      AXLE_GLOBAL const float* AXLE_RESTRICT wsrc, ulong wsrc_off,
+                                      AXLE_GLOBAL float* AXLE_RESTRICT ws, ulong wp_off, ulong zero_off,
                                       AXLE_GLOBAL Y_ELEM* AXLE_RESTRICT y, ulong y_off,
                                       AXLE_GLOBAL const float* AXLE_RESTRICT bias, ulong bias_off,
                                       AXLE_GLOBAL const Y_ELEM* AXLE_RESTRICT z, ulong z_off, AXLE_CONV_GEOMETRY,
@@ -278,8 +299,18 @@ AXLE_KERNEL void axle_conv_packed_fwd(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x,
 #else
   AXLE_GLOBAL const X_ELEM* xg = x + x_off + (ulong)g * cg;
 #endif
+#if WIN
+  // This work-item's zero row (the stride rounded to 16 floats); no one else touches it.
+  const ulong item =
+      AXLE_GLOBAL_ID(0) + AXLE_GLOBAL_SIZE(0) * (AXLE_GLOBAL_ID(1) + AXLE_GLOBAL_SIZE(1) * (ulong)g);
+  AXLE_GLOBAL float* zw = ws + zero_off + item * (ulong)((cg + 15) / 16 * 16);
+  for (int c = 0; c < cg; ++c) zw[c] = 0.0f;
+  AXLE_GLOBAL const X_ELEM* zrow = (AXLE_GLOBAL const X_ELEM*)zw;
+  wsrc += wsrc_off;
+#else
   AXLE_GLOBAL const X_ELEM* zrow = (AXLE_GLOBAL const X_ELEM*)(ws + zero_off);
   AXLE_GLOBAL const float* wpan = ws + wp_off + (ulong)(g * kp_n + kp) * taps * (ulong)cg * NR;
+#endif
   int ih0[MR], iw0[MR];
   ulong xb[MR];
   AXLE_GLOBAL const X_ELEM* xp[MR];
@@ -317,7 +348,7 @@ AXLE_KERNEL void axle_conv_packed_fwd(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x,
           xb[i] = bb[(blk - blk0) * MR + i];
         }
         AXLE_CONVP_POINTERS(r, s)
-        AXLE_GLOBAL const float* wq = wpan + ((ulong)t * cg + c0) * NR;
+        AXLE_GLOBAL const float* wq = AXLE_CONVP_WQ(t, c0);
         AXLE_CONVP_LOOP(c0, c1)
         if (t == taps - 1 && c1 == cg) {
           axle_convp_store(acc, blk * MR, kp * NR, g, y, bias, z, M, PQ, K, kg, alpha, beta, has_bias, has_z, act);
@@ -333,10 +364,10 @@ AXLE_KERNEL void axle_conv_packed_fwd(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x,
 #pragma unroll
     for (int e = 0; e < MR * NV; ++e) acc[e] = AXLE_SPLAT(VT, 0.0f);
     AXLE_CONVP_ROWS(blk)
-    AXLE_GLOBAL const float* wq = wpan;
     for (int r = 0; r < R; ++r)
       for (int s = 0; s < S; ++s) {
         AXLE_CONVP_POINTERS(r, s)
+        AXLE_GLOBAL const float* wq = AXLE_CONVP_WQ(r * S + s, 0);
         AXLE_CONVP_LOOP(0, cg)
       }
     axle_convp_store(acc, blk * MR, kp * NR, g, y, bias, z, M, PQ, K, kg, alpha, beta, has_bias, has_z, act);

@@ -166,7 +166,8 @@ IgemmVariant igemm_variant(const ConvProblem& pb) {
   const bool nhwc = pb.desc.layout == TensorLayout::NHWC;
   if (v == IgemmVariant::Auto) {
     if (is_gpu(pb.device)) return IgemmVariant::Tiled;
-    return nhwc && inplace_pays(pb) ? IgemmVariant::Inplace : IgemmVariant::Packed;
+    // The packed kernel reads a bwd_data's filters in place (no flip, no packing).
+    return nhwc && !pb.w_transposed && inplace_pays(pb) ? IgemmVariant::Inplace : IgemmVariant::Packed;
   }
   if (v == IgemmVariant::Inplace && !nhwc) return IgemmVariant::Packed;
   return v;
@@ -227,26 +228,40 @@ PackedParams packed_params(const ConvProblem& pb) {
 
 class PackedIgemmAlgo final : public ConvAlgo {
  public:
-  explicit PackedIgemmAlgo(const ConvProblem& pb) : pb_(pb), t_(packed_params(pb)) {
+  explicit PackedIgemmAlgo(const ConvProblem& pb)
+      : pb_(pb), t_(packed_params(pb)), win_(pb.w_transposed && transposed_ok(pb, t_)) {
     const Conv2dDesc& d = pb.desc;
     BuildOptions opt;
     opt.define("MR", t_.mr).define("VW", t_.vw).define("NV", t_.nv).define("MB", t_.mb).define("KC", t_.kc);
+    opt.define("WIN", win_ ? 1 : 0);
     Program prog = build_conv(pb, opt, "conv_packed.cl");
-    pack_ = prog.kernel("axle_conv_pack_w");
+    if (!win_) pack_ = prog.kernel("axle_conv_pack_w");
     conv_ = prog.kernel("axle_conv_packed_fwd");
     const std::size_t cg = d.c / d.groups, kg = d.k / d.groups;
     kp_n_ = div_up(kg, t_.nr());
-    pack_items_ = d.groups * kp_n_ * d.r * d.s * div_up(cg, kPackC);
-    wp_floats_ = round_up(d.groups * kp_n_ * d.r * d.s * cg * t_.nr(), 16);
-    // The zero row: C / G floats (NHWC), or (C / G - 1) * H * W + 1 (NCHW, c strides by H * W).
-    zero_len_ = d.layout == TensorLayout::NHWC ? cg : (cg - 1) * d.h * d.w + 1;
+    const std::size_t blocks = div_up(d.n * pb.p * pb.q, static_cast<std::size_t>(t_.mr));
+    grid_x_ = div_up(blocks, static_cast<std::size_t>(t_.mb));
+    if (win_) {  // one zero row per work-item, nothing packed
+      wp_floats_ = 0;
+      zero_len_ = grid_x_ * kp_n_ * d.groups * round_up(cg, 16);
+    } else {
+      pack_items_ = d.groups * kp_n_ * d.r * d.s * div_up(cg, kPackC);
+      wp_floats_ = round_up(d.groups * kp_n_ * d.r * d.s * cg * t_.nr(), 16);
+      // The zero row: C / G floats (NHWC), or (C / G - 1) * H * W + 1 (NCHW, c strides by H * W).
+      zero_len_ = d.layout == TensorLayout::NHWC ? cg : (cg - 1) * d.h * d.w + 1;
+    }
     ws_bytes_ = kAlign + (wp_floats_ + round_up(zero_len_, 16)) * sizeof(float);
+  }
+  static bool transposed_ok(const ConvProblem& pb, const PackedParams& t) {
+    return pb.desc.layout == TensorLayout::NHWC && pb.types.x == DataType::F32 &&
+           (pb.desc.k / pb.desc.groups) % t.nr() == 0;
   }
   std::size_t workspace_bytes() const override { return ws_bytes_; }
   std::string params() const override {
     return "packed MR=" + std::to_string(t_.mr) + " VW=" + std::to_string(t_.vw) + " NV=" + std::to_string(t_.nv) +
-           " MB=" + std::to_string(t_.mb) + " KC=" + std::to_string(t_.kc) + ", filters packed in " +
-           std::to_string(t_.nr()) + "-wide panels";
+           " MB=" + std::to_string(t_.mb) + " KC=" + std::to_string(t_.kc) +
+           (win_ ? ", the layer's filters read flipped in place as " + std::to_string(t_.nr()) + "-wide panels"
+                 : ", filters packed in " + std::to_string(t_.nr()) + "-wide panels");
   }
   void run(Stream& stream, const Conv2dArgs& args, const Buffer* ws, std::size_t ws_off) const override {
     const Conv2dDesc& d = pb_.desc;
@@ -254,7 +269,7 @@ class PackedIgemmAlgo final : public ConvAlgo {
     const std::size_t wp_off = div_up(ws_off, kAlign) * (kAlign / sizeof(float));
     const std::size_t zero_off = wp_off + wp_floats_;
     constexpr std::size_t kZeroChunk = 4096;  // ZERO_CHUNK in conv_packed.cl
-    {
+    if (!win_) {
       std::vector<KernelArg> a;
       a.push_back(KernelArg::buffer_arg(*args.w.buffer, 0));
       a.push_back(KernelArg::scalar(static_cast<std::uint64_t>(args.w.offset)));
@@ -269,6 +284,8 @@ class PackedIgemmAlgo final : public ConvAlgo {
     std::vector<KernelArg> a;
     a.push_back(KernelArg::buffer_arg(*args.x.buffer, 0));
     a.push_back(KernelArg::scalar(static_cast<std::uint64_t>(args.x.offset)));
+    a.push_back(KernelArg::buffer_arg(win_ ? *args.w.buffer : *ws, 0));
+    a.push_back(KernelArg::scalar(static_cast<std::uint64_t>(win_ ? args.w.offset : 0)));
     a.push_back(KernelArg::buffer_arg(*ws, 0));
     a.push_back(KernelArg::scalar(static_cast<std::uint64_t>(wp_off)));
     a.push_back(KernelArg::scalar(static_cast<std::uint64_t>(zero_off)));
@@ -290,9 +307,7 @@ class PackedIgemmAlgo final : public ConvAlgo {
     }
     geometry(a, pb_);
     epilogue_args(a, pb_, args);
-    const std::size_t blocks = div_up(d.n * pb_.p * pb_.q, static_cast<std::size_t>(t_.mr));
-    stream.launch_args(conv_, Range(div_up(blocks, static_cast<std::size_t>(t_.mb)), kp_n_, d.groups), Range(1, 1, 1),
-                       a);
+    stream.launch_args(conv_, Range(grid_x_, kp_n_, d.groups), Range(1, 1, 1), a);
   }
 
  private:
@@ -300,8 +315,9 @@ class PackedIgemmAlgo final : public ConvAlgo {
   static constexpr std::size_t kPackC = 64;  // PACK_C in conv_packed.cl
   ConvProblem pb_;
   PackedParams t_;
+  bool win_ = false;  // the layer's filters read flipped and transposed in place (WIN=1)
   Kernel pack_, conv_;
-  std::size_t kp_n_ = 0, pack_items_ = 0, wp_floats_ = 0, zero_len_ = 0, ws_bytes_ = 0;
+  std::size_t kp_n_ = 0, grid_x_ = 0, pack_items_ = 0, wp_floats_ = 0, zero_len_ = 0, ws_bytes_ = 0;
 };
 
 // ---- implicit GEMM (CPU, NHWC: filters read in place) -----------------------------------
@@ -470,6 +486,11 @@ class Gemm1x1Algo final : public ConvAlgo {
 };
 
 }  // namespace
+
+bool reads_filters_transposed(Algorithm algo, const ConvProblem& fwd) {
+  return algo == Algorithm::ImplicitGemm && fwd.w_transposed && use_packed(fwd) &&
+         PackedIgemmAlgo::transposed_ok(fwd, packed_params(fwd));
+}
 
 std::string algo_unsupported_reason(Algorithm algo, const ConvProblem& pb) {
   const Conv2dDesc& d = pb.desc;

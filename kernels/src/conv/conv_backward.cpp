@@ -204,17 +204,31 @@ ConvProblem forward_of_bwd_data(const ConvProblem& pb) {
 class BwdDataViaForward final : public ConvAlgo {
  public:
   BwdDataViaForward(const ConvProblem& pb, Algorithm algo) : pb_(pb), fwd_(forward_of_bwd_data(pb)), algo_(algo) {
+    fwd_.w_transposed = true;
+    in_place_ = reads_filters_transposed(algo, fwd_);
+    fwd_.w_transposed = in_place_;
     inner_ = make_algo(algo, fwd_);
-    flip_ = build_conv_program(pb, "conv_bwd.cl").kernel("axle_conv_flip_filters");
-    wt_bytes_ = (pb.desc.w_elems() * size_of(pb.types.x) + 255) / 256 * 256;
+    if (!in_place_) {
+      flip_ = build_conv_program(pb, "conv_bwd.cl").kernel("axle_conv_flip_filters");
+      wt_bytes_ = (pb.desc.w_elems() * size_of(pb.types.x) + 255) / 256 * 256;
+    }
   }
   std::size_t workspace_bytes() const override { return wt_bytes_ + inner_->workspace_bytes(); }
   std::string params() const override {
     const std::string inner = inner_->params();
     return std::string("the forward ") + to_string(algo_) + (inner.empty() ? "" : " (" + inner + ")") +
-           " over dy with flipped filters";
+           (in_place_ ? " over dy" : " over dy with flipped filters");
   }
   void run(Stream& stream, const Conv2dArgs& args, const Buffer* ws, std::size_t ws_off) const override {
+    if (in_place_) {  // the kernel reads w flipped and transposed itself
+      Conv2dArgs f;
+      f.x = args.y;  // dy
+      f.w = args.w;
+      f.y = args.x;  // dx
+      f.alpha = args.alpha, f.beta = args.beta;
+      inner_->run(stream, f, ws, ws_off);
+      return;
+    }
     const Conv2dDesc& d = pb_.desc;
     const std::size_t es = size_of(pb_.types.x), n = d.w_elems();
     {
@@ -240,6 +254,7 @@ class BwdDataViaForward final : public ConvAlgo {
  private:
   ConvProblem pb_, fwd_;
   Algorithm algo_;
+  bool in_place_ = false;  // the inner kernel reads w flipped and transposed (no flip pass)
   std::unique_ptr<ConvAlgo> inner_;
   Kernel flip_;
   std::size_t wt_bytes_ = 0;

@@ -20,6 +20,10 @@ struct ConvProblem {
   Conv2dFusion fusion;
   Conv2dOptions options;
   std::size_t p = 0, q = 0;  ///< output height and width
+  /// The forward pass over dy of a stride-1 bwd_data whose w is the layer's own KRSC
+  /// filters, to be read flipped and transposed in place (only where
+  /// reads_filters_transposed says the algorithm can; else they are flipped first).
+  bool w_transposed = false;
 };
 
 /// One algorithm made for one problem.
@@ -72,6 +76,10 @@ void with_types(DataType x, DataType y, F&& f) {
 
 /// Why `algo` cannot serve `pb` ("" when it can).
 std::string algo_unsupported_reason(Algorithm algo, const ConvProblem& pb);
+/// Whether `algo` for the forward problem `fwd` (w_transposed set) reads the layer's
+/// filters flipped and transposed in place: the packed CPU kernel, NHWC, f32, its panel
+/// width dividing C of the layer (K / G of fwd).
+bool reads_filters_transposed(Algorithm algo, const ConvProblem& fwd);
 /// Build the algorithm object (the caller has checked algo_unsupported_reason).
 std::unique_ptr<ConvAlgo> make_algo(Algorithm algo, const ConvProblem& pb);
 
