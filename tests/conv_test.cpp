@@ -407,9 +407,19 @@ TEST_P(ConvTest, OneShotCallsCachePlans) {
 
 TEST_P(ConvTest, SelectorAndDescribe) {
   axle::dnn::Conv2dTypes f32;
+  // 1x1 layers: a GEMM, except over few pixels on CPUs (NHWC): the implicit GEMM.
+  const bool cpu = dev().info().type == axle::DeviceType::CPU;
   Conv2dDesc one = make(1, 64, 8, 8, 32, 1, 1, TensorLayout::NHWC);
   axle::dnn::Conv2dPlan p1(dev(), one, f32);
-  EXPECT_EQ(p1.algorithm(), Algorithm::Gemm1x1) << p1.describe();
+  EXPECT_EQ(p1.algorithm(), cpu ? Algorithm::ImplicitGemm : Algorithm::Gemm1x1) << p1.describe();
+  if (cpu) EXPECT_TRUE(axle_test::contains_all(p1.describe(), {"64 output pixels", "x read in place"})) << p1.describe();
+  Conv2dDesc many = make(2, 16, 48, 48, 8, 1, 1, TensorLayout::NHWC);  // 4608 pixels
+  EXPECT_EQ(axle::dnn::Conv2dPlan(dev(), many, f32).algorithm(), Algorithm::Gemm1x1);
+  one.layout = TensorLayout::NCHW;
+  EXPECT_EQ(axle::dnn::Conv2dPlan(dev(), one, f32).algorithm(), Algorithm::Gemm1x1);
+  one.layout = TensorLayout::NHWC;
+  axle::dnn::Conv2dPlan pw(dev(), one, f32, axle::dnn::Direction::BackwardWeights);
+  EXPECT_EQ(pw.algorithm(), cpu ? Algorithm::ImplicitGemm : Algorithm::Gemm1x1) << pw.describe();
   Conv2dDesc dw = make(1, 32, 12, 12, 32, 3, 3, TensorLayout::NHWC);
   dw.groups = 32;
   axle::dnn::Conv2dPlan p2(dev(), dw, f32);
