@@ -420,6 +420,11 @@ TEST_P(ConvTest, SelectorAndDescribe) {
   one.layout = TensorLayout::NHWC;
   axle::dnn::Conv2dPlan pw(dev(), one, f32, axle::dnn::Direction::BackwardWeights);
   EXPECT_EQ(pw.algorithm(), cpu ? Algorithm::ImplicitGemm : Algorithm::Gemm1x1) << pw.describe();
+  axle::dnn::Conv2dPlan pdx(dev(), one, f32, axle::dnn::Direction::BackwardData);
+  EXPECT_EQ(pdx.algorithm(), cpu ? Algorithm::ImplicitGemm : Algorithm::Gemm1x1) << pdx.describe();
+  if (cpu) EXPECT_TRUE(axle_test::contains_all(pdx.describe(), {"over dy", "flipped in place"})) << pdx.describe();
+  EXPECT_EQ(axle::dnn::Conv2dPlan(dev(), many, f32, axle::dnn::Direction::BackwardData).algorithm(),
+            Algorithm::Gemm1x1);
   Conv2dDesc dw = make(1, 32, 12, 12, 32, 3, 3, TensorLayout::NHWC);
   dw.groups = 32;
   axle::dnn::Conv2dPlan p2(dev(), dw, f32);

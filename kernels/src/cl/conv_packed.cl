@@ -267,15 +267,25 @@ AXLE_FUNC void axle_convp_store(VT* acc, int m0, int kf0, int g, AXLE_GLOBAL Y_E
   }
 #endif
 
-// Row coordinates of block `blk` (rows past M repeat the last pixel; not stored).
+// Row coordinates of block `blk` (rows past M repeat the last pixel; not stored): two
+// divisions for the first row, the rest stepped along q, p and n.
 #define AXLE_CONVP_ROWS(blk)                                      \
-  _Pragma("unroll") for (int i = 0; i < MR; ++i) {                \
-    const int m = min((blk) * MR + i, M - 1);                     \
-    const int n = m / PQ, pq = m - n * PQ;                        \
-    const int p = pq / Q, q = pq - p * Q;                         \
-    ih0[i] = p * sh - pt;                                         \
-    iw0[i] = q * sw - pl;                                         \
-    xb[i] = (ulong)n * (ulong)C * (ulong)HW;                      \
+  {                                                               \
+    const int m0_ = (blk) * MR;                                   \
+    int n_ = m0_ / PQ, p_ = (m0_ - n_ * PQ) / Q;                  \
+    int q_ = m0_ - n_ * PQ - p_ * Q;                              \
+    _Pragma("unroll") for (int i = 0; i < MR; ++i) {              \
+      ih0[i] = p_ * sh - pt;                                      \
+      iw0[i] = q_ * sw - pl;                                      \
+      xb[i] = (ulong)n_ * (ulong)C * (ulong)HW;                   \
+      if (m0_ + i + 1 < M && ++q_ == Q) {                         \
+        q_ = 0;                                                   \
+        if (++p_ == P) {                                          \
+          p_ = 0;                                                 \
+          ++n_;                                                   \
+        }                                                         \
+      }                                                           \
+    }                                                             \
   }
 
 AXLE_KERNEL void axle_conv_packed_fwd(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x, ulong x_off,

@@ -164,6 +164,11 @@ std::string problem_reason(const ConvProblem& pb) {
 
 constexpr std::size_t kFewPixels1x1 = 4096;
 
+// A 1x1 layer (NHWC, on a CPU) whose GEMM has at most kFewPixels1x1 rows (m).
+bool few_pixels_1x1_on_cpu(const ConvProblem& pb, std::size_t m) {
+  return pb.device.info().type == DeviceType::CPU && pb.desc.layout == TensorLayout::NHWC && m <= kFewPixels1x1;
+}
+
 // The selector: heuristics per device type and shape (tuning entries extend it).
 Algorithm select(const ConvProblem& pb, std::string& why) {
   const Conv2dDesc& d = pb.desc;
@@ -182,8 +187,7 @@ Algorithm select(const ConvProblem& pb, std::string& why) {
     // pixels the GEMM's blocking wins (ResNet-50's 1x1 layers on PoCL AVX-512: batch 1,
     // 784-3136 pixels, 1.1-1.4x; batch 8 the GEMM 1.05-1.4x).
     const std::size_t m = d.n * pb.p * pb.q;
-    if (pb.device.info().type == DeviceType::CPU && d.layout == TensorLayout::NHWC && m <= kFewPixels1x1 &&
-        algo_unsupported_reason(Algorithm::ImplicitGemm, pb).empty()) {
+    if (few_pixels_1x1_on_cpu(pb, m) && algo_unsupported_reason(Algorithm::ImplicitGemm, pb).empty()) {
       why = "1x1 filter over " + std::to_string(m) + " output pixels (at most " + std::to_string(kFewPixels1x1) +
             ") on a CPU: the implicit GEMM, x read in place";
       return Algorithm::ImplicitGemm;
@@ -273,6 +277,14 @@ Conv2dPlan::Conv2dPlan(const Device& device, const Conv2dDesc& desc, const Conv2
       // 6 layer and batch pairs (PoCL AVX-512), by up to 1.6x.
       impl->algorithm = Algorithm::ImplicitGemm;
       impl->why = "1x1 filter, CPU device: the register-blocked implicit GEMM over x and dy, split rows summed in order";
+    } else if (direction == Direction::BackwardData && desc.r * desc.s == 1 && desc.stride_h == 1 &&
+               desc.stride_w == 1 && detail::few_pixels_1x1_on_cpu(pb, desc.n * desc.h * desc.w) &&
+               detail::algo_unsupported_reason(Algorithm::ImplicitGemm, pb).empty() &&
+               detail::bwd_data_reads_filters_in_place(pb)) {
+      // As in the forward pass: over few pixels the implicit GEMM over dy (w read in place).
+      impl->algorithm = Algorithm::ImplicitGemm;
+      impl->why = "1x1 filter over " + std::to_string(desc.n * desc.h * desc.w) +
+                  " pixels on a CPU: the forward implicit GEMM over dy";
     } else if (detail::algo_unsupported_reason(Algorithm::Gemm1x1, pb).empty()) {
       impl->algorithm = Algorithm::Gemm1x1;
       impl->why = desc.stride_h == 1 && desc.stride_w == 1

@@ -508,6 +508,12 @@ std::string bwd_data_via_forward_reason(Algorithm algo, const ConvProblem& pb) {
   return why.empty() ? "" : std::string(to_string(algo)) + " (as the forward pass over dy): " + why;
 }
 
+bool bwd_data_reads_filters_in_place(const ConvProblem& pb) {
+  ConvProblem f = forward_of_bwd_data(pb);
+  f.w_transposed = true;
+  return reads_filters_transposed(Algorithm::ImplicitGemm, f);
+}
+
 std::unique_ptr<ConvAlgo> make_bwd_data_via_forward(const ConvProblem& pb, Algorithm algo) {
   return std::make_unique<BwdDataViaForward>(pb, algo);
 }

@@ -13,6 +13,8 @@ std::unique_ptr<ConvAlgo> make_direct_backward(const ConvProblem& pb);
 /// Winograd) over dy with flipped, transposed filters; "" when it serves.
 std::string bwd_data_via_forward_reason(Algorithm algo, const ConvProblem& pb);
 std::unique_ptr<ConvAlgo> make_bwd_data_via_forward(const ConvProblem& pb, Algorithm algo);
+/// Whether that forward pass (ImplicitGemm) reads the filters in place (no flip pass).
+bool bwd_data_reads_filters_in_place(const ConvProblem& pb);
 /// The weight gradient as one gather and GEMM per filter tap (Algorithm::TapGemm).
 std::string tap_gemm_reason(const ConvProblem& pb);
 std::unique_ptr<ConvAlgo> make_tap_gemm(const ConvProblem& pb);
