@@ -328,6 +328,54 @@ TEST_P(ConvBackward, BwdDataReadsTheFiltersInPlace) {
   }
 }
 
+// 16-bit x and dy of one type: tap_gemm gathers x in that type, so that its GEMMs run
+// on 16-bit operands (tensor cores on NVIDIA), accumulating in f32.
+TEST_P(ConvBackward, TapGemmOnSixteenBitOperands) {
+  for (auto l : {dnn::TensorLayout::NHWC, dnn::TensorLayout::NCHW}) {
+    dnn::Conv2dDesc d = make(2, 12, 7, 9, 20, 3, 3, l);
+    d.pad_top = d.pad_left = 1, d.pad_bottom = 2, d.pad_right = 0;
+    const dnn::Conv2dTypes h{dnn::DataType::F16, dnn::DataType::F16, dnn::DataType::F16};
+    dnn::Conv2dOptions opt;
+    opt.algorithm = dnn::Algorithm::TapGemm;
+    const dnn::Conv2dPlan plan(dev(), d, h, dnn::Direction::BackwardWeights, {}, opt);
+    EXPECT_TRUE(axle_test::contains_all(plan.describe(), {"tap gathers and GEMMs on f16 operands"})) << plan.describe();
+    const dnn::Conv2dTypes mixed{dnn::DataType::F16, dnn::DataType::F16, dnn::DataType::F32};
+    const dnn::Conv2dPlan pm(dev(), d, mixed, dnn::Direction::BackwardWeights, {}, opt);
+    EXPECT_TRUE(axle_test::contains_all(pm.describe(), {"on f32 operands"})) << pm.describe();
+    check_with<half_t, half_t>(d, dnn::Algorithm::TapGemm, 1.0f, 0.0f, false, true);
+    check_with<bfloat16_t, bfloat16_t>(d, dnn::Algorithm::TapGemm, 0.5f, 1.0f, false, true);
+    check_with<half_t, float>(d, dnn::Algorithm::TapGemm, 1.0f, 0.0f, false, true);
+  }
+}
+
+// On CUDA, stride-1 backward data runs the forward tensor-core (f16, bf16) and SIMT
+// (f32) kernels over dy with flipped filters; the selector takes them.
+TEST_P(ConvBackward, CudaBackwardDataOnTheForwardKernels) {
+  if (dev().backend() != "cuda") {
+    dnn::Conv2dDesc d = make(1, 16, 6, 6, 16, 3, 3, dnn::TensorLayout::NHWC);
+    d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = 1;
+    for (dnn::Algorithm a : {dnn::Algorithm::TensorCore, dnn::Algorithm::CudaSimt}) {
+      dnn::Conv2dOptions opt;
+      opt.algorithm = a;
+      AXLE_EXPECT_THROW_MSG(dnn::Conv2dPlan(dev(), d, {}, dnn::Direction::BackwardData, {}, opt), axle::Unsupported,
+                            {dnn::to_string(a), "bwd_data", "CUDA device"});
+    }
+    GTEST_SKIP() << "the CUDA kernels need a CUDA device";
+  }
+  struct Shape {
+    std::size_t n, c, h, w, k, f;
+  };
+  for (const Shape& sh : {Shape{2, 16, 7, 9, 24, 3}, Shape{1, 40, 5, 6, 8, 3}, Shape{3, 8, 4, 11, 136, 1}}) {
+    dnn::Conv2dDesc d = make(sh.n, sh.c, sh.h, sh.w, sh.k, sh.f, sh.f, dnn::TensorLayout::NHWC);
+    d.pad_top = d.pad_left = sh.f / 2, d.pad_bottom = d.pad_right = sh.f / 2;
+    const dnn::Conv2dTypes h{dnn::DataType::F16, dnn::DataType::F16, dnn::DataType::F16};
+    EXPECT_EQ(dnn::Conv2dPlan(dev(), d, h, dnn::Direction::BackwardData).algorithm(), dnn::Algorithm::TensorCore);
+    check_with<half_t, half_t>(d, dnn::Algorithm::TensorCore, 1.0f, 0.0f, true, false);
+    check_with<bfloat16_t, bfloat16_t>(d, dnn::Algorithm::TensorCore, 0.5f, 1.0f, true, false);
+    check_with<float, float>(d, dnn::Algorithm::CudaSimt, 1.0f, 0.0f, true, false);
+  }
+}
+
 TEST_P(ConvBackward, AlphaBetaAccumulate) {
   dnn::Conv2dDesc d = make(2, 4, 6, 6, 3, 3, 3, dnn::TensorLayout::NHWC);
   d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = 1;

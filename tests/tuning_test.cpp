@@ -68,7 +68,11 @@ TEST(Tuning, ConvEntriesSteerTheSelector) {
   one.r = one.s = 1;
   one.pad_top = one.pad_bottom = one.pad_left = one.pad_right = 0;
   dnn::Conv2dPlan e(dev, one, {});
-  EXPECT_EQ(e.algorithm(), dnn::Algorithm::Gemm1x1) << e.describe();
+  EXPECT_NE(e.algorithm(), dnn::Algorithm::Winograd) << e.describe();
+  EXPECT_EQ(e.describe().find("tuning entry"), std::string::npos) << e.describe();
+  EXPECT_EQ(e.algorithm(), dev.info().type == axle::DeviceType::CPU ? dnn::Algorithm::ImplicitGemm
+                                                                    : dnn::Algorithm::Gemm1x1)
+      << e.describe();
 }
 
 TEST(Tuning, ShippedDatabaseCanBeSwitchedOff) {

@@ -1,6 +1,6 @@
 // axle-variant: -DX_T=0 -DY_T=0 -DLAYOUT=0
 // axle-variant: -DX_T=0 -DY_T=0 -DLAYOUT=1
-// axle-variant: -DX_T=1 -DY_T=1 -DLAYOUT=1
+// axle-variant: -DX_T=1 -DY_T=1 -DLAYOUT=1 -DXS_NATIVE=1
 // axle-variant: -DX_T=2 -DY_T=0 -DLAYOUT=0
 //
 // Direct kernels of the backward convolution passes (portable dialect; also compiles
@@ -175,8 +175,20 @@ AXLE_KERNEL void axle_conv_flip_filters(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT 
 // Tap-wise weight gradient: for one filter tap (r, s) and one group, gather the input
 // pixels that tap reads into xs[n p q][c] (f32; zeros in the padding), so that the tap's
 // gradient is the GEMM dy^T xs. One work-item per element of xs.
+// XS_NATIVE=1: xs keeps x's 16-bit type (the GEMM then runs on 16-bit operands: tensor
+// cores on NVIDIA); else f32.
+#ifndef XS_NATIVE
+#define XS_NATIVE 0
+#endif
+#if XS_NATIVE
+#define XS_ELEM X_ELEM
+#define STORE_XS(p, i, v) STORE_X(p, i, v)
+#else
+#define XS_ELEM float
+#define STORE_XS(p, i, v) ((p)[i] = (v))
+#endif
 AXLE_KERNEL void axle_conv_gather_tap(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x, ulong x_off,
-                                      AXLE_GLOBAL float* AXLE_RESTRICT xs, ulong xs_off, int N, int C, int H, int W,
+                                      AXLE_GLOBAL XS_ELEM* AXLE_RESTRICT xs, ulong xs_off, int N, int C, int H, int W,
                                       int P, int Q, int sh, int sw, int pt, int pl, int dh, int dw, int r, int s,
                                       int c0, int cg) {
   const ulong o = (ulong)AXLE_GLOBAL_ID(0);
@@ -195,7 +207,7 @@ AXLE_KERNEL void axle_conv_gather_tap(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x,
     v = LOAD_X(x, (((ulong)n * H + ih) * W + iw) * C + c0 + cl);
 #endif
   }
-  xs[o] = v;
+  STORE_XS(xs, o, v);
 }
 
 // dw = alpha * g + beta * dw, where g[grp][r * S + s][k][c] holds the tap-wise GEMM

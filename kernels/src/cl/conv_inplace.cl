@@ -1,5 +1,5 @@
-// axle-variant: -DX_T=0 -DY_T=0 -DLAYOUT=1 -DMR=3 -DNR=6 -DVW=16
-// axle-variant: -DX_T=1 -DY_T=2 -DLAYOUT=1 -DMR=3 -DNR=3 -DVW=8
+// axle-variant: -DX_T=0 -DY_T=0 -DLAYOUT=1 -DMR=3 -DNR=6 -DVW=16 -DCTAIL=0
+// axle-variant: -DX_T=1 -DY_T=2 -DLAYOUT=1 -DMR=3 -DNR=3 -DVW=8 -DCTAIL=1
 //
 // Axle 2-D convolution, NHWC implicit GEMM with the filters read in place (portable
 // dialect; CPU-oriented; also compiles as CUDA under NVRTC).
@@ -19,7 +19,8 @@
 //
 // dims (ceil(pixel blocks / mb), ceil(filter blocks / kbn), G); a work-item walks its
 // mb pixel blocks, and for each its kbn filter blocks (the pixels' rows stay in L1
-// while the filters stream past). C / G need not be a multiple of VW (a scalar tail).
+// while the filters stream past). C / G need not be a multiple of VW: CTAIL=1 adds a
+// scalar tail (kept out of the common case, whose registers it would crowd).
 // The epilogue is conv.cl's: y = act(alpha * acc + beta * y + bias[k] + z).
 
 #include "conv_types.clh"
@@ -32,6 +33,9 @@
 #endif
 #ifndef VW
 #define VW 16
+#endif
+#ifndef CTAIL
+#define CTAIL 1
 #endif
 #define CI_CAT_(a, b) a##b
 #define CI_CAT(a, b) CI_CAT_(a, b)
@@ -115,12 +119,13 @@ AXLE_KERNEL void axle_conv_inplace_fwd(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x
       for (int i = 0; i < MR; ++i)  // filters past K / G repeat the last one (not stored)
         wr[i] = wg + (ulong)min(kb * MR + i, kg - 1) * taps * cg;
       VT acc[MR * NR];
+#pragma unroll
+      for (int e = 0; e < MR * NR; ++e) acc[e] = AXLE_SPLAT(VT, 0.0f);
+#if CTAIL
       float tail[MR * NR];
 #pragma unroll
-      for (int e = 0; e < MR * NR; ++e) {
-        acc[e] = AXLE_SPLAT(VT, 0.0f);
-        tail[e] = 0.0f;
-      }
+      for (int e = 0; e < MR * NR; ++e) tail[e] = 0.0f;
+#endif
       for (int r = 0; r < R; ++r)
         for (int s = 0; s < S; ++s) {
           AXLE_GLOBAL const X_ELEM* xp[NR];
@@ -141,6 +146,7 @@ AXLE_KERNEL void axle_conv_inplace_fwd(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x
               for (int j = 0; j < NR; ++j) acc[i * NR + j] = fma(a, b[j], acc[i * NR + j]);
             }
           }
+#if CTAIL
           for (int c = cv; c < cg; ++c) {
 #pragma unroll
             for (int i = 0; i < MR; ++i) {
@@ -149,6 +155,7 @@ AXLE_KERNEL void axle_conv_inplace_fwd(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x
               for (int j = 0; j < NR; ++j) tail[i * NR + j] = fma(a, LOAD_X(xp[j], c), tail[i * NR + j]);
             }
           }
+#endif
         }
       // Epilogue: pixel m's filters k are contiguous in y (NPQK).
 #pragma unroll
@@ -161,7 +168,11 @@ AXLE_KERNEL void axle_conv_inplace_fwd(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x
           if (kf >= kg) continue;
           const int k = g * kg + kf;
           const ulong o = (ulong)m * K + (ulong)k;
+#if CTAIL
           float e = alpha * (axle_ci_hsum(acc[i * NR + j]) + tail[i * NR + j]);
+#else
+          float e = alpha * axle_ci_hsum(acc[i * NR + j]);
+#endif
           if (beta != 0.0f) e += beta * LOAD_Y(y, o);
           if (has_bias) e += bias[k];
           if (has_z) e += LOAD_Y(z, o);

@@ -297,6 +297,15 @@ Conv2dPlan::Conv2dPlan(const Device& device, const Conv2dDesc& desc, const Conv2
       impl->algorithm = Algorithm::TapGemm;
       impl->why = "a gather and a GEMM per filter tap";
     } else if (direction == Direction::BackwardData && detail::bwd_data_reduction(desc) >= 32 &&
+               detail::algo_unsupported_reason(Algorithm::TensorCore, pb).empty()) {
+      impl->algorithm = Algorithm::TensorCore;
+      impl->why = std::string("stride 1, ") + to_string(types.x) +
+                  " NHWC: the forward tensor-core implicit GEMM over dy with flipped filters";
+    } else if (direction == Direction::BackwardData && detail::bwd_data_reduction(desc) >= 32 &&
+               types.x == DataType::F32 && detail::algo_unsupported_reason(Algorithm::CudaSimt, pb).empty()) {
+      impl->algorithm = Algorithm::CudaSimt;
+      impl->why = "stride 1, f32 on a CUDA device: the forward SIMT implicit GEMM over dy with flipped filters";
+    } else if (direction == Direction::BackwardData && detail::bwd_data_reduction(desc) >= 32 &&
                detail::algo_unsupported_reason(Algorithm::ImplicitGemm, pb).empty()) {
       impl->algorithm = Algorithm::ImplicitGemm;
       impl->why = "stride 1: the forward implicit GEMM over dy with flipped filters";

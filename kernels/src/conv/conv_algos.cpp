@@ -363,9 +363,9 @@ class InplaceIgemmAlgo final : public ConvAlgo {
   explicit InplaceIgemmAlgo(const ConvProblem& pb) : pb_(pb), t_(inplace_params(pb)) {
     const Conv2dDesc& d = pb.desc;
     BuildOptions opt;
-    opt.define("MR", t_.mr).define("NR", t_.nr).define("VW", t_.vw);
-    conv_ = build_conv(pb, opt, "conv_inplace.cl").kernel("axle_conv_inplace_fwd");
     const std::size_t cg = d.c / d.groups;
+    opt.define("MR", t_.mr).define("NR", t_.nr).define("VW", t_.vw).define("CTAIL", cg % t_.vw ? 1 : 0);
+    conv_ = build_conv(pb, opt, "conv_inplace.cl").kernel("axle_conv_inplace_fwd");
     const std::size_t blocks = div_up(d.n * pb.p * pb.q, static_cast<std::size_t>(t_.nr));
     const std::size_t kblocks = div_up(d.k / d.groups, static_cast<std::size_t>(t_.mr));
     grid_ = {div_up(blocks, t_.mb), div_up(kblocks, t_.kbn), d.groups};
@@ -494,7 +494,8 @@ bool reads_filters_transposed(Algorithm algo, const ConvProblem& fwd) {
 
 std::string algo_unsupported_reason(Algorithm algo, const ConvProblem& pb) {
   const Conv2dDesc& d = pb.desc;
-  if (pb.direction == Direction::BackwardData && (algo == Algorithm::ImplicitGemm || algo == Algorithm::Winograd))
+  if (pb.direction == Direction::BackwardData && (algo == Algorithm::ImplicitGemm || algo == Algorithm::Winograd ||
+                                                  algo == Algorithm::TensorCore || algo == Algorithm::CudaSimt))
     return bwd_data_via_forward_reason(algo, pb);
   if (algo == Algorithm::TapGemm) return tap_gemm_reason(pb);
   if (pb.direction == Direction::BackwardWeights && algo == Algorithm::ImplicitGemm) return igemm_weights_reason(pb);
@@ -547,8 +548,12 @@ std::unique_ptr<ConvAlgo> make_algo(Algorithm algo, const ConvProblem& pb) {
     case Algorithm::Winograd:
       if (pb.direction == Direction::BackwardData) return make_bwd_data_via_forward(pb, algo);
       return make_winograd(pb);
-    case Algorithm::TensorCore: return make_tensor_core_algo(pb);
-    case Algorithm::CudaSimt: return make_cuda_simt_algo(pb);
+    case Algorithm::TensorCore:
+      if (pb.direction == Direction::BackwardData) return make_bwd_data_via_forward(pb, algo);
+      return make_tensor_core_algo(pb);
+    case Algorithm::CudaSimt:
+      if (pb.direction == Direction::BackwardData) return make_bwd_data_via_forward(pb, algo);
+      return make_cuda_simt_algo(pb);
     case Algorithm::TapGemm: return make_tap_gemm(pb);
     case Algorithm::Depthwise: return make_depthwise(pb);
     case Algorithm::Auto: break;

@@ -3,6 +3,7 @@
 // bias gradient db when the plan fuses a bias). Deterministic: one work-item per
 // element written, a fixed summation order.
 #include <algorithm>
+#include <type_traits>
 #include <string_view>
 
 #include "axle/blas.hpp"
@@ -261,32 +262,55 @@ class BwdDataViaForward final : public ConvAlgo {
 };
 
 // The weight gradient tap by tap: for every filter tap and group, the input pixels the
-// tap reads are gathered into the workspace (xs, N P Q x C/groups, f32) and
-// dw_tap = dy^T xs is one GEMM (NHWC dy) or one per image summed with beta = 1 (NCHW);
-// a last kernel applies alpha and beta and writes dw in the filter layout. Deterministic:
-// GEMMs split k in a fixed way. db comes from the direct kernel.
+// tap reads are gathered into the workspace (xs, N P Q x C/groups: f32, or x's 16-bit
+// type when dy has it too, so that the GEMM runs on 16-bit operands, on tensor cores on
+// NVIDIA) and dw_tap = dy^T xs is one GEMM (NHWC dy) or one per image summed with
+// beta = 1 (NCHW), accumulated in f32; a last kernel applies alpha and beta and writes
+// dw in the filter layout. Deterministic: GEMMs split k in a fixed way. db comes from
+// the direct kernel.
 class TapGemmWeightsAlgo final : public ConvAlgo {
  public:
-  explicit TapGemmWeightsAlgo(const ConvProblem& pb) : pb_(pb) {
-    Program prog = build_conv_program(pb, "conv_bwd.cl");
+  explicit TapGemmWeightsAlgo(const ConvProblem& pb)
+      : pb_(pb), native_(pb.types.x != DataType::F32 && pb.types.x == pb.types.y) {
+    BuildOptions opt;
+    opt.define("XS_NATIVE", native_ ? 1 : 0);
+    Program prog = build_conv_program(pb, "conv_bwd.cl", opt);
     gather_ = prog.kernel("axle_conv_gather_tap");
     finish_ = prog.kernel("axle_conv_finish_dw");
     if (pb.fusion.bias) bias_ = prog.kernel("axle_conv_direct_bwd_bias");
     const Conv2dDesc& d = pb.desc;
-    xs_floats_ = (d.n * pb.p * pb.q * (d.c / d.groups) + 63) / 64 * 64;
+    // xs in floats' room (16-bit elements take half of it), rounded to 64 floats.
+    const std::size_t xs_elems = d.n * pb.p * pb.q * (d.c / d.groups);
+    xs_floats_ = ((native_ ? div_up(xs_elems, std::size_t{2}) : xs_elems) + 63) / 64 * 64;
     g_floats_ = (d.r * d.s * d.k * (d.c / d.groups) + 63) / 64 * 64;
   }
   std::size_t workspace_bytes() const override { return (xs_floats_ + g_floats_) * sizeof(float); }
   std::string params() const override {
-    return std::to_string(pb_.desc.r * pb_.desc.s * pb_.desc.groups) + " tap gathers and GEMMs";
+    return std::to_string(pb_.desc.r * pb_.desc.s * pb_.desc.groups) + " tap gathers and GEMMs" +
+           (native_ ? std::string(" on ") + to_string(pb_.types.x) + " operands" : std::string(" on f32 operands"));
   }
   void run(Stream& stream, const Conv2dArgs& args, const Buffer* ws, std::size_t ws_off) const override {
+    with_types(pb_.types.x, pb_.types.y, [&](auto xt, auto yt) {
+      using TX = decltype(xt);
+      using TY = decltype(yt);
+      if constexpr (std::is_same_v<TX, TY> && !std::is_same_v<TX, float>) {
+        if (native_) return run_as<TY, TX>(stream, args, ws, ws_off);
+      }
+      run_as<TY, float>(stream, args, ws, ws_off);
+    });
+  }
+
+ private:
+  // TS: xs's element type.
+  template <typename TY, typename TS>
+  void run_as(Stream& stream, const Conv2dArgs& args, const Buffer* ws, std::size_t ws_off) const {
     const Conv2dDesc& d = pb_.desc;
     const std::size_t cg = d.c / d.groups, kg = d.k / d.groups, pq = pb_.p * pb_.q, npq = d.n * pq;
-    const std::size_t base = ws_off / sizeof(float), xs_off = base, g_off = base + xs_floats_;
+    const std::size_t base = ws_off / sizeof(float), xs_off = base * sizeof(float) / sizeof(TS),
+                      g_off = base + xs_floats_;
     const BufferView<float> all(*ws, 0, ws->size_bytes() / sizeof(float));
-    with_types(pb_.types.x, pb_.types.y, [&](auto, auto yt) {
-      using TY = decltype(yt);
+    const BufferView<TS> xs_all(*ws, 0, ws->size_bytes() / sizeof(TS));
+    {
       const BufferView<TY> dy = typed<TY>(args.y);
       for (std::size_t grp = 0; grp < d.groups; ++grp)
         for (std::size_t r = 0; r < d.r; ++r)
@@ -297,7 +321,7 @@ class TapGemmWeightsAlgo final : public ConvAlgo {
                                   d.dilation_h, d.dilation_w, r, s, grp * cg, cg})
               a.push_back(i32_arg(v));
             launch_1d(stream, gather_, npq * cg, a);
-            const BufferView<float> xs = all.sub(xs_off, npq * cg);
+            const BufferView<TS> xs = xs_all.sub(xs_off, npq * cg);
             const BufferView<float> g = all.sub(g_off + ((grp * d.r + r) * d.s + s) * kg * cg, kg * cg);
             if (d.layout == TensorLayout::NHWC) {  // g[K, C] = dy^T[K, NPQ] xs[NPQ, C]
               blas::gemm(stream, Layout::RowMajor, Op::T, Op::N, kg, cg, npq, 1.0, dy.sub(grp * kg), d.k, xs, cg,
@@ -309,7 +333,7 @@ class TapGemmWeightsAlgo final : public ConvAlgo {
                            cg);
             }
           }
-    });
+    }
     {
       std::vector<KernelArg> a{KernelArg::buffer_arg(*ws, 0), u64_arg(g_off), KernelArg::buffer_arg(*args.w.buffer, 0),
                                u64_arg(args.w.offset)};
@@ -326,8 +350,8 @@ class TapGemmWeightsAlgo final : public ConvAlgo {
     }
   }
 
- private:
   ConvProblem pb_;
+  bool native_ = false;  // xs in x's 16-bit type
   Kernel gather_, finish_, bias_;
   std::size_t xs_floats_ = 0, g_floats_ = 0;
 };

@@ -12,7 +12,7 @@
 #define AXLE_CONSTANT __constant
 #define AXLE_LOCAL_PTR(T) __local T*
 #define AXLE_RESTRICT restrict
-#define AXLE_FUNC inline
+#define AXLE_FUNC inline __attribute__((always_inline))
 #define AXLE_REQD_WG(x, y, z) __attribute__((reqd_work_group_size(x, y, z)))
 
 #define AXLE_GLOBAL_ID(d) get_global_id(d)
