@@ -14,8 +14,9 @@
 // layers with few output pixels per filter (large C, small H x W, batch 1) and on 1x1
 // layers.
 //
-// A pixel whose tap falls in the padding reads a zero row: each work-item zeroes its
-// own C/G floats of the workspace first (no other work-item touches them).
+// A pixel whose tap falls in the padding reads a zero row: where that can happen, each
+// work-item zeroes its own C/G elements of the workspace first (no other work-item
+// touches them).
 //
 // dims (ceil(pixel blocks / mb), ceil(filter blocks / kbn), G); a work-item walks its
 // mb pixel blocks, and for each its kbn filter blocks (the pixels' rows stay in L1
@@ -95,7 +96,9 @@ AXLE_KERNEL void axle_conv_inplace_fwd(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x
       AXLE_GLOBAL_ID(0) + AXLE_GLOBAL_SIZE(0) * (AXLE_GLOBAL_ID(1) + AXLE_GLOBAL_SIZE(1) * (ulong)g);
   AXLE_GLOBAL X_ELEM* zrow = ws + zero_off + item * (ulong)((cg + 15) / 16 * 16);
   if (blk0 >= blk1 || kb0 >= kb1) return;
-  for (int c = 0; c < cg; ++c) STORE_X(zrow, c, 0.0f);
+  // Only where a tap can fall in the padding (the host sizes the workspace alike).
+  if (pt > 0 || pl > 0 || (P - 1) * sh + (R - 1) * dh >= H || (Q - 1) * sw + (S - 1) * dw >= W)
+    for (int c = 0; c < cg; ++c) STORE_X(zrow, c, 0.0f);
   AXLE_GLOBAL const X_ELEM* xg = x + x_off + (ulong)g * cg;
   AXLE_GLOBAL const X_ELEM* wg = w + w_off + (ulong)g * kg * taps * cg;
   y += y_off;

@@ -25,8 +25,9 @@
 //    rows are read in place from the layer's own KRSC filters, flipped and transposed:
 //    row (tap t, channel c) of output channels kf.. is w[g kg' + c][taps-1-t][kf..],
 //    NR contiguous floats (kg' = this problem's C / G), so nothing is packed or flipped.
-//    K / G must be a multiple of NR (no partial panel reads past a row). Each work-item
-//    zeroes its own zero row in the workspace (C / G floats).
+//    K / G must be a multiple of NR (no partial panel reads past a row). Where a tap can
+//    fall in the padding, each work-item zeroes its own zero row in the workspace (C / G
+//    floats).
 //
 // LAYOUT 0: x NCHW, w KCRS, y and z NKPQ. LAYOUT 1: x NHWC, w KRSC, y and z NPQK.
 // X_T (x and w), Y_T (y and z): 0 f32, 1 f16, 2 bf16. The epilogue is conv.cl's:
@@ -314,7 +315,9 @@ AXLE_KERNEL void axle_conv_packed_fwd(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x,
   const ulong item =
       AXLE_GLOBAL_ID(0) + AXLE_GLOBAL_SIZE(0) * (AXLE_GLOBAL_ID(1) + AXLE_GLOBAL_SIZE(1) * (ulong)g);
   AXLE_GLOBAL float* zw = ws + zero_off + item * (ulong)((cg + 15) / 16 * 16);
-  for (int c = 0; c < cg; ++c) zw[c] = 0.0f;
+  // Only where a tap can fall in the padding (the host sizes the workspace alike).
+  if (pt > 0 || pl > 0 || (P - 1) * sh + (R - 1) * dh >= H || (Q - 1) * sw + (S - 1) * dw >= W)
+    for (int c = 0; c < cg; ++c) zw[c] = 0.0f;
   AXLE_GLOBAL const X_ELEM* zrow = (AXLE_GLOBAL const X_ELEM*)zw;
   wsrc += wsrc_off;
 #else

@@ -186,6 +186,13 @@ bool inplace_pays(const ConvProblem& pb) {
   return cg >= 256 && taps >= 4 && m <= 4 * cg;
 }
 
+// Whether some filter tap of some output pixel falls in the padding (reads the zero row).
+bool taps_reach_padding(const ConvProblem& pb) {
+  const Conv2dDesc& d = pb.desc;
+  return d.pad_top > 0 || d.pad_left > 0 || (pb.p - 1) * d.stride_h + (d.r - 1) * d.dilation_h >= d.h ||
+         (pb.q - 1) * d.stride_w + (d.s - 1) * d.dilation_w >= d.w;
+}
+
 struct PackedParams {
   int mr, vw, nv, mb, kc;
   std::size_t nr() const { return static_cast<std::size_t>(vw) * nv; }
@@ -241,9 +248,9 @@ class PackedIgemmAlgo final : public ConvAlgo {
     kp_n_ = div_up(kg, t_.nr());
     const std::size_t blocks = div_up(d.n * pb.p * pb.q, static_cast<std::size_t>(t_.mr));
     grid_x_ = div_up(blocks, static_cast<std::size_t>(t_.mb));
-    if (win_) {  // one zero row per work-item, nothing packed
+    if (win_) {  // nothing packed; one zero row per work-item where taps reach the padding
       wp_floats_ = 0;
-      zero_len_ = grid_x_ * kp_n_ * d.groups * round_up(cg, 16);
+      zero_len_ = taps_reach_padding(pb) ? grid_x_ * kp_n_ * d.groups * round_up(cg, 16) : 0;
     } else {
       pack_items_ = d.groups * kp_n_ * d.r * d.s * div_up(cg, kPackC);
       wp_floats_ = round_up(d.groups * kp_n_ * d.r * d.s * cg * t_.nr(), 16);
@@ -369,8 +376,9 @@ class InplaceIgemmAlgo final : public ConvAlgo {
     const std::size_t blocks = div_up(d.n * pb.p * pb.q, static_cast<std::size_t>(t_.nr));
     const std::size_t kblocks = div_up(d.k / d.groups, static_cast<std::size_t>(t_.mr));
     grid_ = {div_up(blocks, t_.mb), div_up(kblocks, t_.kbn), d.groups};
-    // One zero row per work-item, in x's element type.
-    ws_bytes_ = kAlign + grid_[0] * grid_[1] * grid_[2] * round_up(cg, 16) * size_of(pb.types.x);
+    // One zero row per work-item, in x's element type, where taps reach the padding.
+    ws_bytes_ = kAlign + (taps_reach_padding(pb) ? grid_[0] * grid_[1] * grid_[2] * round_up(cg, 16) : 0) *
+                             size_of(pb.types.x);
   }
   std::size_t workspace_bytes() const override { return ws_bytes_; }
   std::string params() const override {
