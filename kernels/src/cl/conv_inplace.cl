@@ -14,9 +14,9 @@
 // layers with few output pixels per filter (large C, small H x W, batch 1) and on 1x1
 // layers.
 //
-// A pixel whose tap falls in the padding reads a zero row: where that can happen, each
-// work-item zeroes its own C/G elements of the workspace first (no other work-item
-// touches them).
+// A pixel whose tap falls in the padding reads a zero row: where that can happen
+// (zero_rows), each work-item zeroes its own C/G elements of the workspace first (no
+// other work-item touches them).
 //
 // dims (ceil(pixel blocks / mb), ceil(filter blocks / kbn), G); a work-item walks its
 // mb pixel blocks, and for each its kbn filter blocks (the pixels' rows stay in L1
@@ -79,11 +79,12 @@ AXLE_FUNC float axle_ci_hsum(VT v) {
 
 AXLE_KERNEL void axle_conv_inplace_fwd(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x, ulong x_off,
                                        AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT w, ulong w_off,
-                                       AXLE_GLOBAL X_ELEM* AXLE_RESTRICT ws, ulong zero_off,
                                        AXLE_GLOBAL Y_ELEM* AXLE_RESTRICT y, ulong y_off,
                                        AXLE_GLOBAL const float* AXLE_RESTRICT bias, ulong bias_off,
                                        AXLE_GLOBAL const Y_ELEM* AXLE_RESTRICT z, ulong z_off, AXLE_CONV_GEOMETRY,
-                                       float alpha, float beta, int has_bias, int has_z, int act, int mb, int kbn) {
+                                       float alpha, float beta, int has_bias, int has_z, int act,
+                                       AXLE_GLOBAL X_ELEM* AXLE_RESTRICT ws, ulong zero_off, int zero_rows, int mb,
+                                       int kbn) {
   const int cg = C / G, kg = K / G, taps = R * S;
   const int PQ = P * Q, M = N * PQ;
   const int blocks = (M + NR - 1) / NR, kblocks = (kg + MR - 1) / MR;
@@ -96,8 +97,7 @@ AXLE_KERNEL void axle_conv_inplace_fwd(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x
       AXLE_GLOBAL_ID(0) + AXLE_GLOBAL_SIZE(0) * (AXLE_GLOBAL_ID(1) + AXLE_GLOBAL_SIZE(1) * (ulong)g);
   AXLE_GLOBAL X_ELEM* zrow = ws + zero_off + item * (ulong)((cg + 15) / 16 * 16);
   if (blk0 >= blk1 || kb0 >= kb1) return;
-  // Only where a tap can fall in the padding (the host sizes the workspace alike).
-  if (pt > 0 || pl > 0 || (P - 1) * sh + (R - 1) * dh >= H || (Q - 1) * sw + (S - 1) * dw >= W)
+  if (zero_rows)  // a tap can fall in the padding
     for (int c = 0; c < cg; ++c) STORE_X(zrow, c, 0.0f);
   AXLE_GLOBAL const X_ELEM* xg = x + x_off + (ulong)g * cg;
   AXLE_GLOBAL const X_ELEM* wg = w + w_off + (ulong)g * kg * taps * cg;

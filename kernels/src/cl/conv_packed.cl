@@ -25,23 +25,19 @@
 //    rows are read in place from the layer's own KRSC filters, flipped and transposed:
 //    row (tap t, channel c) of output channels kf.. is w[g kg' + c][taps-1-t][kf..],
 //    NR contiguous floats (kg' = this problem's C / G), so nothing is packed or flipped.
-//    K / G must be a multiple of NR (no partial panel reads past a row). Where a tap can
-//    fall in the padding, each work-item zeroes its own zero row in the workspace (C / G
-//    floats).
+//    K / G must be a multiple of NR (no partial panel reads past a row). With zero_rows
+//    set (a tap can fall in the padding), each work-item zeroes its own zero row in the
+//    workspace (C / G floats).
 //
 // LAYOUT 0: x NCHW, w KCRS, y and z NKPQ. LAYOUT 1: x NHWC, w KRSC, y and z NPQK.
 // X_T (x and w), Y_T (y and z): 0 f32, 1 f16, 2 bf16. The epilogue is conv.cl's:
 // y = act(alpha * acc + beta * y + bias[k] + z).
 
-#ifndef X_T
-#define X_T 0
-#endif
-#ifndef Y_T
-#define Y_T 0
-#endif
 #ifndef LAYOUT
 #define LAYOUT 1
 #endif
+#include "conv_types.clh"
+
 #ifndef MR
 #define MR 6
 #endif
@@ -68,41 +64,6 @@
 #define VSTOREW CP_CAT(vstore, VW)
 #define ZERO_CHUNK 4096  // zero-row floats per packing work-item
 #define PACK_C 64        // channels per packing work-item
-
-#if X_T == 0
-#define X_ELEM float
-#define LOAD_X(p, i) ((p)[i])
-#elif X_T == 1
-#define X_ELEM AXLE_HALF
-#define LOAD_X(p, i) AXLE_LOAD_HALF(i, p)
-#else
-#define X_ELEM ushort
-#define LOAD_X(p, i) axle_bf16_to_float((p)[i])
-#endif
-
-#if Y_T == 0
-#define Y_ELEM float
-#define LOAD_Y(p, i) ((p)[i])
-#define STORE_Y(p, i, v) ((p)[i] = (v))
-#elif Y_T == 1
-#define Y_ELEM AXLE_HALF
-#define LOAD_Y(p, i) AXLE_LOAD_HALF(i, p)
-#define STORE_Y(p, i, v) AXLE_STORE_HALF(v, i, p)
-#else
-#define Y_ELEM ushort
-#define LOAD_Y(p, i) axle_bf16_to_float((p)[i])
-#define STORE_Y(p, i, v) ((p)[i] = axle_float_to_bf16(v))
-#endif
-
-#define AXLE_CONV_GEOMETRY                                                                              \
-  int N, int C, int H, int W, int K, int R, int S, int P, int Q, int sh, int sw, int pt, int pl, int dh, \
-      int dw, int G
-
-AXLE_FUNC float axle_convp_act(float v, int act) {
-  if (act == 1) return v > 0.0f ? v : 0.0f;
-  if (act == 2) return 0.5f * v * (1.0f + erf(v * 0.70710678118654752f));
-  return v;
-}
 
 // dims (items + zero chunks): item (g, k panel, tap, chunk of PACK_C channels) packs
 // PACK_C x NR floats, written in order (the filters are read NR rows at a time); the
@@ -213,7 +174,7 @@ AXLE_FUNC void axle_convp_store(VT* acc, int m0, int kf0, int g, AXLE_GLOBAL Y_E
           if (beta != 0.0f) e += beta * LOAD_Y(y, o);
           if (has_bias) e += bias[k + l];
           if (has_z) e += LOAD_Y(z, o);
-          STORE_Y(y, o, axle_convp_act(e, act));
+          STORE_Y(y, o, axle_conv_act(e, act));
         }
       }
     }
@@ -295,7 +256,7 @@ AXLE_KERNEL void axle_conv_packed_fwd(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x,
                                       AXLE_GLOBAL Y_ELEM* AXLE_RESTRICT y, ulong y_off,
                                       AXLE_GLOBAL const float* AXLE_RESTRICT bias, ulong bias_off,
                                       AXLE_GLOBAL const Y_ELEM* AXLE_RESTRICT z, ulong z_off, AXLE_CONV_GEOMETRY,
-                                      float alpha, float beta, int has_bias, int has_z, int act) {
+                                      float alpha, float beta, int has_bias, int has_z, int act, int zero_rows) {
   const int blk0 = (int)AXLE_GLOBAL_ID(0) * MB;
   const int kp = (int)AXLE_GLOBAL_ID(1);
   const int g = (int)AXLE_GLOBAL_ID(2);
@@ -315,8 +276,7 @@ AXLE_KERNEL void axle_conv_packed_fwd(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x,
   const ulong item =
       AXLE_GLOBAL_ID(0) + AXLE_GLOBAL_SIZE(0) * (AXLE_GLOBAL_ID(1) + AXLE_GLOBAL_SIZE(1) * (ulong)g);
   AXLE_GLOBAL float* zw = ws + zero_off + item * (ulong)((cg + 15) / 16 * 16);
-  // Only where a tap can fall in the padding (the host sizes the workspace alike).
-  if (pt > 0 || pl > 0 || (P - 1) * sh + (R - 1) * dh >= H || (Q - 1) * sw + (S - 1) * dw >= W)
+  if (zero_rows)  // a tap can fall in the padding
     for (int c = 0; c < cg; ++c) zw[c] = 0.0f;
   AXLE_GLOBAL const X_ELEM* zrow = (AXLE_GLOBAL const X_ELEM*)zw;
   wsrc += wsrc_off;

@@ -250,7 +250,8 @@ class PackedIgemmAlgo final : public ConvAlgo {
     grid_x_ = div_up(blocks, static_cast<std::size_t>(t_.mb));
     if (win_) {  // nothing packed; one zero row per work-item where taps reach the padding
       wp_floats_ = 0;
-      zero_len_ = taps_reach_padding(pb) ? grid_x_ * kp_n_ * d.groups * round_up(cg, 16) : 0;
+      zero_rows_ = taps_reach_padding(pb);
+      zero_len_ = zero_rows_ ? grid_x_ * kp_n_ * d.groups * round_up(cg, 16) : 0;
     } else {
       pack_items_ = d.groups * kp_n_ * d.r * d.s * div_up(cg, kPackC);
       wp_floats_ = round_up(d.groups * kp_n_ * d.r * d.s * cg * t_.nr(), 16);
@@ -314,6 +315,7 @@ class PackedIgemmAlgo final : public ConvAlgo {
     }
     geometry(a, pb_);
     epilogue_args(a, pb_, args);
+    a.push_back(KernelArg::scalar(std::int32_t{zero_rows_ ? 1 : 0}));
     stream.launch_args(conv_, Range(grid_x_, kp_n_, d.groups), Range(1, 1, 1), a);
   }
 
@@ -322,7 +324,8 @@ class PackedIgemmAlgo final : public ConvAlgo {
   static constexpr std::size_t kPackC = 64;  // PACK_C in conv_packed.cl
   ConvProblem pb_;
   PackedParams t_;
-  bool win_ = false;  // the layer's filters read flipped and transposed in place (WIN=1)
+  bool win_ = false;        // the layer's filters read flipped and transposed in place (WIN=1)
+  bool zero_rows_ = false;  // WIN: a tap can fall in the padding, each work-item keeps a zero row
   Kernel pack_, conv_;
   std::size_t kp_n_ = 0, grid_x_ = 0, pack_items_ = 0, wp_floats_ = 0, zero_len_ = 0, ws_bytes_ = 0;
 };
@@ -377,8 +380,8 @@ class InplaceIgemmAlgo final : public ConvAlgo {
     const std::size_t kblocks = div_up(d.k / d.groups, static_cast<std::size_t>(t_.mr));
     grid_ = {div_up(blocks, t_.mb), div_up(kblocks, t_.kbn), d.groups};
     // One zero row per work-item, in x's element type, where taps reach the padding.
-    ws_bytes_ = kAlign + (taps_reach_padding(pb) ? grid_[0] * grid_[1] * grid_[2] * round_up(cg, 16) : 0) *
-                             size_of(pb.types.x);
+    zero_rows_ = taps_reach_padding(pb);
+    ws_bytes_ = kAlign + (zero_rows_ ? grid_[0] * grid_[1] * grid_[2] * round_up(cg, 16) : 0) * size_of(pb.types.x);
   }
   std::size_t workspace_bytes() const override { return ws_bytes_; }
   std::string params() const override {
@@ -389,24 +392,12 @@ class InplaceIgemmAlgo final : public ConvAlgo {
     const std::size_t esz = size_of(pb_.types.x);
     const std::size_t zero_off = div_up(ws_off, kAlign) * (kAlign / esz);  // in x's elements
     std::vector<KernelArg> a;
-    auto add = [&](const Buffer& b, std::size_t off) {
-      a.push_back(KernelArg::buffer_arg(b, 0));
-      a.push_back(KernelArg::scalar(static_cast<std::uint64_t>(off)));
-    };
-    add(*args.x.buffer, args.x.offset);
-    add(*args.w.buffer, args.w.offset);
-    add(*ws, zero_off);
-    add(*args.y.buffer, args.y.offset);
-    if (args.bias.valid())
-      add(args.bias.buffer(), args.bias.offset());
-    else
-      add(*args.y.buffer, 0);
-    if (args.z.valid())
-      add(*args.z.buffer, args.z.offset);
-    else
-      add(*args.y.buffer, 0);
+    tensors(a, args);
     geometry(a, pb_);
     epilogue_args(a, pb_, args);
+    a.push_back(KernelArg::buffer_arg(*ws, 0));
+    a.push_back(KernelArg::scalar(static_cast<std::uint64_t>(zero_off)));
+    a.push_back(KernelArg::scalar(std::int32_t{zero_rows_ ? 1 : 0}));
     a.push_back(KernelArg::scalar(static_cast<std::int32_t>(t_.mb)));
     a.push_back(KernelArg::scalar(static_cast<std::int32_t>(t_.kbn)));
     stream.launch_args(conv_, Range(grid_[0], grid_[1], grid_[2]), Range(1, 1, 1), a);
@@ -418,6 +409,7 @@ class InplaceIgemmAlgo final : public ConvAlgo {
   InplaceParams t_;
   Kernel conv_;
   std::array<std::size_t, 3> grid_{};
+  bool zero_rows_ = false;  // a tap can fall in the padding: each work-item keeps a zero row
   std::size_t ws_bytes_ = 0;
 };
 

@@ -12,6 +12,16 @@
 namespace axle::dnn::detail {
 namespace {
 
+// db = alpha * (sum of dy over N, P, Q) + beta * db: conv_bwd.cl's axle_conv_direct_bwd_bias,
+// one work-item per filter.
+void launch_bias_gradient(Stream& stream, const Kernel& kernel, const ConvProblem& pb, const Conv2dArgs& args) {
+  const Conv2dDesc& d = pb.desc;
+  std::vector<KernelArg> a{KernelArg::buffer_arg(args.bias.buffer(), 0), u64_arg(args.bias.offset()),
+                           KernelArg::buffer_arg(*args.y.buffer, 0), u64_arg(args.y.offset), i32_arg(d.n), i32_arg(d.k),
+                           i32_arg(pb.p), i32_arg(pb.q), KernelArg::scalar(args.alpha), KernelArg::scalar(args.beta)};
+  launch_1d(stream, kernel, d.k, a);
+}
+
 class DirectBackwardAlgo final : public ConvAlgo {
  public:
   explicit DirectBackwardAlgo(const ConvProblem& pb) : pb_(pb) {
@@ -61,12 +71,7 @@ class DirectBackwardAlgo final : public ConvAlgo {
       a.push_back(u64_arg(d.w_elems()));
       launch_1d(stream, main_, d.w_elems(), a);
     }
-    if (pb_.fusion.bias) {
-      std::vector<KernelArg> a{KernelArg::buffer_arg(args.bias.buffer(), 0), u64_arg(args.bias.offset()),
-                               KernelArg::buffer_arg(*args.y.buffer, 0), u64_arg(args.y.offset), i32_arg(d.n), i32_arg(d.k),
-                               i32_arg(pb_.p), i32_arg(pb_.q), KernelArg::scalar(args.alpha), KernelArg::scalar(args.beta)};
-      launch_1d(stream, bias_, d.k, a);
-    }
+    if (pb_.fusion.bias) launch_bias_gradient(stream, bias_, pb_, args);
   }
 
  private:
@@ -342,12 +347,7 @@ class TapGemmWeightsAlgo final : public ConvAlgo {
       a.push_back(KernelArg::scalar(args.beta));
       launch_1d(stream, finish_, d.w_elems(), a);
     }
-    if (pb_.fusion.bias) {
-      std::vector<KernelArg> a{KernelArg::buffer_arg(args.bias.buffer(), 0), u64_arg(args.bias.offset()),
-                               KernelArg::buffer_arg(*args.y.buffer, 0), u64_arg(args.y.offset), i32_arg(d.n), i32_arg(d.k),
-                               i32_arg(pb_.p), i32_arg(pb_.q), KernelArg::scalar(args.alpha), KernelArg::scalar(args.beta)};
-      launch_1d(stream, bias_, d.k, a);
-    }
+    if (pb_.fusion.bias) launch_bias_gradient(stream, bias_, pb_, args);
   }
 
   ConvProblem pb_;
@@ -469,12 +469,7 @@ class IgemmWeightsAlgo final : public ConvAlgo {
       a.push_back(KernelArg::scalar(args.beta));
       launch_1d(stream, reduce_, d.w_elems(), a);
     }
-    if (pb_.fusion.bias) {
-      std::vector<KernelArg> a{KernelArg::buffer_arg(args.bias.buffer(), 0), u64_arg(args.bias.offset()),
-                               KernelArg::buffer_arg(*args.y.buffer, 0), u64_arg(args.y.offset), i32_arg(d.n), i32_arg(d.k),
-                               i32_arg(pb_.p), i32_arg(pb_.q), KernelArg::scalar(args.alpha), KernelArg::scalar(args.beta)};
-      launch_1d(stream, bias_, d.k, a);
-    }
+    if (pb_.fusion.bias) launch_bias_gradient(stream, bias_, pb_, args);
   }
 
  private:
