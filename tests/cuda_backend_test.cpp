@@ -10,6 +10,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <numeric>
@@ -20,6 +22,7 @@
 #include "axle/axle.hpp"
 #include "axle/interop/cuda.hpp"
 #include "backend/backend.hpp"
+#include "tensor_map_check.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -608,4 +611,263 @@ TEST_F(CudaDeviceTest, AdoptRefusesAStreamOfAnotherDevice) {
   axle::Stream theirs = other.create_stream();
   AXLE_EXPECT_THROW_MSG(axle::cuda::adopt_stream(dev_, axle::cuda::stream(theirs)), axle::InvalidArgument,
                         {"adopt_stream", "CUDA device 1", "primary context", "cuda:0"});
+}
+
+// ---------------------------------------------------------------- tensor maps and clusters
+
+namespace {
+
+// tests/cuda/<name>: under AXLE_SOURCE_DIR (the environment's, then the build's), or under
+// the working directory or one of its parents (the build may have moved, as onto a GPU
+// machine).
+std::string read_test_kernel(const char* name) {
+  std::vector<std::string> roots;
+  if (const char* env = std::getenv("AXLE_SOURCE_DIR")) roots.emplace_back(env);
+  roots.emplace_back(AXLE_SOURCE_DIR);
+  std::string up = ".";
+  for (int i = 0; i < 5; ++i, up += "/..") roots.push_back(up);
+  for (const auto& root : roots) {
+    std::FILE* f = std::fopen((root + "/tests/cuda/" + name).c_str(), "rb");
+    if (!f) continue;
+    std::string text;
+    char buf[4096];
+    std::size_t got;
+    while ((got = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, got);
+    std::fclose(f);
+    return text;
+  }
+  return {};
+}
+
+axle::cuda::TensorMapDesc desc_2d(std::uint64_t w, std::uint64_t h, std::uint64_t row_bytes, std::uint32_t bw,
+                                  std::uint32_t bh) {
+  axle::cuda::TensorMapDesc d;
+  d.dims = {w, h};
+  d.strides_bytes = {row_bytes};
+  d.box = {bw, bh};
+  return d;
+}
+
+}  // namespace
+
+using axle::cuda::TensorMapType;
+using axle::detail::cuda::check_tensor_map;
+
+// The descriptor checks run before the driver is asked, so they are tested everywhere.
+TEST(CudaTensorMapCheck, AcceptsAValidDescriptorAndComputesItsFootprint) {
+  const auto a = check_tensor_map(desc_2d(100, 77, 448, 32, 8), TensorMapType::F32, 4096, 448 * 77, "tm");
+  EXPECT_EQ(a.rank, 2u);
+  EXPECT_EQ(a.type, CU_TENSOR_MAP_DATA_TYPE_FLOAT32);
+  EXPECT_EQ(a.dims[0], 100u);
+  EXPECT_EQ(a.dims[1], 77u);
+  EXPECT_EQ(a.strides[0], 448u);
+  EXPECT_EQ(a.box[0], 32u);
+  EXPECT_EQ(a.element_strides[0], 1u);
+  EXPECT_EQ(a.footprint_bytes, 76u * 448 + 100 * 4);
+  // Packed strides are derived: 3-D bf16, 64 x 5 x 3.
+  axle::cuda::TensorMapDesc p;
+  p.dims = {64, 5, 3};
+  p.box = {64, 5, 1};
+  p.swizzle = axle::cuda::TensorMapSwizzle::B128;
+  p.l2_promotion = axle::cuda::TensorMapL2Promotion::B256;
+  p.oob_nan = true;
+  const auto b = check_tensor_map(p, TensorMapType::BF16, 0, 64 * 5 * 3 * 2, "tm");
+  EXPECT_EQ(b.strides[0], 128u);
+  EXPECT_EQ(b.strides[1], 640u);
+  EXPECT_EQ(b.footprint_bytes, 64u * 5 * 3 * 2);
+  EXPECT_EQ(b.swizzle, CU_TENSOR_MAP_SWIZZLE_128B);
+  EXPECT_EQ(b.l2, CU_TENSOR_MAP_L2_PROMOTION_L2_256B);
+  EXPECT_EQ(b.oob, CU_TENSOR_MAP_FLOAT_OOB_FILL_NAN_REQUEST_ZERO_FMA);
+  EXPECT_EQ(b.type, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16);
+}
+
+TEST(CudaTensorMapCheck, RefusesWhatTheHardwareCannotTake) {
+  const auto ok = desc_2d(100, 77, 448, 32, 8);
+  const std::uint64_t big = 1ull << 40;
+  auto check = [&](axle::cuda::TensorMapDesc d, TensorMapType t = TensorMapType::F32, std::uint64_t addr = 0,
+                   std::uint64_t limit = 1ull << 40) { check_tensor_map(d, t, addr, limit, "axle::cuda::tensor_map"); };
+  auto d = ok;
+  d.dims = {};
+  AXLE_EXPECT_THROW_MSG(check(d), axle::InvalidArgument, {"axle::cuda::tensor_map", "0 dimensions", "1 to 5"});
+  d.dims = {2, 2, 2, 2, 2, 2};
+  AXLE_EXPECT_THROW_MSG(check(d), axle::InvalidArgument, {"6 dimensions"});
+  d = ok;
+  d.box = {32};
+  AXLE_EXPECT_THROW_MSG(check(d), axle::InvalidArgument, {"box has 1 dimensions, dims has 2"});
+  d = ok;
+  d.strides_bytes = {448, 448};
+  AXLE_EXPECT_THROW_MSG(check(d), axle::InvalidArgument, {"strides_bytes has 2 values", "takes 1"});
+  AXLE_EXPECT_THROW_MSG(check(ok, TensorMapType::F32, 8), axle::InvalidArgument, {"address 8", "16-byte aligned"});
+  d = ok;
+  d.dims = {0, 77};
+  AXLE_EXPECT_THROW_MSG(check(d), axle::InvalidArgument, {"dims[0] = 0", "1 to 2^32"});
+  d.dims = {100, (1ull << 32) + 1};
+  AXLE_EXPECT_THROW_MSG(check(d), axle::InvalidArgument, {"dims[1] = 4294967297"});
+  d = ok;
+  d.strides_bytes = {404};
+  AXLE_EXPECT_THROW_MSG(check(d), axle::InvalidArgument, {"strides_bytes[0] = 404", "multiples of 16"});
+  d.strides_bytes = {big};
+  AXLE_EXPECT_THROW_MSG(check(d), axle::InvalidArgument, {"below 2^40"});
+  d = ok;
+  d.strides_bytes = {};  // packed: 99 floats = 396 bytes, not a multiple of 16
+  d.dims = {99, 77};
+  AXLE_EXPECT_THROW_MSG(check(d), axle::InvalidArgument, {"packed stride of dimension 1 = 396"});
+  // The last row ends 76 * 448 + 400 bytes from the start.
+  EXPECT_NO_THROW(check(ok, TensorMapType::F32, 0, 34448));
+  AXLE_EXPECT_THROW_MSG(check(ok, TensorMapType::F32, 0, 34447), axle::OutOfRange,
+                        {"reaches 34448 bytes", "the view has 34447"});
+  d = ok;
+  d.box = {32, 0};
+  AXLE_EXPECT_THROW_MSG(check(d), axle::InvalidArgument, {"box[1] = 0", "1 to 256"});
+  d.box = {32, 257};
+  AXLE_EXPECT_THROW_MSG(check(d), axle::InvalidArgument, {"box[1] = 257"});
+  d.box = {6, 8};
+  AXLE_EXPECT_THROW_MSG(check(d), axle::InvalidArgument, {"box[0] = 6", "24 bytes", "multiple of 16 bytes"});
+  d = ok;
+  d.element_strides = {1, 9};
+  AXLE_EXPECT_THROW_MSG(check(d), axle::InvalidArgument, {"element_strides[1] = 9", "1 to 8"});
+  d.element_strides = {1};
+  AXLE_EXPECT_THROW_MSG(check(d), axle::InvalidArgument, {"element_strides has 1 dimensions"});
+  d = ok;
+  d.swizzle = axle::cuda::TensorMapSwizzle::B64;  // the box's 128 bytes exceed the 64-byte span
+  AXLE_EXPECT_THROW_MSG(check(d), axle::InvalidArgument, {"inner extent of 128 bytes", "64-byte swizzle span"});
+  d.swizzle = axle::cuda::TensorMapSwizzle::B128;
+  EXPECT_NO_THROW(check(d));
+  d = ok;
+  d.oob_nan = true;
+  AXLE_EXPECT_THROW_MSG(check(d, TensorMapType::I32), axle::InvalidArgument, {"oob_nan", "floating-point"});
+}
+
+// Clusters and tensor maps on a backend that has neither: clear errors, nothing enqueued,
+// and the stream still works.
+TEST(CudaClusterLaunch, ShapeChecksAndOtherBackends) {
+  auto cl = axle::devices("opencl");
+  if (cl.empty()) GTEST_SKIP() << "no OpenCL device";
+  axle::Device dev = cl.front();
+  axle::Stream s = dev.create_stream();
+  auto k = dev.build(axle::Source::portable(kVadd, "vadd"), no_disk()).kernel("vadd");
+  const unsigned n = 256;
+  auto a = dev.alloc<float>(n), b = dev.alloc<float>(n), c = dev.alloc<float>(n);
+  auto launch = [&](axle::LaunchShape shape) {
+    s.launch(k, shape, a.view<float>(), b.view<float>(), c.view<float>(), n);
+  };
+  AXLE_EXPECT_THROW_MSG(launch({axle::Range{n}, axle::Range{}, axle::Range{2}}), axle::InvalidArgument,
+                        {"vadd", "explicit local range"});
+  AXLE_EXPECT_THROW_MSG(launch({axle::Range{n}, axle::Range{64}, axle::Range{3}}), axle::InvalidArgument,
+                        {"grid of 4 work-groups in dimension 0", "multiple of the cluster's 3"});
+  AXLE_EXPECT_THROW_MSG(launch({axle::Range{n}, axle::Range{64}, axle::Range{2, 2}}), axle::InvalidArgument,
+                        {"more dimensions than the global range"});
+  AXLE_EXPECT_THROW_MSG(launch({axle::Range{n}, axle::Range{8}, axle::Range{32}}), axle::InvalidArgument,
+                        {"32 work-groups", "at most 16", "8 portably"});
+  AXLE_EXPECT_THROW_MSG(launch({axle::Range{n}, axle::Range{64}, axle::Range{2}}), axle::Unsupported,
+                        {"thread-block clusters are a CUDA feature", dev.id()});
+  AXLE_EXPECT_THROW_MSG(axle::cuda::tensor_map(a.view<float>(), desc_2d(16, 16, 64, 16, 4)), axle::InvalidArgument,
+                        {"tensor_map", "is not a CUDA device"});
+  AXLE_EXPECT_THROW_MSG(axle::cuda::max_active_clusters(k, axle::Range{64}, axle::Range{2}), axle::InvalidArgument,
+                        {"max_active_clusters", "is not a CUDA device"});
+  // Without a cluster, the shape form is the plain launch.
+  std::vector<float> ha(n), hb(n), hc(n);
+  for (unsigned i = 0; i < n; ++i) ha[i] = static_cast<float>(i), hb[i] = 0.5f * static_cast<float>(i);
+  s.copy(ha, a);
+  s.copy(hb, b);
+  launch({axle::Range{n}, axle::Range{64}, axle::Range{}});
+  s.copy(c, hc);
+  s.synchronize();
+  for (unsigned i = 0; i < n; ++i) ASSERT_EQ(hc[i], ha[i] + hb[i]) << i;
+}
+
+class CudaHopperTest : public CudaDeviceTest {
+ protected:
+  void SetUp() override {
+    CudaDeviceTest::SetUp();
+    if (IsSkipped()) return;
+    const std::string& arch = dev_.info().architecture;  // "sm_90"
+    ASSERT_EQ(arch.rfind("sm_", 0), 0u) << arch;
+    const int major = std::stoi(arch.substr(3)) / 10;
+    if (major < 9) GTEST_SKIP() << dev_.info().name << " has no tensor maps or clusters (compute capability < 9.0)";
+    const std::string src = read_test_kernel("tma_cluster.cu");
+    ASSERT_FALSE(src.empty()) << "tests/cuda/tma_cluster.cu not found under " << AXLE_SOURCE_DIR;
+    prog_ = dev_.build(axle::Source::cuda(src, "tma_cluster"), no_disk());
+  }
+  axle::Program prog_;
+};
+
+TEST_F(CudaHopperTest, TensorMapCopiesBoxesWithZeroFillAndSwizzle) {
+  // A 2-D f32 tensor of 100 x 77 in rows of 112 floats (448 bytes), boxes of 32 x 8:
+  // the last box column and row reach past the tensor.
+  const unsigned w = 100, h = 77, pitch = 112, bw = 32, bh = 8;
+  std::vector<float> host(static_cast<std::size_t>(pitch) * h, -7.f);
+  for (unsigned y = 0; y < h; ++y)
+    for (unsigned x = 0; x < w; ++x) host[y * pitch + x] = static_cast<float>(y * 1000 + x + 1);
+  auto src = dev_.alloc<float>(host.size());
+  auto out = dev_.alloc<float>(static_cast<std::size_t>(w) * h);
+  auto oob = dev_.alloc<unsigned>(1);
+  axle::Stream s = dev_.create_stream();
+  s.copy(host, src);
+  auto k = prog_.kernel("tma_tile_copy");
+  for (int swz = 0; swz < 2; ++swz) {
+    auto d = desc_2d(w, h, pitch * 4, bw, bh);
+    if (swz) d.swizzle = axle::cuda::TensorMapSwizzle::B128;
+    const axle::cuda::TensorMap map = axle::cuda::tensor_map(src.view<float>(), d);
+    s.fill(out.view<float>(), -1.f);
+    s.fill(oob.view<unsigned>(), 0u);
+    const unsigned gx = (w + bw - 1) / bw, gy = (h + bh - 1) / bh;
+    s.launch(k, axle::Range{gx * 128, gy}, axle::Range{128, 1}, map, out.view<float>(), w, h, bw, bh, swz,
+             oob.view<unsigned>(), axle::LocalMem{bw * bh * 4 + 1024 + 16});
+    std::vector<float> got(static_cast<std::size_t>(w) * h);
+    std::vector<unsigned> nz(1);
+    s.copy(out, got);
+    s.copy(oob, nz);
+    s.synchronize();
+    EXPECT_EQ(nz[0], 0u) << "elements of a box outside the tensor were not zero-filled (swizzle " << swz << ")";
+    for (unsigned y = 0; y < h; ++y)
+      for (unsigned x = 0; x < w; ++x)
+        ASSERT_EQ(got[y * w + x], host[y * pitch + x]) << "x " << x << " y " << y << " swizzle " << swz;
+  }
+  // The tensor must lie inside the view it is made from.
+  AXLE_EXPECT_THROW_MSG(axle::cuda::tensor_map(src.view<float>(0, pitch * (h - 1)), desc_2d(w, h, pitch * 4, bw, bh)),
+                        axle::OutOfRange, {"tensor_map", "reaches"});
+}
+
+TEST_F(CudaHopperTest, ClustersShareMemory) {
+  auto k = prog_.kernel("cluster_exchange");
+  axle::Stream s = dev_.create_stream();
+  const unsigned gx = 8, gy = 6, cx = 4, cy = 2;
+  auto values = dev_.alloc<int>(gx * gy);
+  auto ranks = dev_.alloc<unsigned>(gx * gy);
+  auto run = [&](const axle::Kernel& kern, unsigned ccx, unsigned ccy, bool plain) {
+    s.fill(values.view<int>(), -1);
+    if (plain)
+      s.launch(kern, axle::Range{gx * 32, gy}, axle::Range{32, 1}, values.view<int>(), ranks.view<unsigned>());
+    else
+      s.launch(kern, axle::LaunchShape{axle::Range{gx * 32, gy}, axle::Range{32, 1}, axle::Range{ccx, ccy}},
+               values.view<int>(), ranks.view<unsigned>());
+    std::vector<int> v(gx * gy);
+    std::vector<unsigned> r(gx * gy);
+    s.copy(values, v);
+    s.copy(ranks, r);
+    s.synchronize();
+    for (unsigned by = 0; by < gy; ++by)
+      for (unsigned bx = 0; bx < gx; ++bx) {
+        const unsigned lx = bx % ccx, ly = by % ccy, rank = lx + ly * ccx, peer = (rank + 1) % (ccx * ccy);
+        const unsigned px = bx - lx + peer % ccx, py = by - ly + peer / ccx;
+        ASSERT_EQ(r[by * gx + bx], rank) << "block " << bx << "," << by << " in clusters of " << ccx << "x" << ccy;
+        ASSERT_EQ(v[by * gx + bx], static_cast<int>(px * 1000 + py))
+            << "block " << bx << "," << by << " in clusters of " << ccx << "x" << ccy;
+      }
+  };
+  run(k, cx, cy, false);
+  run(k, 2, 1, false);
+  run(k, 8, 2, false);  // 16: non-portable, allowed on H100/H200
+  EXPECT_GT(axle::cuda::max_active_clusters(k, axle::Range{32, 1}, axle::Range{cx, cy}), 0);
+  // A cluster shape fixed at compile time: taken by a plain launch and by the same shape.
+  auto fixed = prog_.kernel("cluster_exchange_2x1");
+  run(fixed, 2, 1, true);
+  run(fixed, 2, 1, false);
+  AXLE_EXPECT_THROW_MSG(
+      s.launch(fixed, axle::LaunchShape{axle::Range{gx * 32, gy}, axle::Range{32, 1}, axle::Range{4, 1}},
+               values.view<int>(), ranks.view<unsigned>()),
+      axle::InvalidArgument, {"cluster_exchange_2x1", "compiled for clusters of 2x1x1"});
+  // The stream is still usable after the errors.
+  run(k, cx, cy, false);
 }

@@ -355,6 +355,14 @@ const std::map<std::string, Case>& cases() {
       CASE("launch-zero-local-memory", Device) c.st().launch(c.group_sum, axle::Range{64}, axle::Range{64},
                                                             c.b100.view<float>(), c.b100.view<float>(),
                                                             axle::LocalMem{0}); END,
+      CASE("launch-cluster-without-local", Device)
+          c.st().launch(c.iota, axle::LaunchShape{axle::Range{64}, axle::Range{}, axle::Range{2}}, c.b100.view<int>(), 1); END,
+      CASE("launch-cluster-does-not-divide", Device)
+          c.st().launch(c.iota, axle::LaunchShape{axle::Range{64}, axle::Range{16}, axle::Range{3}}, c.b100.view<int>(), 1); END,
+      CASE("launch-cluster-too-large", Device)
+          c.st().launch(c.iota, axle::LaunchShape{axle::Range{64}, axle::Range{2}, axle::Range{32}}, c.b100.view<int>(), 1); END,
+      CASE("launch-cluster-not-cuda", Device)
+          c.st().launch(c.iota, axle::LaunchShape{axle::Range{64}, axle::Range{16}, axle::Range{2}}, c.b100.view<int>(), 1); END,
       // ---- configuration and environment
       CASE("config-malformed", Nothing) return parse("device = = \"x\"\n"); END,
       CASE("config-unknown-key", Nothing) return parse("device = \"opencl:0\"\nspeed = 3\n"); END,

@@ -6,6 +6,7 @@
 // Kernel files compiled:
 //   samples/**/*.cl and kernels/src/cl/*.cl   portable dialect (CUDA prelude prepended)
 //   kernels/src/cuda/*.cu                     native CUDA C++
+//   tests/cuda/*.cu                           native CUDA C++ the backend tests run
 //
 // Conventions a kernel file may declare in comment lines among its leading lines (the
 // comment block before the first line of code):
@@ -384,6 +385,14 @@ TEST_F(NvrtcTest, CudaLibraryKernels) {
   auto files = collect(fs::path(AXLE_SOURCE_DIR) / "kernels/src/cuda", ".cu", SourceKind::CUDA, false);
   const int n = compile_all(files);
   std::printf("compiled %zu kernels/src/cuda file(s), %d compile(s)\n", files.size(), n);
+}
+
+TEST_F(NvrtcTest, CudaTestKernels) {
+  // The kernels the CUDA backend tests run on a GPU (tensor maps, clusters).
+  auto files = collect(fs::path(AXLE_SOURCE_DIR) / "tests/cuda", ".cu", SourceKind::CUDA, false);
+  const int n = compile_all(files);
+  std::printf("compiled %zu tests/cuda file(s), %d compile(s)\n", files.size(), n);
+  EXPECT_FALSE(files.empty()) << "no tests/cuda/*.cu found";
 }
 
 TEST_F(NvrtcTest, DialectCompilesForEveryArch) {

@@ -97,6 +97,9 @@ void load_driver(DriverApi& d) {
   bind(lib, d.cuModuleGetFunctionCount, {"cuModuleGetFunctionCount"});
   bind(lib, d.cuModuleEnumerateFunctions, {"cuModuleEnumerateFunctions"});
   bind(lib, d.cuFuncGetName, {"cuFuncGetName"});
+  bind(lib, d.cuLaunchKernelEx, {"cuLaunchKernelEx"});
+  bind(lib, d.cuOccupancyMaxActiveClusters, {"cuOccupancyMaxActiveClusters"});
+  bind(lib, d.cuTensorMapEncodeTiled, {"cuTensorMapEncodeTiled"});
   if (!missing.empty()) {
     d.error = "libcuda.so.1 is too old: it lacks " + missing;
     return;

@@ -84,6 +84,9 @@ struct DriverApi {
   AXLE_CU_FN(cuModuleGetFunctionCount);    // CUDA 12.4+
   AXLE_CU_FN(cuModuleEnumerateFunctions);  // CUDA 12.4+
   AXLE_CU_FN(cuFuncGetName);               // CUDA 12.3+
+  AXLE_CU_FN(cuLaunchKernelEx);               // CUDA 12.0+: cluster launches
+  AXLE_CU_FN(cuOccupancyMaxActiveClusters);   // CUDA 12.0+
+  AXLE_CU_FN(cuTensorMapEncodeTiled);         // CUDA 12.0+: TMA descriptors
 };
 
 /// libnvrtc entry points.

@@ -254,6 +254,136 @@ void CudaKernel::ensure_dynamic_shared(std::size_t bytes) {
   dyn_shared_limit_ = bytes;
 }
 
+void fill_launch_config(CUlaunchConfig& cfg, CUlaunchAttribute& attr, const unsigned grid[3], const unsigned block[3],
+                        const unsigned cluster[3], std::size_t shared, CUstream stream, bool set_cluster) {
+  cfg = CUlaunchConfig{};
+  cfg.gridDimX = grid[0];
+  cfg.gridDimY = grid[1];
+  cfg.gridDimZ = grid[2];
+  cfg.blockDimX = block[0];
+  cfg.blockDimY = block[1];
+  cfg.blockDimZ = block[2];
+  cfg.sharedMemBytes = static_cast<unsigned>(shared);
+  cfg.hStream = stream;
+  if (set_cluster) {
+    attr = CUlaunchAttribute{};
+    attr.id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+    attr.value.clusterDim.x = cluster[0];
+    attr.value.clusterDim.y = cluster[1];
+    attr.value.clusterDim.z = cluster[2];
+    cfg.attrs = &attr;
+    cfg.numAttrs = 1;
+  }
+}
+
+void CudaKernel::required_cluster(unsigned out[3]) {
+  // Under mu_.
+  if (!required_cluster_known_) {
+    const CUfunction_attribute which[3] = {CU_FUNC_ATTRIBUTE_REQUIRED_CLUSTER_WIDTH,
+                                           CU_FUNC_ATTRIBUTE_REQUIRED_CLUSTER_HEIGHT,
+                                           CU_FUNC_ATTRIBUTE_REQUIRED_CLUSTER_DEPTH};
+    for (int d = 0; d < 3; ++d) {
+      int v = 0;
+      check(api().cuFuncGetAttribute, "cuFuncGetAttribute", "compile-time cluster shape of '" + name_ + "'", &v,
+            which[d], fn_);
+      required_cluster_[d] = static_cast<unsigned>(v > 0 ? v : 0);
+    }
+    required_cluster_known_ = true;
+  }
+  for (int d = 0; d < 3; ++d) out[d] = required_cluster_[d];
+}
+
+int CudaKernel::max_active_clusters(const unsigned block[3], const unsigned cluster[3], std::size_t shared) {
+  const auto& d = api();
+  if (!d.cuOccupancyMaxActiveClusters)
+    throw Unsupported("kernel '" + name_ + "': the NVIDIA driver has no cuOccupancyMaxActiveClusters (CUDA 12.0+); "
+                      "update the driver",
+                      details("cuOccupancyMaxActiveClusters"));
+  const bool set_dims = check_cluster(cluster);
+  const unsigned grid[3] = {cluster[0], cluster[1], cluster[2]};
+  CUlaunchAttribute attr{};
+  CUlaunchConfig cfg{};
+  fill_launch_config(cfg, attr, grid, block, cluster, shared, nullptr, set_dims);
+  int n = 0;
+  check(d.cuOccupancyMaxActiveClusters, "cuOccupancyMaxActiveClusters", "kernel '" + name_ + "'", &n, fn_, &cfg);
+  return n;
+}
+
+bool CudaKernel::check_cluster(const unsigned cluster[3]) {
+  const auto& d = api();
+  auto shape = [&] {
+    return std::to_string(cluster[0]) + "x" + std::to_string(cluster[1]) + "x" + std::to_string(cluster[2]);
+  };
+  auto who = [&] { return "launch of '" + name_ + "' in clusters of " + shape(); };
+  const CudaDevice& dev = cuda_device();
+  if (dev.cc_major() < 9)
+    throw Unsupported(who() + ": thread-block clusters need compute capability 9.0 or newer; " +
+                          dev.info().name + " is " + std::to_string(dev.cc_major()) + "." +
+                          std::to_string(dev.cc_minor()),
+                      details("cuLaunchKernelEx", CUDA_ERROR_NOT_SUPPORTED));
+  if (!d.cuLaunchKernelEx || !d.cuOccupancyMaxActiveClusters)
+    throw Unsupported(who() + ": the NVIDIA driver has no cuLaunchKernelEx / cuOccupancyMaxActiveClusters "
+                              "(CUDA 12.0+); update the driver",
+                      details("cuLaunchKernelEx"));
+  const std::size_t total = std::size_t{cluster[0]} * cluster[1] * cluster[2];
+  std::lock_guard<std::mutex> lock(mu_);
+  unsigned req[3];
+  required_cluster(req);
+  const bool compiled_shape = req[0] || req[1] || req[2];
+  if (compiled_shape) {
+    for (int i = 0; i < 3; ++i)
+      if (std::max(req[i], 1u) != cluster[i])
+        throw InvalidArgument(who() + ": the kernel was compiled for clusters of " + std::to_string(req[0]) + "x" +
+                                  std::to_string(std::max(req[1], 1u)) + "x" + std::to_string(std::max(req[2], 1u)) +
+                                  " (__cluster_dims__) and takes no other shape",
+                              details("cuLaunchKernelEx", CUDA_ERROR_INVALID_CLUSTER_SIZE));
+  }
+  if (total > 8 && !non_portable_cluster_) {
+    const CUresult r = d.cuFuncSetAttribute(fn_, CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED, 1);
+    if (r != CUDA_SUCCESS)
+      throw Unsupported(who() + ": " + std::to_string(total) + " work-groups per cluster exceed the portable 8 and " +
+                            dev.info().name + " does not allow more for this kernel (" + status_name(r) + ")",
+                        details("cuFuncSetAttribute", r));
+    non_portable_cluster_ = true;
+  }
+  return !compiled_shape;
+}
+
+bool CudaKernel::prepare_cluster(const unsigned block[3], const unsigned cluster[3], std::size_t shared) {
+  const bool set_dims = check_cluster(cluster);
+  const std::array<std::size_t, 7> key = {block[0], block[1], block[2], cluster[0], cluster[1], cluster[2], shared};
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (std::find(cluster_ok_.begin(), cluster_ok_.end(), key) != cluster_ok_.end()) return set_dims;
+  }
+  const auto& d = api();
+  const std::size_t total = std::size_t{cluster[0]} * cluster[1] * cluster[2];
+  auto who = [&] {
+    return "launch of '" + name_ + "' in clusters of " + std::to_string(cluster[0]) + "x" +
+           std::to_string(cluster[1]) + "x" + std::to_string(cluster[2]);
+  };
+  const unsigned grid[3] = {cluster[0], cluster[1], cluster[2]};
+  CUlaunchAttribute attr{};
+  CUlaunchConfig cfg{};
+  fill_launch_config(cfg, attr, grid, block, cluster, shared, nullptr, set_dims);
+  int n = 0;
+  const CUresult r = d.cuOccupancyMaxActiveClusters(&n, fn_, &cfg);
+  if (r != CUDA_SUCCESS && r != CUDA_ERROR_INVALID_CLUSTER_SIZE)
+    throw_error(r, "cuOccupancyMaxActiveClusters", who());
+  if (r != CUDA_SUCCESS || n < 1) {
+    const std::size_t threads = std::size_t{block[0]} * block[1] * block[2];
+    throw InvalidArgument(who() + ": no cluster of " + std::to_string(total) + " work-groups of " +
+                              std::to_string(threads) + " threads with " + std::to_string(shared + static_shared_) +
+                              " bytes of shared memory each fits on " + cuda_device().info().name +
+                              (r != CUDA_SUCCESS ? " (" + status_name(r) + ")" : std::string()) +
+                              "; use fewer work-groups per cluster, fewer threads or less shared memory",
+                          details("cuOccupancyMaxActiveClusters", r));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  cluster_ok_.push_back(key);
+  return set_dims;
+}
+
 CudaProgram::CudaProgram(std::shared_ptr<CudaDevice> dev, CUmodule mod, std::vector<std::uint8_t> binary,
                          std::string source)
     : dev_(std::move(dev)), handle_(dev_), mod_(mod), binary_(std::move(binary)), source_(std::move(source)) {}
@@ -396,7 +526,16 @@ void CudaStream::fill(BufferImpl& dst, std::size_t offset, std::size_t bytes, co
 
 void CudaStream::launch(KernelImpl& kernel, const Range& global, const Range& local,
                         const std::vector<KernelArg>& args) {
-  auto& k = static_cast<CudaKernel&>(kernel);
+  launch_impl(static_cast<CudaKernel&>(kernel), global, local, nullptr, args);
+}
+
+void CudaStream::launch_cluster(KernelImpl& kernel, const Range& global, const Range& local, const Range& cluster,
+                                const std::vector<KernelArg>& args) {
+  launch_impl(static_cast<CudaKernel&>(kernel), global, local, &cluster, args);
+}
+
+void CudaStream::launch_impl(CudaKernel& k, const Range& global, const Range& local, const Range* cluster,
+                             const std::vector<KernelArg>& args) {
   const auto& info = dev_->info();
   const unsigned dims = global.dims();
 
@@ -474,9 +613,21 @@ void CudaStream::launch(KernelImpl& kernel, const Range& global, const Range& lo
                           details("cuLaunchKernel", CUDA_ERROR_INVALID_VALUE));
   const ContextScope scope(dev_->context());
   if (shared > kDefaultDynamicShared) k.ensure_dynamic_shared(shared);
-  check(api().cuLaunchKernel, "cuLaunchKernel", "kernel '" + k.name() + "'", k.function(), grid[0], grid[1],
-        grid[2], block[0], block[1], block[2], static_cast<unsigned>(shared), s_, n ? params.data() : nullptr,
-        nullptr);
+  if (!cluster) {
+    check(api().cuLaunchKernel, "cuLaunchKernel", "kernel '" + k.name() + "'", k.function(), grid[0], grid[1],
+          grid[2], block[0], block[1], block[2], static_cast<unsigned>(shared), s_, n ? params.data() : nullptr,
+          nullptr);
+    return;
+  }
+  const unsigned cdim[3] = {static_cast<unsigned>((*cluster)[0]), static_cast<unsigned>((*cluster)[1]),
+                            static_cast<unsigned>((*cluster)[2])};
+  CUlaunchAttribute attr{};
+  CUlaunchConfig cfg{};
+  const bool set_dims = k.prepare_cluster(block, cdim, shared);
+  fill_launch_config(cfg, attr, grid, block, cdim, shared, s_, set_dims);
+  check(api().cuLaunchKernelEx, "cuLaunchKernelEx",
+        "kernel '" + k.name() + "' in clusters of " + cluster->str(), &cfg, k.function(),
+        n ? params.data() : nullptr, nullptr);
 }
 
 void CudaStream::record(EventImpl& event) {

@@ -22,6 +22,7 @@
 
 #include <cuda.h>
 
+#include <array>
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -100,8 +101,23 @@ class CudaKernel final : public KernelImpl {
   /// Raise the function's dynamic shared memory limit to at least `bytes` (> 48 KiB).
   void ensure_dynamic_shared(std::size_t bytes);
   std::size_t static_shared() const { return static_shared_; }
+  /// Cluster launches: checks that the device has clusters, that `cluster` agrees with
+  /// the kernel's compile-time cluster shape (if it has one), allows a non-portable size
+  /// (> 8) where the device does, and that at least one cluster of `block`-thread
+  /// groups with `shared` dynamic bytes each can be scheduled (cached per shape).
+  /// Throws Unsupported or InvalidArgument naming what is wrong. Returns whether the
+  /// launch must pass the cluster shape (false: the kernel's compile-time shape applies).
+  /// The device's context must be current.
+  bool prepare_cluster(const unsigned block[3], const unsigned cluster[3], std::size_t shared);
+  /// The checks of prepare_cluster that do not depend on the block (no occupancy).
+  bool check_cluster(const unsigned cluster[3]);
+  /// cuOccupancyMaxActiveClusters for this shape (the context must be current).
+  int max_active_clusters(const unsigned block[3], const unsigned cluster[3], std::size_t shared);
 
  private:
+  /// The kernel's compile-time cluster shape (__cluster_dims__), {0,0,0} when none.
+  void required_cluster(unsigned out[3]);
+
   std::shared_ptr<CudaProgram> prog_;
   CUfunction fn_;
   std::string name_;
@@ -110,7 +126,17 @@ class CudaKernel final : public KernelImpl {
   std::size_t static_shared_ = 0;
   std::mutex mu_;
   std::size_t dyn_shared_limit_ = 48 * 1024;
+  bool non_portable_cluster_ = false;
+  bool required_cluster_known_ = false;
+  unsigned required_cluster_[3] = {0, 0, 0};
+  /// Cluster shapes (block x, y, z, cluster x, y, z, shared) already found schedulable.
+  std::vector<std::array<std::size_t, 7>> cluster_ok_;
 };
+
+/// A cuLaunchKernelEx configuration; `attr` receives the cluster attribute when
+/// `set_cluster` (cfg then points at it).
+void fill_launch_config(CUlaunchConfig& cfg, CUlaunchAttribute& attr, const unsigned grid[3], const unsigned block[3],
+                        const unsigned cluster[3], std::size_t shared, CUstream stream, bool set_cluster);
 
 class CudaProgram final : public ProgramImpl, public std::enable_shared_from_this<CudaProgram> {
  public:
@@ -148,12 +174,17 @@ class CudaStream final : public StreamImpl {
             std::size_t pattern_size) override;
   void launch(KernelImpl& kernel, const Range& global, const Range& local,
               const std::vector<KernelArg>& args) override;
+  void launch_cluster(KernelImpl& kernel, const Range& global, const Range& local, const Range& cluster,
+                      const std::vector<KernelArg>& args) override;
   void record(EventImpl& event) override;
   void wait(EventImpl& event) override;
   void synchronize() override;
   void* native() const override { return s_; }
 
  private:
+  void launch_impl(CudaKernel& k, const Range& global, const Range& local, const Range* cluster,
+                   const std::vector<KernelArg>& args);
+
   std::shared_ptr<CudaDevice> dev_;
   CUstream s_;
   bool owned_;

@@ -5,6 +5,13 @@
 #include "log.hpp"
 
 namespace axle {
+
+void detail::StreamImpl::launch_cluster(KernelImpl& kernel, const Range&, const Range&, const Range& cluster,
+                                        const std::vector<KernelArg>&) {
+  throw Unsupported("launch of '" + kernel.name() + "' in clusters of " + cluster.str() +
+                    ": this backend has no thread-block clusters");
+}
+
 namespace {
 
 void check_same_device(const Device& stream_dev, const Buffer& b, const char* what) {
@@ -25,6 +32,8 @@ void check_range(const Buffer& b, std::size_t offset, std::size_t bytes, const c
 // No device has 2^31 bytes of local memory; a larger total is a size error (and
 // could otherwise wrap the sum or a backend's 32-bit shared-memory size).
 constexpr std::size_t kMaxLocalBytes = std::size_t{1} << 31;
+// Hardware limit of a thread-block cluster (Hopper: 8 portable, 16 non-portable).
+constexpr std::size_t kMaxClusterGroups = 16;
 
 }  // namespace
 
@@ -102,7 +111,14 @@ void Stream::fill_bytes(const Buffer& dst, std::size_t off, std::size_t bytes, c
 
 void Stream::launch_args(const Kernel& kernel, const Range& global, const Range& local,
                          const std::vector<KernelArg>& args) {
+  launch_args(kernel, LaunchShape{global, local, Range{}}, args);
+}
+
+void Stream::launch_args(const Kernel& kernel, const LaunchShape& shape, const std::vector<KernelArg>& args) {
   auto& s = impl();
+  const Range& global = shape.global;
+  const Range& local = shape.local;
+  const Range& cluster = shape.cluster;
   if (!kernel.valid()) throw InvalidArgument("Stream::launch: empty Kernel handle");
   auto& k = kernel.impl();
   // Messages are built only on failure: this is the per-launch hot path.
@@ -174,7 +190,32 @@ void Stream::launch_args(const Kernel& kernel, const Range& global, const Range&
   if (local_mem && local_total > local_mem)
     throw InvalidArgument(who() + ": " + std::to_string(local_total) + " bytes of local memory requested, " +
                           device_.id() + " has " + std::to_string(local_mem));
-  s.launch(k, global, local, args);
+  if (cluster.empty()) {
+    s.launch(k, global, local, args);
+    return;
+  }
+  if (local.empty())
+    throw InvalidArgument(who() + ": a cluster launch needs an explicit local range (the cluster " + cluster.str() +
+                          " counts work-groups)");
+  if (cluster.dims() > global.dims())
+    throw InvalidArgument(who() + ": cluster " + cluster.str() + " has more dimensions than the global range " +
+                          global.str());
+  for (unsigned d = 0; d < cluster.dims(); ++d) {
+    if (cluster[d] == 0) throw InvalidArgument(who() + ": cluster " + cluster.str() + " has a zero dimension");
+    const std::size_t groups = global[d] / local[d];
+    if (groups % cluster[d] != 0)
+      throw InvalidArgument(who() + ": the grid of " + std::to_string(groups) + " work-groups in dimension " +
+                            std::to_string(d) + " is not a multiple of the cluster's " + std::to_string(cluster[d]) +
+                            " (global " + global.str() + ", local " + local.str() + ", cluster " + cluster.str() + ")");
+  }
+  if (cluster.total() > kMaxClusterGroups)
+    throw InvalidArgument(who() + ": a cluster of " + std::to_string(cluster.total()) + " work-groups (" +
+                          cluster.str() + "); at most " + std::to_string(kMaxClusterGroups) +
+                          " are possible, 8 portably");
+  if (device_.backend() != "cuda")
+    throw Unsupported(who() + ": thread-block clusters are a CUDA feature (compute capability 9.0 and newer); " +
+                      device_.id() + " is an " + device_.backend() + " device");
+  s.launch_cluster(k, global, local, cluster, args);
 }
 
 Event Stream::record() {

@@ -58,7 +58,8 @@ LocalMem local(std::size_t count) {
 /// One bound kernel argument (by value).
 struct KernelArg {
   enum class Kind { Scalar, Buffer, Local };
-  static constexpr std::size_t kMaxScalarBytes = 64;
+  /// 128: room for a CUDA tensor map (axle::cuda::TensorMap) passed by value.
+  static constexpr std::size_t kMaxScalarBytes = 128;
   /// view_bytes of a whole-buffer binding: from offset_bytes to the end of the buffer.
   static constexpr std::size_t kWhole = static_cast<std::size_t>(-1);
 
@@ -77,7 +78,7 @@ struct KernelArg {
   template <typename T>
   static KernelArg scalar(const T& v) {
     static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= kMaxScalarBytes,
-                  "kernel scalar arguments must be trivially copyable and at most 64 bytes");
+                  "kernel scalar arguments must be trivially copyable and at most 128 bytes");
     KernelArg a;
     a.kind = Kind::Scalar;
     a.size = sizeof(T);
@@ -115,6 +116,23 @@ KernelArg to_arg(const T& v) {
   return KernelArg::scalar(v);
 }
 }  // namespace detail
+
+/// The shape of a launch: its work-items, work-groups and, on CUDA devices of compute
+/// capability 9.0 or newer, thread-block clusters.
+struct LaunchShape {
+  Range global;  ///< work-items in each dimension
+  Range local;   ///< work-group shape; empty: the backend chooses (not with a cluster)
+  /// Work-groups per cluster in each dimension; empty: no cluster. The work-groups of a
+  /// cluster run at the same time on one GPU processing cluster and can reach each
+  /// other's shared memory (distributed shared memory, cluster barriers, TMA multicast).
+  /// The grid of work-groups (global / local) must be a multiple of it in every
+  /// dimension. Up to 8 work-groups per cluster are portable; up to 16 where the device
+  /// allows it for the kernel. A kernel compiled with __cluster_dims__ takes only that
+  /// shape. Other backends throw Unsupported. The launch throws InvalidArgument when no
+  /// cluster of this shape fits on the device with the kernel's threads and shared memory
+  /// (axle::cuda::max_active_clusters tells beforehand).
+  Range cluster;
+};
 
 class Stream {
  public:
@@ -189,6 +207,16 @@ class Stream {
   }
   void launch_args(const Kernel& kernel, const Range& global, const Range& local,
                    const std::vector<KernelArg>& args);
+  /// Launch with a LaunchShape: as above, and with a thread-block cluster when
+  /// shape.cluster is not empty.
+  template <typename... Args>
+  void launch(const Kernel& kernel, const LaunchShape& shape, const Args&... args) {
+    std::vector<KernelArg> bound;
+    bound.reserve(sizeof...(Args));
+    (bound.push_back(detail::to_arg(args)), ...);
+    launch_args(kernel, shape, bound);
+  }
+  void launch_args(const Kernel& kernel, const LaunchShape& shape, const std::vector<KernelArg>& args);
 
   // ---- ordering ----
   /// Record a new event at this point of the stream.

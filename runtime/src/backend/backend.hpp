@@ -102,6 +102,10 @@ class StreamImpl {
   /// kernel.num_args(); buffer args belong to this device.
   virtual void launch(KernelImpl& kernel, const Range& global, const Range& local,
                       const std::vector<KernelArg>& args) = 0;
+  /// As launch, with work-groups in clusters of `cluster` (non-empty, dividing the grid
+  /// of work-groups; `local` is not empty). Backends without clusters throw Unsupported.
+  virtual void launch_cluster(KernelImpl& kernel, const Range& global, const Range& local, const Range& cluster,
+                              const std::vector<KernelArg>& args);
   virtual void record(EventImpl& event) = 0;
   virtual void wait(EventImpl& event) = 0;
   virtual void synchronize() = 0;
