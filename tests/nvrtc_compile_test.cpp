@@ -31,6 +31,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -385,6 +386,78 @@ TEST_F(NvrtcTest, CudaLibraryKernels) {
   auto files = collect(fs::path(AXLE_SOURCE_DIR) / "kernels/src/cuda", ".cu", SourceKind::CUDA, false);
   const int n = compile_all(files);
   std::printf("compiled %zu kernels/src/cuda file(s), %d compile(s)\n", files.size(), n);
+}
+
+// ptxas resource use of every native CUDA kernel of the library (the first variant of
+// each file, for the newest architecture it is built for): registers and spill bytes
+// per entry function, printed as a table (and written to $AXLE_PTXAS_REPORT when set).
+// The tensor-core and SIMT GEMM and convolution kernels are tuned to keep everything in
+// registers: a spill there is a performance regression, so it fails the test.
+TEST_F(NvrtcTest, CudaKernelRegistersAndSpills) {
+  auto files = collect(fs::path(AXLE_SOURCE_DIR) / "kernels/src/cuda", ".cu", SourceKind::CUDA, false);
+  ASSERT_FALSE(files.empty());
+  struct Entry {
+    std::string file, variant, arch, function;
+    int registers = -1;
+    long spill_stores = 0, spill_loads = 0;
+  };
+  std::vector<Entry> entries;
+  std::mutex mu;
+  std::atomic<std::size_t> next{0};
+  auto work = [&] {
+    for (std::size_t i; (i = next++) < files.size();) {
+      const KernelFile& f = files[i];
+      BuildOptions o = f.variants.front().options;
+      o.flags += " --ptxas-options=-v";
+      const std::string arch = f.archs.back();
+      const NvrtcResult r = axle::detail::nvrtc_compile_for_test(f.kind, f.text, o, arch);
+      EXPECT_TRUE(compiled(r, f.path.filename().string() + " with -v"));
+      // ptxas info    : Compiling entry function 'name' for 'sm_90a'
+      // ptxas info    : Used 168 registers, used 1 barriers, 384 bytes cmem[0]
+      //     0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+      static const std::regex kEntry(R"(Compiling entry function '([^']+)')");
+      static const std::regex kRegs(R"(Used (\d+) registers)");
+      static const std::regex kSpill(R"((\d+) bytes spill stores, (\d+) bytes spill loads)");
+      std::istringstream in(r.log);
+      std::vector<Entry> mine;
+      for (std::string line; std::getline(in, line);) {
+        std::smatch m;
+        if (std::regex_search(line, m, kEntry)) {
+          mine.push_back(Entry{f.path.filename().string(), f.variants.front().label, arch, m[1]});
+        } else if (!mine.empty() && std::regex_search(line, m, kSpill)) {
+          mine.back().spill_stores = std::stol(m[1]);
+          mine.back().spill_loads = std::stol(m[2]);
+        } else if (!mine.empty() && std::regex_search(line, m, kRegs)) {
+          mine.back().registers = std::stoi(m[1]);
+        }
+      }
+      EXPECT_FALSE(mine.empty()) << f.path.filename().string() << ": no ptxas report in the log:\n" << r.log;
+      std::lock_guard<std::mutex> lock(mu);
+      entries.insert(entries.end(), mine.begin(), mine.end());
+    }
+  };
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < std::max(1u, std::min(8u, std::thread::hardware_concurrency())); ++t)
+    pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  std::sort(entries.begin(), entries.end(),
+            [](const Entry& a, const Entry& b) { return a.file != b.file ? a.file < b.file : a.function < b.function; });
+  std::ostringstream table;
+  table << "file | variant | arch | kernel | registers | spill stores | spill loads\n";
+  for (const auto& e : entries) {
+    table << e.file << " | " << e.variant << " | " << e.arch << " | " << e.function << " | " << e.registers << " | "
+          << e.spill_stores << " | " << e.spill_loads << "\n";
+    EXPECT_GT(e.registers, 0) << e.file << " " << e.function << ": no register count parsed";
+    EXPECT_EQ(e.spill_stores + e.spill_loads, 0)
+        << e.file << " " << e.function << " (" << e.arch << ") spills " << e.spill_stores << " bytes out, "
+        << e.spill_loads << " bytes in";
+  }
+  std::printf("%s", table.str().c_str());
+  if (const char* out = std::getenv("AXLE_PTXAS_REPORT")) {
+    std::ofstream f(out);
+    f << table.str();
+  }
 }
 
 TEST_F(NvrtcTest, CudaTestKernels) {
