@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -166,9 +167,12 @@ class ConvBackward : public ::testing::TestWithParam<axle::Device> {
     EXPECT_EQ(bad, 0u);
   }
 
-  // dw and db of three runs of one plan are the same bits.
-  void expect_deterministic_weights(const dnn::Conv2dDesc& d, dnn::Algorithm algo) {
-    std::mt19937 rng(5);
+  // dw and db of `runs` runs are the same bits, through the one-shot call or through one
+  // plan (whose describe() is returned). dw's buffer is refilled before each run: beta 0
+  // never reads it.
+  std::string expect_deterministic_weights(const dnn::Conv2dDesc& d, dnn::Algorithm algo, bool one_shot,
+                                           int runs = 3, unsigned seed = 5) {
+    std::mt19937 rng(seed);
     std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
     std::vector<float> hx(d.x_elems()), hdy(d.y_elems());
     for (auto& v : hx) v = dist(rng);
@@ -183,21 +187,30 @@ class ConvBackward : public ::testing::TestWithParam<axle::Device> {
     a.y = bdy.view<float>();
     a.w = bdw.view<float>();
     a.bias = bdb.view<float>();
-    std::vector<float> first, again(d.w_elems()), db1(d.k), db2(d.k);
     dnn::Conv2dOptions opt;
     opt.algorithm = algo;
-    for (int run = 0; run < 3; ++run) {
-      dnn::conv2d_backward_weights(s, d, a, opt);
+    std::unique_ptr<dnn::Conv2dPlan> plan;
+    if (!one_shot)
+      plan = std::make_unique<dnn::Conv2dPlan>(dev(), d, dnn::Conv2dTypes{}, dnn::Direction::BackwardWeights,
+                                               dnn::Conv2dFusion{true, false, {}}, opt);
+    std::vector<float> first, again(d.w_elems()), db1(d.k), db2(d.k);
+    for (int run = 0; run < runs; ++run) {
+      s.fill(bdw.view<float>(), static_cast<float>(run));
+      if (plan)
+        plan->run(s, a);
+      else
+        dnn::conv2d_backward_weights(s, d, a, opt);
       s.copy(bdw, again);
       s.copy(bdb, run == 0 ? db1 : db2);
       s.synchronize();
       if (run == 0) {
         first = again;
       } else {
-        ASSERT_EQ(std::memcmp(first.data(), again.data(), first.size() * sizeof(float)), 0) << "run " << run;
-        ASSERT_EQ(std::memcmp(db1.data(), db2.data(), db1.size() * sizeof(float)), 0) << "run " << run;
+        EXPECT_EQ(std::memcmp(first.data(), again.data(), first.size() * sizeof(float)), 0) << "dw, run " << run;
+        EXPECT_EQ(std::memcmp(db1.data(), db2.data(), db1.size() * sizeof(float)), 0) << "db, run " << run;
       }
     }
+    return plan ? plan->describe() : std::string();
   }
 };
 
@@ -397,7 +410,7 @@ TEST_P(ConvBackward, WeightGradientIsDeterministic) {
       d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = 1;
       if (!dnn::supports(dev(), algo, d, {}, dnn::Direction::BackwardWeights)) continue;
       SCOPED_TRACE(std::string(dnn::to_string(algo)) + " " + d.str());
-      expect_deterministic_weights(d, algo);
+      expect_deterministic_weights(d, algo, true);
     }
 }
 
@@ -533,39 +546,8 @@ TEST_P(ConvBackward, DepthwiseWeightGradientIsDeterministic) {
   for (auto l : {dnn::TensorLayout::NCHW, dnn::TensorLayout::NHWC}) {
     dnn::Conv2dDesc d = make(3, 8, 29, 29, 8, 3, 3, l);  // few channels, many rows: several slices
     d.groups = 8, d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = 1;
-    std::mt19937 rng(11);
-    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-    std::vector<float> hx(d.x_elems()), hdy(d.y_elems());
-    for (auto& v : hx) v = dist(rng);
-    for (auto& v : hdy) v = dist(rng);
-    axle::Stream s = dev().create_stream();
-    axle::Buffer bx = dev().alloc<float>(hx.size()), bdy = dev().alloc<float>(hdy.size()),
-                 bdw = dev().alloc<float>(d.w_elems()), bdb = dev().alloc<float>(d.k);
-    s.copy(hx, bx.view<float>());
-    s.copy(hdy, bdy.view<float>());
-    dnn::Conv2dOptions opt;
-    opt.algorithm = dnn::Algorithm::Depthwise;
-    dnn::Conv2dPlan plan(dev(), d, {}, dnn::Direction::BackwardWeights, dnn::Conv2dFusion{true, false, {}}, opt);
-    EXPECT_NE(plan.describe().find("partial sums added in order"), std::string::npos) << plan.describe();
-    dnn::Conv2dArgs a;
-    a.x = bx.view<float>();
-    a.y = bdy.view<float>();
-    a.w = bdw.view<float>();
-    a.bias = bdb.view<float>();
-    std::vector<float> first, again(d.w_elems()), db1(d.k), db2(d.k);
-    for (int run = 0; run < 4; ++run) {
-      s.fill(bdw.view<float>(), static_cast<float>(run));  // beta = 0: never read
-      plan.run(s, a);
-      s.copy(bdw, again);
-      s.copy(bdb, run == 0 ? db1 : db2);
-      s.synchronize();
-      if (run == 0) {
-        first = again;
-      } else {
-        ASSERT_EQ(std::memcmp(first.data(), again.data(), first.size() * sizeof(float)), 0) << "run " << run;
-        ASSERT_EQ(std::memcmp(db1.data(), db2.data(), db1.size() * sizeof(float)), 0) << "run " << run;
-      }
-    }
+    const std::string how = expect_deterministic_weights(d, dnn::Algorithm::Depthwise, false, 4, 11);
+    EXPECT_NE(how.find("partial sums added in order"), std::string::npos) << how;
   }
 }
 

@@ -59,12 +59,6 @@ std::vector<axle::Device> cuda_devices(int min_sm, std::string& why) {
   const auto var = cuda_devices(min_sm, var##_why); \
   if (var.empty()) GTEST_SKIP() << var##_why
 
-struct Epi {
-  bool bias = false, residual = false;
-  Activation act = Activation::None;
-  float alpha = 1.0f, beta = 0.0f;
-};
-
 // One forward convolution through a plan forced to `algo`, with every view starting
 // `off` elements into its buffer (8: 16-byte aligned; 5: not); `tf32` allows TF32 (and
 // widens the tolerance by the rounding of the inputs to 10 mantissa bits). Checks every
@@ -74,37 +68,12 @@ void run_conv(const axle::Device& dev, const Conv2dDesc& d, Algorithm algo, cons
               bool tf32 = false) {
   SCOPED_TRACE(d.str() + " algo " + axle::dnn::to_string(algo) + " on " + dev.id() + " x " +
                axle::dnn::to_string(axle::dnn::DataTypeOf<TX>::value) + " y " +
-               axle::dnn::to_string(axle::dnn::DataTypeOf<TY>::value) + " offset " + std::to_string(off) + " bias " +
-               std::to_string(e.bias) + " residual " + std::to_string(e.residual) + " act " +
-               std::to_string(static_cast<int>(e.act)) + " alpha " + std::to_string(e.alpha) + " beta " +
-               std::to_string(e.beta) + (tf32 ? " tf32" : ""));
-  std::mt19937 rng(static_cast<unsigned>(d.n * 7 + d.c * 131 + d.k * 17 + d.h * 3 + d.r + off));
-  std::uniform_real_distribution<double> dist(-1.0, 1.0);
-  const std::size_t guard = 7;
-  std::vector<TX> hx(off + d.x_elems()), hw(off + d.w_elems());
-  std::vector<TY> hy(off + d.y_elems() + guard), hz(off + d.y_elems());
-  std::vector<float> hb(off + d.k);
-  for (auto& v : hx) v = from_double<TX>(dist(rng));
-  for (auto& v : hw) v = from_double<TX>(dist(rng));
-  for (auto& v : hy) v = from_double<TY>(e.beta == 0 ? std::numeric_limits<double>::quiet_NaN() : dist(rng));
-  for (auto& v : hz) v = from_double<TY>(dist(rng));
-  for (auto& v : hb) v = static_cast<float>(dist(rng));
+               axle::dnn::to_string(axle::dnn::DataTypeOf<TY>::value) + " offset " + std::to_string(off) + " " +
+               describe(e) + (tf32 ? " tf32" : ""));
+  const ForwardHost<TX, TY> h(d, e, off, 7,
+                              static_cast<unsigned>(d.n * 7 + d.c * 131 + d.k * 17 + d.h * 3 + d.r + off));
   axle::Stream s = dev.create_stream();
-  axle::Buffer bx = dev.alloc<TX>(hx.size()), bw = dev.alloc<TX>(hw.size()), by = dev.alloc<TY>(hy.size()),
-               bz = dev.alloc<TY>(hz.size()), bb = dev.alloc<float>(hb.size());
-  s.copy(hx, bx.view<TX>());
-  s.copy(hw, bw.view<TX>());
-  s.copy(hy, by.view<TY>());
-  s.copy(hz, bz.view<TY>());
-  s.copy(hb, bb.view<float>());
-  axle::dnn::Conv2dArgs args;
-  args.x = bx.view<TX>(off);
-  args.w = bw.view<TX>(off);
-  args.y = by.view<TY>(off, d.y_elems());
-  if (e.bias) args.bias = bb.view<float>(off);
-  if (e.residual) args.z = bz.view<TY>(off);
-  args.alpha = e.alpha;
-  args.beta = e.beta;
+  const ForwardDevice<TX, TY> b(dev, s, h);
   axle::dnn::Conv2dOptions opt;
   opt.algorithm = algo;
   opt.allow_tf32 = tf32;
@@ -114,63 +83,12 @@ void run_conv(const axle::Device& dev, const Conv2dDesc& d, Algorithm algo, cons
   axle::dnn::Conv2dPlan plan(dev, d, types, axle::dnn::Direction::Forward, fusion, opt);
   EXPECT_EQ(plan.algorithm(), algo);
   EXPECT_NE(plan.describe().find(axle::dnn::to_string(algo)), std::string::npos) << plan.describe();
-  plan.run(s, args);
-  std::vector<TY> out(hy.size());
-  s.copy(by, out);
+  plan.run(s, b.args(d, e, off));
+  std::vector<TY> out(h.y.size());
+  s.copy(b.y, out);
   s.synchronize();
-  const std::size_t P = d.out_h(), Q = d.out_w(), cg = d.c / d.groups, kg = d.k / d.groups;
-  const double eps_in = 1.0 / (1 << 23);
-  std::size_t bad = 0;
-  for (std::size_t n = 0; n < d.n; ++n)
-    for (std::size_t k = 0; k < d.k; ++k)
-      for (std::size_t p = 0; p < P; ++p)
-        for (std::size_t q = 0; q < Q; ++q) {
-          double acc = 0, mag = 0;
-          const std::size_t g = k / kg;
-          for (std::size_t c = 0; c < cg; ++c)
-            for (std::size_t r = 0; r < d.r; ++r)
-              for (std::size_t t = 0; t < d.s; ++t) {
-                const long ih = static_cast<long>(p * d.stride_h + r * d.dilation_h) - static_cast<long>(d.pad_top);
-                const long iw = static_cast<long>(q * d.stride_w + t * d.dilation_w) - static_cast<long>(d.pad_left);
-                if (ih < 0 || iw < 0 || ih >= static_cast<long>(d.h) || iw >= static_cast<long>(d.w)) continue;
-                const double v = to_double(hx[off + x_index(d, n, g * cg + c, ih, iw)]) *
-                                 to_double(hw[off + w_index(d, k, c, r, t)]);
-                acc += v;
-                mag += std::fabs(v);
-              }
-          const std::size_t yi = off + y_index(d, n, k, p, q);
-          double want = e.alpha * acc, tol_mag = std::fabs(e.alpha) * mag;
-          if (e.beta != 0) {
-            want += e.beta * to_double(hy[yi]);
-            tol_mag += std::fabs(e.beta * to_double(hy[yi]));
-          }
-          if (e.bias) {
-            want += hb[off + k];
-            tol_mag += std::fabs(hb[off + k]);
-          }
-          if (e.residual) {
-            want += to_double(hz[yi]);
-            tol_mag += std::fabs(to_double(hz[yi]));
-          }
-          want = act_ref(want, e.act);
-          const double got = to_double(out[yi]);
-          // Float accumulation over cg*R*S terms (worst case), the TF32 rounding of both
-          // inputs of each product, the output rounding.
-          const double terms = static_cast<double>(cg * d.r * d.s) + 4;
-          const double tol = 2 * eps_in * terms * tol_mag + (tf32 ? 2.5 / 1024 * tol_mag : 0.0) +
-                             2 * out_eps<TY>() * (std::fabs(want) + tol_mag) + 1e-30;
-          if (!(std::fabs(got - want) <= tol) && ++bad <= 5)
-            ADD_FAILURE() << "y(n=" << n << ", k=" << k << ", p=" << p << ", q=" << q << ") = " << got << ", expected "
-                          << want << " (tolerance " << tol << ")";
-        }
-  auto same = [&](std::size_t i) {
-    return (std::isnan(to_double(out[i])) && std::isnan(to_double(hy[i]))) || to_double(out[i]) == to_double(hy[i]);
-  };
-  for (std::size_t i = 0; i < off; ++i)
-    if (!same(i) && ++bad <= 10) ADD_FAILURE() << "element " << i << " before y changed";
-  for (std::size_t i = off + d.y_elems(); i < hy.size(); ++i)
-    if (!same(i) && ++bad <= 10) ADD_FAILURE() << "element " << i << " after y changed";
-  EXPECT_EQ(bad, 0u);
+  // TF32: the rounding of both inputs of each product to 10 mantissa bits.
+  EXPECT_EQ(check_forward(d, h, e, out, [tf32](double mag) { return tf32 ? 2.5 / 1024 * mag : 0.0; }), 0u);
 }
 
 Conv2dDesc make(std::size_t n, std::size_t c, std::size_t h, std::size_t w, std::size_t k, std::size_t r, std::size_t s,

@@ -49,17 +49,8 @@ AXLE_KERNEL void axle_conv_direct_fwd(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x,
   y += y_off;
   bias += bias_off;
   z += z_off;
-#if LAYOUT == 0
-  const int q = (int)(o % (ulong)Q);
-  const int p = (int)((o / (ulong)Q) % (ulong)P);
-  const int k = (int)((o / ((ulong)Q * P)) % (ulong)K);
-  const int n = (int)(o / ((ulong)Q * P * K));
-#else
-  const int k = (int)(o % (ulong)K);
-  const int q = (int)((o / (ulong)K) % (ulong)Q);
-  const int p = (int)((o / ((ulong)K * Q)) % (ulong)P);
-  const int n = (int)(o / ((ulong)K * Q * P));
-#endif
+  int n, k, p, q;
+  axle_conv_coords(o, K, P, Q, &n, &k, &p, &q);
   const int cg = C / G, kg = K / G;
   const int c0 = (k / kg) * cg;
   float acc = 0.0f;

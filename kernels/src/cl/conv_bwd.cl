@@ -40,17 +40,8 @@ AXLE_KERNEL void axle_conv_direct_bwd_data(AXLE_GLOBAL X_ELEM* AXLE_RESTRICT dx,
   dx += dx_off;
   w += w_off;
   dy += dy_off;
-#if LAYOUT == 0
-  const int iw = (int)(o % (ulong)W);
-  const int ih = (int)((o / (ulong)W) % (ulong)H);
-  const int c = (int)((o / ((ulong)W * H)) % (ulong)C);
-  const int n = (int)(o / ((ulong)W * H * C));
-#else
-  const int c = (int)(o % (ulong)C);
-  const int iw = (int)((o / (ulong)C) % (ulong)W);
-  const int ih = (int)((o / ((ulong)C * W)) % (ulong)H);
-  const int n = (int)(o / ((ulong)C * W * H));
-#endif
+  int n, c, ih, iw;
+  axle_conv_coords(o, C, H, W, &n, &c, &ih, &iw);
   const int cg = C / G, kg = K / G;
   const int grp = c / cg, cl = c - grp * cg;
   float acc = 0.0f;
@@ -85,17 +76,8 @@ AXLE_KERNEL void axle_conv_direct_bwd_weights(AXLE_GLOBAL const X_ELEM* AXLE_RES
   dwt += dw_off;
   dy += dy_off;
   const int cg = C / G, kg = K / G;
-#if LAYOUT == 0
-  const int s = (int)(o % (ulong)S);
-  const int r = (int)((o / (ulong)S) % (ulong)R);
-  const int cl = (int)((o / ((ulong)S * R)) % (ulong)cg);
-  const int k = (int)(o / ((ulong)S * R * cg));
-#else
-  const int cl = (int)(o % (ulong)cg);
-  const int s = (int)((o / (ulong)cg) % (ulong)S);
-  const int r = (int)((o / ((ulong)cg * S)) % (ulong)R);
-  const int k = (int)(o / ((ulong)cg * S * R));
-#endif
+  int k, cl, r, s;
+  axle_conv_coords(o, cg, R, S, &k, &cl, &r, &s);
   const int c = (k / kg) * cg + cl;
   float acc = 0.0f;
   for (int n = 0; n < N; ++n)
@@ -220,17 +202,8 @@ AXLE_KERNEL void axle_conv_finish_dw(AXLE_GLOBAL const float* AXLE_RESTRICT g, u
   if (o >= (ulong)K * cg * R * S) return;
   g += g_off;
   dwt += dw_off;
-#if LAYOUT == 0
-  const int s = (int)(o % (ulong)S);
-  const int r = (int)((o / (ulong)S) % (ulong)R);
-  const int cl = (int)((o / ((ulong)S * R)) % (ulong)cg);
-  const int k = (int)(o / ((ulong)S * R * cg));
-#else
-  const int cl = (int)(o % (ulong)cg);
-  const int s = (int)((o / (ulong)cg) % (ulong)S);
-  const int r = (int)((o / ((ulong)cg * S)) % (ulong)R);
-  const int k = (int)(o / ((ulong)cg * S * R));
-#endif
+  int k, cl, r, s;
+  axle_conv_coords(o, cg, R, S, &k, &cl, &r, &s);
   const int grp = k / kg, kl = k - grp * kg;
   float v = alpha * g[((((ulong)grp * R + r) * S + s) * kg + kl) * cg + cl];
   if (beta != 0.0f) v += beta * LOAD_X(dwt, o);
