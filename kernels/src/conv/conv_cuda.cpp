@@ -60,6 +60,7 @@ Kernel build_kernel(const Device& device, const char* file, const char* name, Bu
     throw Error(std::string("conv2d: the kernel source src/cuda/") + file + ".cu is not embedded in this build");
   opt.header("gemm_epilogue.cuh", std::string(embedded::kernel_resource("src/cuda/gemm_epilogue.cuh")));
   opt.header("conv_epilogue.cuh", std::string(embedded::kernel_resource("src/cuda/conv_epilogue.cuh")));
+  opt.header("ptx_helpers.cuh", std::string(embedded::kernel_resource("src/cuda/ptx_helpers.cuh")));
   return device.build(Source::cuda(std::string(text), file), opt).kernel(name);
 }
 

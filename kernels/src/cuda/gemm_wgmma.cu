@@ -75,30 +75,9 @@ constexpr u32 kBTileBytes = kBN * kBK * 2;
 constexpr u32 kStageBytes = kATileBytes + kBTileBytes;
 constexpr u32 kMNBlockBytes = kBK * 128;  // one 64-wide MN block of an MN-major tile
 
-__device__ __forceinline__ u32 smem_u32(const void* p) { return (u32)__cvta_generic_to_shared(p); }
+#define AXLE_PTX_SM90 1
+#include "ptx_helpers.cuh"
 
-__device__ __forceinline__ void cp_async16(u32 dst, const void* src, int src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-// Make this thread's completed shared-memory writes visible to the async proxy (wgmma).
-__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void wgmma_wait() {
-  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
-}
-__device__ __forceinline__ void fence_operand(float& r) { asm volatile("" : "+f"(r)::"memory"); }
-
-__device__ __forceinline__ u64 make_desc(u32 addr, u32 lbo, u32 sbo) {
-  return (u64)((addr & 0x3FFFFu) >> 4) | ((u64)((lbo >> 4) & 0x3FFFu) << 16) |
-         ((u64)((sbo >> 4) & 0x3FFFu) << 32) | (1ull << 62);  // layout type 1: 128-byte swizzle
-}
 template <bool KMajor>
 __device__ __forceinline__ u64 operand_desc(u32 tile, int ks) {
   return KMajor ? make_desc(tile + ks * 32, 16, 1024) : make_desc(tile + ks * 2048, kMNBlockBytes, 1024);

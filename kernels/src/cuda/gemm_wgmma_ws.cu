@@ -124,21 +124,13 @@ static_assert(kBarrierBytes <= 128, "barrier area");
 static_assert(kSmemBytes <= 227 * 1024, "fits the sm_90 opt-in shared memory per block");
 static_assert(kThreads == kProducerThreads + 32 * kConsumerWarps, "one producer and two consumer warpgroups");
 
-__device__ __forceinline__ u32 smem_u32(const void* p) { return (u32)__cvta_generic_to_shared(p); }
+#define AXLE_PTX_SM90 1
+#include "ptx_helpers.cuh"
 
 // ---- cp.async ----
-__device__ __forceinline__ void cp_async16(u32 dst, const void* src, int src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
-}
 __device__ __forceinline__ void cp_async4(u32 dst, const void* src, int src_bytes) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
 }
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 
 // ---- mbarrier ----
 __device__ __forceinline__ void mbar_init(u32 bar, u32 count) {
@@ -177,18 +169,6 @@ __device__ __forceinline__ void mbar_wait(u32 bar, u32 parity) {
 }
 
 // ---- wgmma ----
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void wgmma_wait() {
-  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
-}
-__device__ __forceinline__ void fence_operand(float& r) { asm volatile("" : "+f"(r)::"memory"); }
-
-__device__ __forceinline__ u64 make_desc(u32 addr, u32 lbo, u32 sbo) {
-  return (u64)((addr & 0x3FFFFu) >> 4) | ((u64)((lbo >> 4) & 0x3FFFu) << 16) |
-         ((u64)((sbo >> 4) & 0x3FFFu) << 32) | (1ull << 62);  // layout type 1: 128-byte swizzle
-}
 // Descriptor of k step ks (32 bytes of k) of an operand tile.
 template <bool KMajor>
 __device__ __forceinline__ u64 operand_desc(u32 tile, int ks) {

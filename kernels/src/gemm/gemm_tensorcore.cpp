@@ -109,6 +109,7 @@ Kernel get_kernel(const Device& device, const Variant& v) {
   if (text.empty()) throw Error(std::string("tensor-core GEMM: embedded kernel source ") + file + " is missing");
   BuildOptions opts;
   opts.header("gemm_epilogue.cuh", std::string(axle::embedded::kernel_resource("src/cuda/gemm_epilogue.cuh")));
+  opts.header("ptx_helpers.cuh", std::string(axle::embedded::kernel_resource("src/cuda/ptx_helpers.cuh")));
   opts.define("AXLE_TC_ELEM", v.elem)
       .define("AXLE_TC_A_KMAJOR", v.a_kmajor ? 1 : 0)
       .define("AXLE_TC_B_KMAJOR", v.b_kmajor ? 1 : 0);
