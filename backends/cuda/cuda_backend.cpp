@@ -305,7 +305,9 @@ int CudaKernel::max_active_clusters(const unsigned block[3], const unsigned clus
   CUlaunchConfig cfg{};
   fill_launch_config(cfg, attr, grid, block, cluster, shared, nullptr, set_dims);
   int n = 0;
-  check(d.cuOccupancyMaxActiveClusters, "cuOccupancyMaxActiveClusters", "kernel '" + name_ + "'", &n, fn_, &cfg);
+  const CUresult r = d.cuOccupancyMaxActiveClusters(&n, fn_, &cfg);
+  if (r == CUDA_ERROR_INVALID_CLUSTER_SIZE) return 0;  // no cluster of this shape fits
+  if (r != CUDA_SUCCESS) throw_error(r, "cuOccupancyMaxActiveClusters", "kernel '" + name_ + "'");
   return n;
 }
 

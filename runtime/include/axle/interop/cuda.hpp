@@ -83,8 +83,9 @@ struct TensorMapDesc {
   bool oob_nan = false;
 };
 
-/// A TMA descriptor (CUtensorMap: 128 bytes, 64- or 128-byte aligned by the toolkit's cuda.h) for a buffer's memory.
-/// Pass it to a kernel by value, like any scalar: `stream.launch(k, shape, map, ...)`. The
+/// A TMA descriptor for a buffer's memory (CUtensorMap: 128 bytes, 64- or 128-byte
+/// aligned depending on the toolkit's cuda.h). Pass it to a kernel by value, like any
+/// scalar: `stream.launch(k, shape, map, ...)`. The
 /// kernel declares the parameter as `const __grid_constant__ CUtensorMap map` (or a
 /// 64-byte-aligned struct of 128 bytes, for NVRTC sources without cuda.h) and hands
 /// `&map` to cp.async.bulk.tensor. It holds the buffer's address: it is valid while the
@@ -92,7 +93,8 @@ struct TensorMapDesc {
 struct TensorMap {
   CUtensorMap map;
 };
-static_assert(sizeof(TensorMap) == 128 && alignof(TensorMap) >= 64, "CUtensorMap is 128 bytes, at least 64-byte aligned");
+static_assert(sizeof(TensorMap) == 128 && alignof(TensorMap) >= 64,
+              "CUtensorMap is 128 bytes, at least 64-byte aligned");
 
 /// Element types a tensor map can name (CU_TENSOR_MAP_DATA_TYPE_*).
 enum class TensorMapType { U8, U16, U32, I32, U64, I64, F16, F32, F64, BF16, TF32 };
