@@ -293,22 +293,21 @@ void CudaKernel::required_cluster(unsigned out[3]) {
   for (int d = 0; d < 3; ++d) out[d] = required_cluster_[d];
 }
 
-int CudaKernel::max_active_clusters(const unsigned block[3], const unsigned cluster[3], std::size_t shared) {
-  const auto& d = api();
-  if (!d.cuOccupancyMaxActiveClusters)
-    throw Unsupported("kernel '" + name_ + "': the NVIDIA driver has no cuOccupancyMaxActiveClusters (CUDA 12.0+); "
-                      "update the driver",
-                      details("cuOccupancyMaxActiveClusters"));
-  const bool set_dims = check_cluster(cluster);
+int CudaKernel::active_clusters(const unsigned block[3], const unsigned cluster[3], std::size_t shared,
+                                bool set_dims) {
   const unsigned grid[3] = {cluster[0], cluster[1], cluster[2]};
   CUlaunchAttribute attr{};
   CUlaunchConfig cfg{};
   fill_launch_config(cfg, attr, grid, block, cluster, shared, nullptr, set_dims);
   int n = 0;
-  const CUresult r = d.cuOccupancyMaxActiveClusters(&n, fn_, &cfg);
+  const CUresult r = api().cuOccupancyMaxActiveClusters(&n, fn_, &cfg);
   if (r == CUDA_ERROR_INVALID_CLUSTER_SIZE) return 0;  // no cluster of this shape fits
   if (r != CUDA_SUCCESS) throw_error(r, "cuOccupancyMaxActiveClusters", "kernel '" + name_ + "'");
   return n;
+}
+
+int CudaKernel::max_active_clusters(const unsigned block[3], const unsigned cluster[3], std::size_t shared) {
+  return active_clusters(block, cluster, shared, check_cluster(cluster));
 }
 
 bool CudaKernel::check_cluster(const unsigned cluster[3]) {
@@ -358,28 +357,16 @@ bool CudaKernel::prepare_cluster(const unsigned block[3], const unsigned cluster
     std::lock_guard<std::mutex> lock(mu_);
     if (std::find(cluster_ok_.begin(), cluster_ok_.end(), key) != cluster_ok_.end()) return set_dims;
   }
-  const auto& d = api();
-  const std::size_t total = std::size_t{cluster[0]} * cluster[1] * cluster[2];
-  auto who = [&] {
-    return "launch of '" + name_ + "' in clusters of " + std::to_string(cluster[0]) + "x" +
-           std::to_string(cluster[1]) + "x" + std::to_string(cluster[2]);
-  };
-  const unsigned grid[3] = {cluster[0], cluster[1], cluster[2]};
-  CUlaunchAttribute attr{};
-  CUlaunchConfig cfg{};
-  fill_launch_config(cfg, attr, grid, block, cluster, shared, nullptr, set_dims);
-  int n = 0;
-  const CUresult r = d.cuOccupancyMaxActiveClusters(&n, fn_, &cfg);
-  if (r != CUDA_SUCCESS && r != CUDA_ERROR_INVALID_CLUSTER_SIZE)
-    throw_error(r, "cuOccupancyMaxActiveClusters", who());
-  if (r != CUDA_SUCCESS || n < 1) {
+  if (active_clusters(block, cluster, shared, set_dims) < 1) {
+    const std::size_t total = std::size_t{cluster[0]} * cluster[1] * cluster[2];
     const std::size_t threads = std::size_t{block[0]} * block[1] * block[2];
-    throw InvalidArgument(who() + ": no cluster of " + std::to_string(total) + " work-groups of " +
-                              std::to_string(threads) + " threads with " + std::to_string(shared + static_shared_) +
-                              " bytes of shared memory each fits on " + cuda_device().info().name +
-                              (r != CUDA_SUCCESS ? " (" + status_name(r) + ")" : std::string()) +
+    throw InvalidArgument("launch of '" + name_ + "' in clusters of " + std::to_string(cluster[0]) + "x" +
+                              std::to_string(cluster[1]) + "x" + std::to_string(cluster[2]) + ": no cluster of " +
+                              std::to_string(total) + " work-groups of " + std::to_string(threads) + " threads with " +
+                              std::to_string(shared + static_shared_) + " bytes of shared memory each fits on " +
+                              cuda_device().info().name +
                               "; use fewer work-groups per cluster, fewer threads or less shared memory",
-                          details("cuOccupancyMaxActiveClusters", r));
+                          details("cuOccupancyMaxActiveClusters"));
   }
   std::lock_guard<std::mutex> lock(mu_);
   cluster_ok_.push_back(key);

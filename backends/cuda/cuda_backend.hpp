@@ -111,12 +111,15 @@ class CudaKernel final : public KernelImpl {
   bool prepare_cluster(const unsigned block[3], const unsigned cluster[3], std::size_t shared);
   /// The checks of prepare_cluster that do not depend on the block (no occupancy).
   bool check_cluster(const unsigned cluster[3]);
-  /// cuOccupancyMaxActiveClusters for this shape (the context must be current).
+  /// cuOccupancyMaxActiveClusters for this shape after check_cluster (the context must
+  /// be current); 0 when none fits.
   int max_active_clusters(const unsigned block[3], const unsigned cluster[3], std::size_t shared);
 
  private:
   /// The kernel's compile-time cluster shape (__cluster_dims__), {0,0,0} when none.
   void required_cluster(unsigned out[3]);
+  /// cuOccupancyMaxActiveClusters (0 when none fits); `set_dims` passes the shape.
+  int active_clusters(const unsigned block[3], const unsigned cluster[3], std::size_t shared, bool set_dims);
 
   std::shared_ptr<CudaProgram> prog_;
   CUfunction fn_;
