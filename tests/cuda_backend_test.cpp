@@ -627,14 +627,8 @@ std::string read_test_kernel(const char* name) {
   std::string up = ".";
   for (int i = 0; i < 5; ++i, up += "/..") roots.push_back(up);
   for (const auto& root : roots) {
-    std::FILE* f = std::fopen((root + "/tests/cuda/" + name).c_str(), "rb");
-    if (!f) continue;
-    std::string text;
-    char buf[4096];
-    std::size_t got;
-    while ((got = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, got);
-    std::fclose(f);
-    return text;
+    std::string text = axle_test::read_file(root + "/tests/cuda/" + name);
+    if (!text.empty()) return text;
   }
   return {};
 }

@@ -30,6 +30,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <regex>
@@ -147,6 +148,19 @@ std::vector<KernelFile> collect(const fs::path& dir, const std::string& ext, Sou
                                        << r.options;
 }
 
+// fn(0) .. fn(n - 1) on up to 8 threads (NVRTC is thread-safe).
+void parallel_for(std::size_t n, const std::function<void(std::size_t)>& fn) {
+  std::atomic<std::size_t> next{0};
+  auto work = [&] {
+    for (std::size_t i; (i = next++) < n;) fn(i);
+  };
+  const unsigned nthreads = std::max(1u, std::min(8u, std::thread::hardware_concurrency()));
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < nthreads; ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+}
+
 // Compile every variant of every file for its architectures (in parallel: NVRTC is
 // thread-safe); returns the count.
 int compile_all(const std::vector<KernelFile>& files) {
@@ -163,20 +177,12 @@ int compile_all(const std::vector<KernelFile>& files) {
       for (const auto& arch : f.archs)
         if (f.kind != SourceKind::Portable || arch == f.archs.front() || &v == &f.variants.front())
           jobs.push_back(Job{&f, &v, arch, {}});
-  std::atomic<std::size_t> next{0};
-  auto work = [&] {
-    for (std::size_t i; (i = next++) < jobs.size();) {
-      const auto t0 = std::chrono::steady_clock::now();
-      jobs[i].result = axle::detail::nvrtc_compile_for_test(jobs[i].file->kind, jobs[i].file->text,
-                                                            jobs[i].variant->options, jobs[i].arch);
-      jobs[i].seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    }
-  };
-  const unsigned nthreads = std::max(1u, std::min(8u, std::thread::hardware_concurrency()));
-  std::vector<std::thread> pool;
-  for (unsigned t = 1; t < nthreads; ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
+  parallel_for(jobs.size(), [&](std::size_t i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    jobs[i].result = axle::detail::nvrtc_compile_for_test(jobs[i].file->kind, jobs[i].file->text,
+                                                          jobs[i].variant->options, jobs[i].arch);
+    jobs[i].seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  });
   // The slowest compiles, to keep an eye on what this test costs.
   std::vector<const Job*> by_time;
   for (const auto& j : jobs) by_time.push_back(&j);
@@ -403,44 +409,36 @@ TEST_F(NvrtcTest, CudaKernelRegistersAndSpills) {
   };
   std::vector<Entry> entries;
   std::mutex mu;
-  std::atomic<std::size_t> next{0};
-  auto work = [&] {
-    for (std::size_t i; (i = next++) < files.size();) {
-      const KernelFile& f = files[i];
-      BuildOptions o = f.variants.front().options;
-      o.flags += " --ptxas-options=-v";
-      const std::string arch = f.archs.back();
-      const NvrtcResult r = axle::detail::nvrtc_compile_for_test(f.kind, f.text, o, arch);
-      EXPECT_TRUE(compiled(r, f.path.filename().string() + " with -v"));
-      // ptxas info    : Compiling entry function 'name' for 'sm_90a'
-      // ptxas info    : Used 168 registers, used 1 barriers, 384 bytes cmem[0]
-      //     0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
-      static const std::regex kEntry(R"(Compiling entry function '([^']+)')");
-      static const std::regex kRegs(R"(Used (\d+) registers)");
-      static const std::regex kSpill(R"((\d+) bytes spill stores, (\d+) bytes spill loads)");
-      std::istringstream in(r.log);
-      std::vector<Entry> mine;
-      for (std::string line; std::getline(in, line);) {
-        std::smatch m;
-        if (std::regex_search(line, m, kEntry)) {
-          mine.push_back(Entry{f.path.filename().string(), f.variants.front().label, arch, m[1]});
-        } else if (!mine.empty() && std::regex_search(line, m, kSpill)) {
-          mine.back().spill_stores = std::stol(m[1]);
-          mine.back().spill_loads = std::stol(m[2]);
-        } else if (!mine.empty() && std::regex_search(line, m, kRegs)) {
-          mine.back().registers = std::stoi(m[1]);
-        }
+  parallel_for(files.size(), [&](std::size_t i) {
+    const KernelFile& f = files[i];
+    BuildOptions o = f.variants.front().options;
+    o.flags += " --ptxas-options=-v";
+    const std::string arch = f.archs.back();
+    const NvrtcResult r = axle::detail::nvrtc_compile_for_test(f.kind, f.text, o, arch);
+    EXPECT_TRUE(compiled(r, f.path.filename().string() + " with -v"));
+    // ptxas info    : Compiling entry function 'name' for 'sm_90a'
+    // ptxas info    : Used 168 registers, used 1 barriers, 384 bytes cmem[0]
+    //     0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+    static const std::regex kEntry(R"(Compiling entry function '([^']+)')");
+    static const std::regex kRegs(R"(Used (\d+) registers)");
+    static const std::regex kSpill(R"((\d+) bytes spill stores, (\d+) bytes spill loads)");
+    std::istringstream in(r.log);
+    std::vector<Entry> mine;
+    for (std::string line; std::getline(in, line);) {
+      std::smatch m;
+      if (std::regex_search(line, m, kEntry)) {
+        mine.push_back(Entry{f.path.filename().string(), f.variants.front().label, arch, m[1]});
+      } else if (!mine.empty() && std::regex_search(line, m, kSpill)) {
+        mine.back().spill_stores = std::stol(m[1]);
+        mine.back().spill_loads = std::stol(m[2]);
+      } else if (!mine.empty() && std::regex_search(line, m, kRegs)) {
+        mine.back().registers = std::stoi(m[1]);
       }
-      EXPECT_FALSE(mine.empty()) << f.path.filename().string() << ": no ptxas report in the log:\n" << r.log;
-      std::lock_guard<std::mutex> lock(mu);
-      entries.insert(entries.end(), mine.begin(), mine.end());
     }
-  };
-  std::vector<std::thread> pool;
-  for (unsigned t = 1; t < std::max(1u, std::min(8u, std::thread::hardware_concurrency())); ++t)
-    pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
+    EXPECT_FALSE(mine.empty()) << f.path.filename().string() << ": no ptxas report in the log:\n" << r.log;
+    std::lock_guard<std::mutex> lock(mu);
+    entries.insert(entries.end(), mine.begin(), mine.end());
+  });
   std::sort(entries.begin(), entries.end(),
             [](const Entry& a, const Entry& b) { return a.file != b.file ? a.file < b.file : a.function < b.function; });
   std::ostringstream table;

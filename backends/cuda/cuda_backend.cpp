@@ -351,12 +351,14 @@ bool CudaKernel::check_cluster(const unsigned cluster[3]) {
 }
 
 bool CudaKernel::prepare_cluster(const unsigned block[3], const unsigned cluster[3], std::size_t shared) {
-  const bool set_dims = check_cluster(cluster);
   const std::array<std::size_t, 7> key = {block[0], block[1], block[2], cluster[0], cluster[1], cluster[2], shared};
   {
+    // A shape that passed before passed check_cluster too: one lock on the launch path.
     std::lock_guard<std::mutex> lock(mu_);
-    if (std::find(cluster_ok_.begin(), cluster_ok_.end(), key) != cluster_ok_.end()) return set_dims;
+    if (std::find(cluster_ok_.begin(), cluster_ok_.end(), key) != cluster_ok_.end())
+      return !(required_cluster_[0] || required_cluster_[1] || required_cluster_[2]);
   }
+  const bool set_dims = check_cluster(cluster);
   if (active_clusters(block, cluster, shared, set_dims) < 1) {
     const std::size_t total = std::size_t{cluster[0]} * cluster[1] * cluster[2];
     const std::size_t threads = std::size_t{block[0]} * block[1] * block[2];
