@@ -370,10 +370,15 @@ class PeakProbe {
     try {
       const std::string_view src = axle::embedded::bench_kernel("kernels/fma_peak.cl");
       if (src.empty()) throw std::runtime_error("fma_peak.cl is not embedded");
-      axle::Program prog = dev.build(axle::Source::portable(std::string(src), "fma_peak.cl"));
-      kernel_ = prog.kernel("fma_peak");
       const axle::DeviceInfo& info = dev.info();
-      // A CPU device: one work-item per core, whose float16 chains are the vector code
+      // A CPU's own vector width (a wider vector type would not fit its registers); on a
+      // GPU the vector type only unrolls.
+      vw_ = info.type == axle::DeviceType::CPU && info.preferred_vector_width_float < 16 ? 8 : 16;
+      axle::BuildOptions opt;
+      opt.define("VW", vw_);
+      axle::Program prog = dev.build(axle::Source::portable(std::string(src), "fma_peak.cl"), opt);
+      kernel_ = prog.kernel("fma_peak");
+      // A CPU device: one work-item per core, whose vector chains are the vector code
       // (larger work-groups make PoCL interleave work-items and lose half the rate). A
       // GPU: enough groups of 128 to fill every SM several times over.
       const bool cpu = info.type == axle::DeviceType::CPU;
@@ -393,7 +398,7 @@ class PeakProbe {
     try {
       const auto start = Clock::now();
       for (int r = 0; r < 200 && (r < 3 || seconds_since(start) < seconds); ++r)
-        best_ = std::max(best_, double(global_) * iters_ * 8 * 16 * 2 / once() * 1e-9);
+        best_ = std::max(best_, double(global_) * iters_ * kChains * vw_ * 2 / once() * 1e-9);
     } catch (const std::exception& e) {
       why_ = e.what();
     }
@@ -412,8 +417,9 @@ class PeakProbe {
   axle::Stream& st_;
   axle::Kernel kernel_;
   axle::Buffer out_;
+  static constexpr int kChains = 12;  // CHAINS in fma_peak.cl
   std::size_t local_ = 1, global_ = 1;
-  int iters_ = 64;
+  int iters_ = 64, vw_ = 16;
   double best_ = 0;
   std::string why_;
 };

@@ -315,6 +315,115 @@ void ConvTest::implicit_gemm_in_callers_workspace(const char* variant, std::size
   AXLE_EXPECT_THROW_MSG(plan.run(s, a), axle::OutOfRange, {"workspace"});
 }
 
+// Filters packed once (Conv2dPlan::pack_weights) serve later runs without w: the
+// result matches the reference, the packed copy is a snapshot (w changed afterwards is
+// not read), and bad views are refused by name.
+template <typename TX, typename TY>
+void packed_filters_case(const axle::Device& dev, const Conv2dDesc& d, const Epi& e) {
+  SCOPED_TRACE(d.str() + " " + describe(e));
+  const std::size_t off = 3, guard = 5;
+  const ForwardHost<TX, TY> h(d, e, off, guard, static_cast<unsigned>(d.c * 29 + d.k * 7 + d.h));
+  axle::Stream s = dev.create_stream();
+  const ForwardDevice<TX, TY> b(dev, s, h);
+  axle::dnn::Conv2dOptions opt;
+  opt.algorithm = Algorithm::ImplicitGemm;
+  const axle::dnn::Conv2dTypes types{axle::dnn::DataTypeOf<TX>::value, axle::dnn::DataTypeOf<TX>::value,
+                                     axle::dnn::DataTypeOf<TY>::value};
+  const axle::dnn::Conv2dPlan plan(dev, d, types, axle::dnn::Direction::Forward,
+                                   axle::dnn::Conv2dFusion{e.bias, e.residual, e.act}, opt);
+  const std::size_t bytes = plan.packed_weights_bytes();
+  ASSERT_GT(bytes, 0u) << plan.describe();
+  // Garbage around and inside the destination: packing must write all it reads back.
+  axle::Buffer packed = dev.alloc<unsigned char>(bytes + 128);
+  s.fill(packed.view<unsigned char>(), static_cast<unsigned char>(0x7f));
+  AXLE_EXPECT_THROW_MSG(plan.pack_weights(s, b.w.template view<TX>(off), packed.view<unsigned char>(32, bytes)),
+                        axle::InvalidArgument, {"packed", "byte 32", "multiple of 64"});
+  AXLE_EXPECT_THROW_MSG(plan.pack_weights(s, b.w.template view<TX>(off), packed.view<unsigned char>(64, bytes - 1)),
+                        axle::OutOfRange, {"packed filters need", std::to_string(bytes)});
+  AXLE_EXPECT_THROW_MSG(plan.pack_weights(s, b.w.template view<TX>(off, d.w_elems() - 1), packed.view<unsigned char>(64, bytes)),
+                        axle::OutOfRange, {"tensor w", "needs " + std::to_string(d.w_elems())});
+  plan.pack_weights(s, b.w.template view<TX>(off), packed.view<unsigned char>(64, bytes));
+  axle::dnn::Conv2dArgs a = b.args(d, e, off);
+  a.w = {};  // not read
+  a.packed_w = packed.view<unsigned char>(64, bytes - 1);
+  AXLE_EXPECT_THROW_MSG(plan.run(s, a), axle::OutOfRange, {"packed filters need", "packed_w"});
+  a.packed_w = packed.view<unsigned char>(64, bytes);
+  AXLE_EXPECT_THROW_MSG(axle::dnn::conv2d_forward(s, d, a, e.act, opt), axle::InvalidArgument,
+                        {"packed_w", "one-shot"});
+  for (int run = 0; run < 2; ++run) {
+    SCOPED_TRACE(run);
+    if (run == 1) {
+      // The filters change after packing and are given too: the packed snapshot is what
+      // is read, so the result is still the old filters'.
+      s.fill(b.w.template view<TX>(), from_double<TX>(0.25));
+      a.w = b.w.template view<TX>(off);
+    }
+    s.copy(h.y, b.y.template view<TY>());  // beta reads y
+    plan.run(s, a);
+    std::vector<TY> out(h.y.size());
+    s.copy(b.y, out);
+    s.synchronize();
+    EXPECT_EQ(check_forward(d, h, e, out, [](double) { return 0.0; }), 0u);
+  }
+}
+
+TEST_P(ConvTest, PackedFiltersServeManyRuns) {
+  axle::Stream s = dev().create_stream();
+  {
+    // Plans whose algorithm reads the filters as given have no packed form.
+    Conv2dDesc d = make(1, 4, 6, 6, 3, 3, 3, TensorLayout::NHWC);
+    axle::dnn::Conv2dOptions opt;
+    opt.algorithm = Algorithm::Direct;
+    const axle::dnn::Conv2dPlan direct(dev(), d, axle::dnn::Conv2dTypes{}, axle::dnn::Direction::Forward, {}, opt);
+    EXPECT_EQ(direct.packed_weights_bytes(), 0u);
+    axle::Buffer w = dev().alloc<float>(d.w_elems()), x = dev().alloc<float>(d.x_elems()),
+                 y = dev().alloc<float>(d.y_elems()), packed = dev().alloc<unsigned char>(4096);
+    AXLE_EXPECT_THROW_MSG(direct.pack_weights(s, w.view<float>(), packed.view<unsigned char>()), axle::Unsupported,
+                          {"direct", "no packed form"});
+    axle::dnn::Conv2dArgs a;
+    a.x = x.view<float>();
+    a.y = y.view<float>();
+    a.packed_w = packed.view<unsigned char>();
+    AXLE_EXPECT_THROW_MSG(direct.run(s, a), axle::Unsupported, {"direct", "no packed form"});
+    const axle::dnn::Conv2dPlan bwd(dev(), d, axle::dnn::Conv2dTypes{}, axle::dnn::Direction::BackwardData);
+    EXPECT_EQ(bwd.packed_weights_bytes(), 0u) << bwd.describe();
+    s.synchronize();  // the stream is still usable
+  }
+  if (dev().info().type != axle::DeviceType::CPU) {
+    // GPUs stage tiles of w as given: the implicit GEMM has nothing to pack.
+    Conv2dDesc d = make(1, 8, 6, 6, 8, 3, 3, TensorLayout::NHWC);
+    axle::dnn::Conv2dOptions opt;
+    opt.algorithm = Algorithm::ImplicitGemm;
+    EXPECT_EQ(axle::dnn::Conv2dPlan(dev(), d, axle::dnn::Conv2dTypes{}, axle::dnn::Direction::Forward, {}, opt)
+                  .packed_weights_bytes(),
+              0u);
+    return;
+  }
+  axle_test::ScopedEnv env("AXLE_CONV_IGEMM", "packed");
+  Epi full;
+  full.bias = full.residual = true;
+  full.act = Activation::ReLU;
+  full.alpha = 0.75f;
+  full.beta = 0.5f;
+  Conv2dDesc d = make(2, 5, 7, 9, 70, 3, 3, TensorLayout::NHWC);  // a partial panel of filters
+  d.pad_top = d.pad_left = 1;
+  d.pad_bottom = 2;
+  packed_filters_case<float, float>(dev(), d, full);
+  d = make(1, 17, 9, 8, 3, 3, 3, TensorLayout::NCHW);
+  d.stride_h = d.stride_w = 2;
+  d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = 1;
+  packed_filters_case<float, float>(dev(), d, Epi{});
+  d = make(3, 37, 5, 6, 20, 1, 1, TensorLayout::NHWC);  // 1x1
+  packed_filters_case<float, float>(dev(), d, full);
+  d = make(1, 6, 6, 5, 8, 3, 3, TensorLayout::NHWC);
+  d.groups = 2;
+  packed_filters_case<float, float>(dev(), d, Epi{});
+  d = make(2, 5, 8, 7, 9, 3, 3, TensorLayout::NHWC);  // 16-bit storage, packed as float
+  d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = 1;
+  packed_filters_case<half_t, half_t>(dev(), d, Epi{});
+  packed_filters_case<bfloat16_t, float>(dev(), d, full);
+}
+
 TEST_P(ConvTest, OneShotCallsCachePlans) {
   Conv2dDesc d = make(1, 16, 9, 9, 8, 3, 3, TensorLayout::NHWC);
   d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = 1;

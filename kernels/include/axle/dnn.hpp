@@ -191,6 +191,10 @@ struct Conv2dArgs {
   float alpha = 1.0f, beta = 0.0f;
   /// Optional caller workspace of at least workspace_bytes() bytes.
   BufferView<unsigned char> workspace;
+  /// Optional: the filters as Conv2dPlan::pack_weights prepared them (by this plan, or
+  /// one of the same device, descriptor, types, direction and options). When given, w
+  /// is not read and may be empty.
+  BufferView<unsigned char> packed_w;
 };
 
 namespace detail {
@@ -218,6 +222,18 @@ class Conv2dPlan {
 
   /// Checks the views (device, type, size) and enqueues on `stream`.
   void run(Stream& stream, const Conv2dArgs& args) const;
+
+  /// Filters prepared once, for inference. Some algorithms rearrange the filters on
+  /// every run (the CPU implicit GEMM packs them into register-wide panels); a plan
+  /// that serves many runs with the same filters can do that once, as oneDNN's weight
+  /// reorders and cuDNN's filter transforms are done once: pack_weights(stream, w,
+  /// packed) enqueues the rearrangement into `packed` (at least packed_weights_bytes()
+  /// bytes, starting at a multiple of 64 bytes), and runs given Conv2dArgs::packed_w =
+  /// packed then skip it. Packed filters are a snapshot: pack again after w changes.
+  /// packed_weights_bytes() is 0 when the plan's algorithm reads w as given (nothing
+  /// to prepare; pack_weights then throws Unsupported, and so does run() given packed_w).
+  std::size_t packed_weights_bytes() const;
+  void pack_weights(Stream& stream, const TensorRef& w, const BufferView<unsigned char>& packed) const;
 
  private:
   std::shared_ptr<const detail::Conv2dPlanImpl> impl_;

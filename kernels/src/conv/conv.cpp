@@ -237,6 +237,24 @@ void check_tensor(const char* name, const TensorRef& t, DataType want, std::size
                      " elements but its view holds " + std::to_string(t.size));
 }
 
+// A view of packed filters (Conv2dArgs::packed_w, or pack_weights' destination).
+void check_packed(const char* name, const BufferView<unsigned char>& v, const Conv2dPlanImpl& p, const Device& dev) {
+  const std::size_t bytes = p.algo->packed_weights_bytes();
+  if (bytes == 0)
+    throw Unsupported(std::string("conv2d: algorithm ") + to_string(p.algorithm) + " reads the filters as given (" +
+                      p.pb.desc.str() + ", " + to_string(p.pb.direction) +
+                      "): it has no packed form (packed_weights_bytes() is 0)");
+  if (v.device() != dev)
+    throw InvalidArgument(std::string("conv2d: ") + name + " lives on " + v.device().id() + " but the stream is on " +
+                          dev.id());
+  if (v.offset_bytes() % 64 != 0)
+    throw InvalidArgument(std::string("conv2d: ") + name + " starts at byte " + std::to_string(v.offset_bytes()) +
+                          ", not a multiple of 64");
+  if (v.size() < bytes)
+    throw OutOfRange(std::string("conv2d: the packed filters need ") + std::to_string(bytes) + " bytes but " + name +
+                     " holds " + std::to_string(v.size()));
+}
+
 }  // namespace
 }  // namespace detail
 
@@ -357,7 +375,12 @@ void Conv2dPlan::run(Stream& stream, const Conv2dArgs& args) const {
     throw InvalidArgument("conv2d: the plan was made for " + p.pb.device.id() + " but the stream is on " + dev.id());
   const Conv2dDesc& d = p.pb.desc;
   detail::check_tensor("x", args.x, p.pb.types.x, d.x_elems(), dev, d);
-  detail::check_tensor("w", args.w, p.pb.types.w, d.w_elems(), dev, d);
+  if (args.packed_w.valid()) {
+    detail::check_packed("packed_w", args.packed_w, p, dev);
+    if (args.w.valid()) detail::check_tensor("w", args.w, p.pb.types.w, d.w_elems(), dev, d);
+  } else {
+    detail::check_tensor("w", args.w, p.pb.types.w, d.w_elems(), dev, d);
+  }
   detail::check_tensor("y", args.y, p.pb.types.y, d.y_elems(), dev, d);
   if (p.pb.fusion.bias) {
     if (!args.bias.valid()) throw InvalidArgument("conv2d: the plan fuses a bias but no bias view was given");
@@ -393,6 +416,20 @@ void Conv2dPlan::run(Stream& stream, const Conv2dArgs& args) const {
     ws_buf = &stream.workspace("axle.conv.workspace", ws);
   }
   p.algo->run(stream, args, ws_buf, ws_off);
+}
+
+std::size_t Conv2dPlan::packed_weights_bytes() const { return need(impl_).algo->packed_weights_bytes(); }
+
+void Conv2dPlan::pack_weights(Stream& stream, const TensorRef& w, const BufferView<unsigned char>& packed) const {
+  const auto& p = need(impl_);
+  if (!stream.valid()) throw InvalidArgument("conv2d: the stream is empty (moved-from)");
+  const Device& dev = stream.device();
+  if (dev != p.pb.device)
+    throw InvalidArgument("conv2d: the plan was made for " + p.pb.device.id() + " but the stream is on " + dev.id());
+  if (!packed.valid()) throw InvalidArgument("conv2d: pack_weights needs a destination view (packed is empty)");
+  detail::check_packed("packed", packed, p, dev);
+  detail::check_tensor("w", w, p.pb.types.w, p.pb.desc.w_elems(), dev, p.pb.desc);
+  p.algo->pack_weights(stream, w, packed.buffer(), packed.offset_bytes());
 }
 
 bool supports(const Device& device, Algorithm algorithm, const Conv2dDesc& desc, const Conv2dTypes& types,
@@ -438,6 +475,9 @@ namespace {
 void one_shot(Stream& stream, const Conv2dDesc& desc, const Conv2dArgs& args, Direction direction,
               Activation activation, const Conv2dOptions& options) {
   if (!stream.valid()) throw InvalidArgument("conv2d: the stream is empty (moved-from)");
+  if (args.packed_w.valid())
+    throw InvalidArgument("conv2d: packed filters (Conv2dArgs::packed_w) are run by the Conv2dPlan that packed them, "
+                          "not by the one-shot calls");
   if (!args.x.valid() || !args.y.valid() || !args.w.valid())
     throw InvalidArgument(std::string("conv2d: tensor ") + (!args.x.valid() ? "x" : !args.w.valid() ? "w" : "y") +
                           " is an empty view");

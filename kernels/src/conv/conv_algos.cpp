@@ -271,30 +271,30 @@ class PackedIgemmAlgo final : public ConvAlgo {
            (win_ ? ", the layer's filters read flipped in place as " + std::to_string(t_.nr()) + "-wide panels"
                  : ", filters packed in " + std::to_string(t_.nr()) + "-wide panels");
   }
+  // The panels and the zero row, packed once (forward plans; WIN reads w in place).
+  std::size_t packed_weights_bytes() const override {
+    return win_ || pb_.direction != Direction::Forward ? 0 : (wp_floats_ + round_up(zero_len_, 16)) * sizeof(float);
+  }
+  void pack_weights(Stream& stream, const TensorRef& w, const Buffer& dst, std::size_t off) const override {
+    const std::size_t wp_off = off / sizeof(float);
+    enqueue_pack(stream, w, dst, wp_off, wp_off + wp_floats_);
+  }
   void run(Stream& stream, const Conv2dArgs& args, const Buffer* ws, std::size_t ws_off) const override {
     const Conv2dDesc& d = pb_.desc;
-    // Float offsets into the workspace, 64-byte aligned (buffers are).
-    const std::size_t wp_off = div_up(ws_off, kAlign) * (kAlign / sizeof(float));
+    // Float offsets into the workspace, 64-byte aligned (buffers are); or into the
+    // caller's packed filters (the panels, then the zero row).
+    const bool prepacked = args.packed_w.valid();
+    const Buffer* wbuf = prepacked ? &args.packed_w.buffer() : ws;
+    const std::size_t wp_off = prepacked ? args.packed_w.offset_bytes() / sizeof(float)
+                                         : div_up(ws_off, kAlign) * (kAlign / sizeof(float));
     const std::size_t zero_off = wp_off + wp_floats_;
-    constexpr std::size_t kZeroChunk = 4096;  // ZERO_CHUNK in conv_packed.cl
-    if (!win_) {
-      std::vector<KernelArg> a;
-      a.push_back(KernelArg::buffer_arg(*args.w.buffer, 0));
-      a.push_back(KernelArg::scalar(static_cast<std::uint64_t>(args.w.offset)));
-      a.push_back(KernelArg::buffer_arg(*ws, 0));
-      a.push_back(KernelArg::scalar(static_cast<std::uint64_t>(wp_off)));
-      a.push_back(KernelArg::scalar(static_cast<std::uint64_t>(zero_off)));
-      a.push_back(KernelArg::scalar(static_cast<std::int32_t>(zero_len_)));
-      a.push_back(KernelArg::scalar(static_cast<std::int32_t>(pack_items_)));
-      geometry(a, pb_);
-      stream.launch_args(pack_, Range(pack_items_ + div_up(zero_len_, kZeroChunk)), Range(1), a);
-    }
+    if (!win_ && !prepacked) enqueue_pack(stream, args.w, *ws, wp_off, zero_off);
     std::vector<KernelArg> a;
     a.push_back(KernelArg::buffer_arg(*args.x.buffer, 0));
     a.push_back(KernelArg::scalar(static_cast<std::uint64_t>(args.x.offset)));
-    a.push_back(KernelArg::buffer_arg(win_ ? *args.w.buffer : *ws, 0));
+    a.push_back(KernelArg::buffer_arg(win_ ? *args.w.buffer : *wbuf, 0));
     a.push_back(KernelArg::scalar(static_cast<std::uint64_t>(win_ ? args.w.offset : 0)));
-    a.push_back(KernelArg::buffer_arg(*ws, 0));
+    a.push_back(KernelArg::buffer_arg(*wbuf, 0));
     a.push_back(KernelArg::scalar(static_cast<std::uint64_t>(wp_off)));
     a.push_back(KernelArg::scalar(static_cast<std::uint64_t>(zero_off)));
     a.push_back(KernelArg::buffer_arg(*args.y.buffer, 0));
@@ -320,6 +320,22 @@ class PackedIgemmAlgo final : public ConvAlgo {
   }
 
  private:
+  // Packs w into dst's panels at float offset wp_off and zeroes the zero row at zero_off.
+  void enqueue_pack(Stream& stream, const TensorRef& w, const Buffer& dst, std::size_t wp_off,
+                    std::size_t zero_off) const {
+    constexpr std::size_t kZeroChunk = 4096;  // ZERO_CHUNK in conv_packed.cl
+    std::vector<KernelArg> a;
+    a.push_back(KernelArg::buffer_arg(*w.buffer, 0));
+    a.push_back(KernelArg::scalar(static_cast<std::uint64_t>(w.offset)));
+    a.push_back(KernelArg::buffer_arg(dst, 0));
+    a.push_back(KernelArg::scalar(static_cast<std::uint64_t>(wp_off)));
+    a.push_back(KernelArg::scalar(static_cast<std::uint64_t>(zero_off)));
+    a.push_back(KernelArg::scalar(static_cast<std::int32_t>(zero_len_)));
+    a.push_back(KernelArg::scalar(static_cast<std::int32_t>(pack_items_)));
+    geometry(a, pb_);
+    stream.launch_args(pack_, Range(pack_items_ + div_up(zero_len_, kZeroChunk)), Range(1), a);
+  }
+
   static constexpr std::size_t kAlign = 64;
   static constexpr std::size_t kPackC = 64;  // PACK_C in conv_packed.cl
   ConvProblem pb_;

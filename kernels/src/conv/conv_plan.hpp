@@ -36,6 +36,14 @@ class ConvAlgo {
   /// Enqueue; the views are checked. `ws` is the workspace (may be empty when
   /// workspace_bytes() is 0), starting at byte `ws_off`.
   virtual void run(Stream& stream, const Conv2dArgs& args, const Buffer* ws, std::size_t ws_off) const = 0;
+  /// Bytes of the filters prepared once (Conv2dPlan::pack_weights); 0 when the
+  /// algorithm reads w as given.
+  virtual std::size_t packed_weights_bytes() const { return 0; }
+  /// Enqueue the preparation of `w` into `dst` from byte `off` (a multiple of 64); only
+  /// called when packed_weights_bytes() > 0. run() then finds the result in
+  /// args.packed_w.
+  virtual void pack_weights(Stream& /*stream*/, const TensorRef& /*w*/, const Buffer& /*dst*/,
+                            std::size_t /*off*/) const {}
 };
 
 /// Build the portable kernel file `file` (under kernels/src/cl/) for `pb`: the element
