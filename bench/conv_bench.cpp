@@ -3,7 +3,12 @@
 // MobileNet layers.
 //
 //   Axle:    a Conv2dPlan made once per layer, direction and layout, then run; its
-//            algorithm is what plan.describe() reports
+//            algorithm is what plan.describe() reports. Forward plans are made for
+//            filters packed once (Conv2dOptions::packed_weights) and, where the
+//            algorithm has a packed form (Conv2dPlan::pack_weights), pack them outside
+//            the timing, as oneDNN's weights are reordered ("filters prepacked" in the
+//            algorithm); --pack-per-run makes plans without the option and times the
+//            packing in every run instead
 //   oneDNN:  CPU engine, N threads; its best layout (format_tag::any, the reorders
 //            outside the timing) and with the activations (x and y, or dx and dy)
 //            forced to Axle's layout (its weights, or dw, in its own packed format,
@@ -17,7 +22,7 @@
 //
 // Usage: conv_bench [--quick] [--device SPEC] [--batch LIST] [--layers SUBSTRING[,...]]
 //                   [--direction fwd|bwd_data|bwd_weights|all] [--layout nhwc|nchw|both]
-//                   [--dtype f32|f16] [--rounds N] [--threads N] [--json FILE]
+//                   [--dtype f32|f16] [--rounds N] [--threads N] [--pack-per-run] [--json FILE]
 // The backward directions run on the 3x3 and 1x1 layers, depthwise ones included (not conv1);
 // --quick without --direction runs its three layers forward and both backward
 // directions of 3x3 C64 K64 56x56. Every direction counts the forward pass's FLOPs
@@ -766,6 +771,7 @@ struct Args {
   std::string device, json, layers, layout = "nhwc", dtype = "f32", direction, algo;
   std::vector<std::size_t> batches;
   int rounds = 5, threads = 0;
+  bool pack_per_run = false;
 };
 
 std::vector<std::size_t> parse_list(const std::string& s) {
@@ -796,7 +802,8 @@ void usage() {
   std::printf(
       "usage: conv_bench [--quick] [--device SPEC] [--batch LIST] [--layers SUBSTRING[,...]]\n"
       "                  [--direction fwd|bwd_data|bwd_weights|all] [--layout nhwc|nchw|both]\n"
-      "                  [--dtype f32|f16] [--rounds N] [--threads N] [--algo NAME] [--json FILE]\n"
+      "                  [--dtype f32|f16] [--rounds N] [--threads N] [--algo NAME] [--pack-per-run]\n"
+      "                  [--json FILE]\n"
       "  --quick       3x3 C64 56x56, 3x3 C256 14x14 and 1x1 C256->K64 56x56 at batch 1, and\n"
       "                (without --direction) both backward directions of 3x3 C64 56x56\n"
       "  --batch       batch sizes (default 1,8)\n"
@@ -805,7 +812,9 @@ void usage() {
       "                run on the 3x3 and 1x1 layers (depthwise included)\n"
       "  --threads     oneDNN's threads (default: the machine's cores)\n"
       "  --algo        force Axle's algorithm (direct, implicit_gemm, gemm_1x1, winograd, tap_gemm, depthwise,\n"
-      "                ...; default auto, the selector's choice); layers it cannot serve are skipped\n");
+      "                ...; default auto, the selector's choice); layers it cannot serve are skipped\n"
+      "  --pack-per-run  forward plans with packed filters pack them in every timed run (default:\n"
+      "                once, outside the timing, as oneDNN's weight reorders)\n");
 }
 
 }  // namespace
@@ -841,6 +850,8 @@ int main(int argc, char** argv) {
       a.batches = parse_list(next());
     else if (s == "--rounds")
       a.rounds = std::max(1, std::stoi(next()));
+    else if (s == "--pack-per-run")
+      a.pack_per_run = true;
     else if (s == "--threads")
       a.threads = std::max(1, std::stoi(next()));
     else if (s == "--help" || s == "-h") {
@@ -1015,6 +1026,7 @@ int main(int argc, char** argv) {
           const dnn::Conv2dDesc dl = make_desc(layer, batch, lay);
           dnn::Conv2dOptions popt;
           popt.algorithm = forced;
+          popt.packed_weights = dir == dnn::Direction::Forward && !a.pack_per_run;
           auto plan = std::make_shared<dnn::Conv2dPlan>(dev, dl, dnn::Conv2dTypes{dt, dt, dt}, dir,
                                                         dnn::Conv2dFusion{}, popt);
           auto bx = std::make_shared<axle::Buffer>(upload(stream, nhwc ? x_in_nhwc : x_in, dt));
@@ -1025,10 +1037,18 @@ int main(int argc, char** argv) {
           args.x = tensor(*bx, dt);
           args.w = tensor(*bw, dt);
           args.y = tensor(*by, dt);
+          const bool prepack = !a.pack_per_run && plan->packed_weights_bytes() > 0;
+          if (prepack) {
+            auto packed = std::make_shared<axle::Buffer>(dev.alloc<unsigned char>(plan->packed_weights_bytes()));
+            keep.push_back(packed);
+            plan->pack_weights(stream, args.w, packed->view<unsigned char>());
+            args.packed_w = packed->view<unsigned char>();
+          }
           auto im = std::make_unique<Impl>();
           im->impl = "axle", im->layout = layout_name(lay), im->backend = info.backend, im->device = info.name;
           im->describe = plan->describe();
           im->algo = im->describe.substr(0, im->describe.find(" for "));
+          if (prepack) im->algo += ", filters prepacked";
           axle::Stream* st = &stream;
           im->run = [plan, args, st]() {
             plan->run(*st, args);

@@ -327,6 +327,7 @@ void packed_filters_case(const axle::Device& dev, const Conv2dDesc& d, const Epi
   const ForwardDevice<TX, TY> b(dev, s, h);
   axle::dnn::Conv2dOptions opt;
   opt.algorithm = Algorithm::ImplicitGemm;
+  opt.packed_weights = true;
   const axle::dnn::Conv2dTypes types{axle::dnn::DataTypeOf<TX>::value, axle::dnn::DataTypeOf<TX>::value,
                                      axle::dnn::DataTypeOf<TY>::value};
   const axle::dnn::Conv2dPlan plan(dev, d, types, axle::dnn::Direction::Forward,
@@ -365,6 +366,15 @@ void packed_filters_case(const axle::Device& dev, const Conv2dDesc& d, const Epi
     s.synchronize();
     EXPECT_EQ(check_forward(d, h, e, out, [](double) { return 0.0; }), 0u);
   }
+  // A run without packed_w packs as it goes, made for packed filters or not.
+  s.copy(h.w, b.w.template view<TX>());
+  s.copy(h.y, b.y.template view<TY>());
+  a.packed_w = {};
+  plan.run(s, a);
+  std::vector<TY> out(h.y.size());
+  s.copy(b.y, out);
+  s.synchronize();
+  EXPECT_EQ(check_forward(d, h, e, out, [](double) { return 0.0; }), 0u);
 }
 
 TEST_P(ConvTest, PackedFiltersServeManyRuns) {
@@ -387,6 +397,11 @@ TEST_P(ConvTest, PackedFiltersServeManyRuns) {
     AXLE_EXPECT_THROW_MSG(direct.run(s, a), axle::Unsupported, {"direct", "no packed form"});
     const axle::dnn::Conv2dPlan bwd(dev(), d, axle::dnn::Conv2dTypes{}, axle::dnn::Direction::BackwardData);
     EXPECT_EQ(bwd.packed_weights_bytes(), 0u) << bwd.describe();
+    axle::dnn::Conv2dOptions once;
+    once.packed_weights = true;
+    AXLE_EXPECT_THROW_MSG(axle::dnn::Conv2dPlan(dev(), d, axle::dnn::Conv2dTypes{},
+                                                axle::dnn::Direction::BackwardWeights, {}, once),
+                          axle::InvalidArgument, {"packed_weights", "forward plans", "bwd_weights"});
     s.synchronize();  // the stream is still usable
   }
   if (dev().info().type != axle::DeviceType::CPU) {
@@ -491,6 +506,13 @@ TEST_P(ConvTest, SelectorAndDescribe) {
     axle::dnn::Conv2dPlan pd(dev(), deep, f32);
     EXPECT_TRUE(axle_test::contains_all(pd.describe(), {"implicit_gemm", "inplace MR=", "filters read in place"}))
         << pd.describe();
+    EXPECT_EQ(pd.packed_weights_bytes(), 0u);
+    // Unless the caller packs them once: then the packed kernel.
+    axle::dnn::Conv2dOptions once;
+    once.packed_weights = true;
+    axle::dnn::Conv2dPlan pp(dev(), deep, f32, axle::dnn::Direction::Forward, {}, once);
+    EXPECT_TRUE(axle_test::contains_all(pp.describe(), {"implicit_gemm", "packed MR="})) << pp.describe();
+    EXPECT_GE(pp.packed_weights_bytes(), 40u * 256 * 9 * sizeof(float));
     deep.layout = TensorLayout::NCHW;
     axle::dnn::Conv2dPlan pn(dev(), deep, f32);
     EXPECT_TRUE(axle_test::contains_all(pn.describe(), {"implicit_gemm", "packed MR="})) << pn.describe();

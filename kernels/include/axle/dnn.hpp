@@ -161,6 +161,12 @@ struct Conv2dOptions {
   std::size_t workspace_limit = std::numeric_limits<std::size_t>::max();
   /// float convolutions may use TF32 tensor cores where a device has them.
   bool allow_tf32 = false;
+  /// The runs will pass filters packed once (Conv2dPlan::pack_weights and
+  /// Conv2dArgs::packed_w): choose for that. On CPU devices the implicit GEMM then
+  /// takes its packed kernel on layers where packing on every run would cost more than
+  /// reading the filters in place (many channels over few pixels). Runs without
+  /// packed_w still work (they pack as they go).
+  bool packed_weights = false;
 };
 
 /// A type-erased view of a tensor (from any BufferView<float / half_t / bfloat16_t>).

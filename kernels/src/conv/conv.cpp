@@ -275,6 +275,9 @@ Conv2dPlan::Conv2dPlan(const Device& device, const Conv2dDesc& desc, const Conv2
   if (const std::string why = detail::problem_reason(pb); !why.empty()) throw InvalidArgument("conv2d: " + why);
   if (direction != Direction::Forward && (fusion.residual || fusion.activation != Activation::None))
     throw InvalidArgument(std::string("conv2d: a ") + to_string(direction) + " plan fuses no residual or activation");
+  if (direction != Direction::Forward && options.packed_weights)
+    throw InvalidArgument(std::string("conv2d: Conv2dOptions::packed_weights is for forward plans; a ") +
+                          to_string(direction) + " plan reads the filters as given");
   if (direction == Direction::BackwardData && fusion.bias)
     throw InvalidArgument("conv2d: a bwd_data plan has no bias (the bias gradient comes with bwd_weights)");
   if (options.algorithm != Algorithm::Auto) {
@@ -457,7 +460,8 @@ bool supports(const Device& device, Algorithm algorithm, const Conv2dDesc& desc,
 
 namespace {
 
-using PlanKey = std::tuple<const void*, std::string, int, int, int, int, bool, bool, int, int, std::size_t, bool>;
+using PlanKey =
+    std::tuple<const void*, std::string, int, int, int, int, bool, bool, int, int, std::size_t, bool, bool>;
 
 struct PlanCache {
   std::mutex mu;
@@ -486,7 +490,7 @@ void one_shot(Stream& stream, const Conv2dDesc& desc, const Conv2dArgs& args, Di
   const PlanKey key{stream.device().shared_impl().get(), desc.str(), static_cast<int>(types.x),
                     static_cast<int>(types.w), static_cast<int>(types.y), static_cast<int>(direction),
                     fusion.bias, fusion.residual, static_cast<int>(activation), static_cast<int>(options.algorithm),
-                    options.workspace_limit, options.allow_tf32};
+                    options.workspace_limit, options.allow_tf32, options.packed_weights};
   Conv2dPlan plan;
   {
     auto& c = plan_cache();
