@@ -478,6 +478,19 @@ const std::map<std::string, Case>& cases() {
       CASE("conv-bias-on-bwd-data", Device)
           axle::dnn::Conv2dPlan(c.dev, make(1, 4, 8, 8, 4, 3, 3), axle::dnn::Conv2dTypes{},
                                 axle::dnn::Direction::BackwardData, axle::dnn::Conv2dFusion{true, false}); END,
+      CASE("conv-packed-no-packed-form", Device) Conv v(c.dev);
+      axle::dnn::Conv2dOptions o;
+      o.algorithm = axle::dnn::Algorithm::Direct;
+      axle::dnn::Conv2dPlan(c.dev, v.d, axle::dnn::Conv2dTypes{}, axle::dnn::Direction::Forward, {}, o)
+          .pack_weights(c.st(), v.bw.view<float>(), v.bh.view<unsigned char>()); END,
+      CASE("conv-packed-one-shot", Device) Conv v(c.dev);
+      auto a = v.args(false);
+      a.packed_w = v.bh.view<unsigned char>();
+      axle::dnn::conv2d_forward(c.st(), v.d, a); END,
+      CASE("conv-packed-weights-backward", Device) axle::dnn::Conv2dOptions o;
+      o.packed_weights = true;
+      axle::dnn::Conv2dPlan(c.dev, make(1, 4, 8, 8, 4, 3, 3), axle::dnn::Conv2dTypes{},
+                            axle::dnn::Direction::BackwardWeights, {}, o); END,
       CASE("conv-empty-plan", Device) Conv v(c.dev);
       axle::dnn::Conv2dPlan().run(c.st(), v.args(false)); END,
       CASE("conv-empty-stream", Device) Conv v(c.dev);
