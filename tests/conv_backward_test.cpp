@@ -315,16 +315,17 @@ TEST_P(ConvBackward, StridedOneByOne) {
 // Stride-1 bwd_data on CPUs, NHWC f32: the packed forward kernel over dy reads the
 // layer's filters flipped and transposed in place when its panel width divides C / G
 // (no flip pass); otherwise the filters are flipped into the workspace first. Both,
-// against the reference, with padding wider on one side and with accumulation.
+// against the reference, with padding wider on one side and with accumulation. The
+// panel width follows the vector width (16 on AVX2, 64 on AVX-512): C / G = 40 never
+// divides it, 64 always does, 80 on AVX2 only.
 TEST_P(ConvBackward, BwdDataReadsTheFiltersInPlace) {
   if (dev().info().type != axle::DeviceType::CPU) GTEST_SKIP() << "the packed kernel is the CPU one";
   struct Shape {
     std::size_t n, c, h, w, k, f, groups;
-    bool in_place;
   };
-  for (const Shape& sh : {Shape{2, 64, 7, 6, 24, 3, 1, true}, Shape{1, 32, 5, 9, 40, 3, 1, true},
-                          Shape{1, 64, 6, 6, 10, 3, 2, true}, Shape{1, 16, 4, 5, 7, 1, 1, true},
-                          Shape{1, 80, 5, 5, 9, 3, 1, false}, Shape{1, 40, 6, 5, 16, 3, 1, false}}) {
+  std::size_t in_place = 0, flipped = 0;
+  for (const Shape& sh : {Shape{2, 64, 7, 6, 24, 3, 1}, Shape{1, 32, 5, 9, 40, 3, 1}, Shape{1, 64, 6, 6, 10, 3, 2},
+                          Shape{1, 16, 4, 5, 7, 1, 1}, Shape{1, 80, 5, 5, 9, 3, 1}, Shape{1, 40, 6, 5, 16, 3, 1}}) {
     dnn::Conv2dDesc d = make(sh.n, sh.c, sh.h, sh.w, sh.k, sh.f, sh.f, dnn::TensorLayout::NHWC);
     d.groups = sh.groups;
     d.pad_top = d.pad_left = sh.f / 2;
@@ -334,13 +335,22 @@ TEST_P(ConvBackward, BwdDataReadsTheFiltersInPlace) {
     dnn::Conv2dOptions opt;
     opt.algorithm = dnn::Algorithm::ImplicitGemm;
     const dnn::Conv2dPlan plan(dev(), d, {}, dnn::Direction::BackwardData, {}, opt);
-    EXPECT_EQ(plan.describe().find("flipped in place") != std::string::npos, sh.in_place) << plan.describe();
-    EXPECT_EQ(plan.describe().find("with flipped filters") != std::string::npos, !sh.in_place) << plan.describe();
+    const std::string desc = plan.describe();
+    const std::size_t wide = desc.find("-wide panels");
+    ASSERT_NE(wide, std::string::npos) << desc;
+    const std::size_t num = desc.find_last_not_of("0123456789", wide - 1) + 1;
+    const std::size_t nr = std::stoul(desc.substr(num, wide - num));
+    const bool expect_in_place = (sh.c / sh.groups) % nr == 0;
+    (expect_in_place ? in_place : flipped) += 1;
+    EXPECT_EQ(desc.find("flipped in place") != std::string::npos, expect_in_place) << desc;
+    EXPECT_EQ(desc.find("with flipped filters") != std::string::npos, !expect_in_place) << desc;
     // Without taps in the padding (1x1, no padding) no zero rows: no workspace but alignment.
     if (sh.f == 1) EXPECT_LE(plan.workspace_bytes(), 64u) << plan.describe();
     check_with<float, float>(d, dnn::Algorithm::ImplicitGemm, 1.0f, 0.0f, true, false);
     check_with<float, float>(d, dnn::Algorithm::ImplicitGemm, 0.5f, 1.0f, true, false);
   }
+  EXPECT_GE(in_place, 3u);  // both ways were taken
+  EXPECT_GE(flipped, 1u);
 }
 
 // 16-bit x and dy of one type: tap_gemm gathers x in that type, so that its GEMMs run

@@ -29,6 +29,10 @@
 //    set (a tap can fall in the padding), each work-item zeroes its own zero row in the
 //    workspace (C / G floats).
 //
+//  * ROWRUN=1 (NHWC, G = 1, dilation_w = 1, S > 1, not WIN, KC = 0): a filter row's
+//    taps run as one reduction of S * C steps where the block's rows lie inside the
+//    image (the zero row then holds S * C zeros).
+//
 // LAYOUT 0: x NCHW, w KCRS, y and z NKPQ. LAYOUT 1: x NHWC, w KRSC, y and z NPQK.
 // X_T (x and w), Y_T (y and z): 0 f32, 1 f16, 2 bf16. The epilogue is conv.cl's:
 // y = act(alpha * acc + beta * y + bias[k] + z).
@@ -55,6 +59,9 @@
 #endif
 #ifndef WIN
 #define WIN 0
+#endif
+#ifndef ROWRUN
+#define ROWRUN 0
 #endif
 #define NR (VW * NV)
 #define CP_CAT_(a, b) a##b
@@ -337,6 +344,23 @@ AXLE_KERNEL void axle_conv_packed_fwd(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x,
 #pragma unroll
     for (int e = 0; e < MR * NV; ++e) acc[e] = AXLE_SPLAT(VT, 0.0f);
     AXLE_CONVP_ROWS(blk)
+#if ROWRUN
+    // NHWC, one group, dilation_w 1: where every row's S taps of a filter row lie inside
+    // the image, the taps' channels are one contiguous run of S * C inputs, as the
+    // panel's rows (tap, c) are: one reduction of S * C steps per filter row instead of
+    // S of C (conv1's C = 3: a pointer set-up per 3 steps). Rows outside the image read
+    // the zero row (S * C zeros).
+    bool run = true;
+#pragma unroll
+    for (int i = 0; i < MR; ++i) run = run && iw0[i] >= 0 && iw0[i] + S <= W;
+    if (run) {
+      for (int r = 0; r < R; ++r) {
+        AXLE_CONVP_POINTERS(r, 0)
+        AXLE_GLOBAL const float* wq = AXLE_CONVP_WQ(r * S, 0);
+        AXLE_CONVP_LOOP(0, S * cg)
+      }
+    } else
+#endif
     for (int r = 0; r < R; ++r)
       for (int s = 0; s < S; ++s) {
         AXLE_CONVP_POINTERS(r, s)

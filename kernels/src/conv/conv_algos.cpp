@@ -245,6 +245,8 @@ class PackedIgemmAlgo final : public ConvAlgo {
     BuildOptions opt;
     opt.define("MR", t_.mr).define("VW", t_.vw).define("NV", t_.nv).define("MB", t_.mb).define("KC", t_.kc);
     opt.define("WIN", win_ ? 1 : 0);
+    rowrun_ = d.layout == TensorLayout::NHWC && d.groups == 1 && d.dilation_w == 1 && d.s > 1 && !win_ && t_.kc == 0;
+    opt.define("ROWRUN", rowrun_ ? 1 : 0);
     Program prog = build_conv(pb, opt, "conv_packed.cl");
     if (!win_) pack_ = prog.kernel("axle_conv_pack_w");
     conv_ = prog.kernel("axle_conv_packed_fwd");
@@ -260,7 +262,8 @@ class PackedIgemmAlgo final : public ConvAlgo {
       pack_items_ = d.groups * kp_n_ * d.r * d.s * div_up(cg, kPackC);
       wp_floats_ = round_up(d.groups * kp_n_ * d.r * d.s * cg * t_.nr(), 16);
       // The zero row: C / G floats (NHWC), or (C / G - 1) * H * W + 1 (NCHW, c strides by H * W).
-      zero_len_ = d.layout == TensorLayout::NHWC ? cg : (cg - 1) * d.h * d.w + 1;
+      // ROWRUN reads S * C / G of it at once.
+      zero_len_ = d.layout == TensorLayout::NHWC ? cg * (rowrun_ ? d.s : 1) : (cg - 1) * d.h * d.w + 1;
     }
     ws_bytes_ = kAlign + (wp_floats_ + round_up(zero_len_, 16)) * sizeof(float);
   }
@@ -273,7 +276,8 @@ class PackedIgemmAlgo final : public ConvAlgo {
     return "packed MR=" + std::to_string(t_.mr) + " VW=" + std::to_string(t_.vw) + " NV=" + std::to_string(t_.nv) +
            " MB=" + std::to_string(t_.mb) + " KC=" + std::to_string(t_.kc) +
            (win_ ? ", the layer's filters read flipped in place as " + std::to_string(t_.nr()) + "-wide panels"
-                 : ", filters packed in " + std::to_string(t_.nr()) + "-wide panels");
+                 : ", filters packed in " + std::to_string(t_.nr()) + "-wide panels") +
+           (rowrun_ ? ", a filter row's taps as one run" : "");
   }
   // The panels and the zero row, packed once (forward plans; WIN reads w in place).
   std::size_t packed_weights_bytes() const override {
@@ -345,6 +349,7 @@ class PackedIgemmAlgo final : public ConvAlgo {
   ConvProblem pb_;
   PackedParams t_;
   bool win_ = false;        // the layer's filters read flipped and transposed in place (WIN=1)
+  bool rowrun_ = false;     // a filter row's taps as one reduction (ROWRUN=1)
   bool zero_rows_ = false;  // WIN: a tap can fall in the padding, each work-item keeps a zero row
   Kernel pack_, conv_;
   std::size_t kp_n_ = 0, grid_x_ = 0, pack_items_ = 0, wp_floats_ = 0, zero_len_ = 0, ws_bytes_ = 0;
