@@ -268,6 +268,45 @@ TEST_P(ConvTest, ImplicitGemmBlockEdges) {
     }
 }
 
+// The packed kernel's panel groups: a work-item takes KPN filter panels for each of its
+// pixel blocks (the default on CPUs for 1x1 layers; AXLE_CONV_KPN forces it), with a
+// partial last group (K / G panels not a multiple of KPN), several taps (a filter row
+// as one run in NHWC), groups, 16-bit storage and every epilogue part.
+TEST_P(ConvTest, PackedKernelPanelGroups) {
+  if (dev().info().type != axle::DeviceType::CPU) GTEST_SKIP() << "the packed kernel is the CPU one";
+  axle_test::ScopedEnv variant("AXLE_CONV_IGEMM", "packed");
+  {
+    Conv2dDesc d = make(1, 64, 14, 14, 256, 1, 1, TensorLayout::NHWC);
+    axle::dnn::Conv2dOptions opt;
+    opt.algorithm = Algorithm::ImplicitGemm;
+    const axle::dnn::Conv2dPlan p(dev(), d, {}, axle::dnn::Direction::Forward, {}, opt);
+    EXPECT_TRUE(axle_test::contains_all(p.describe(), {"packed MR=", " KPN="})) << p.describe();
+    axle_test::ScopedEnv bad("AXLE_CONV_KPN", "0");
+    AXLE_EXPECT_THROW_MSG(axle::dnn::Conv2dPlan(dev(), d, {}, axle::dnn::Direction::Forward, {}, opt),
+                          axle::InvalidArgument, {"AXLE_CONV_KPN = '0'", "at least 1"});
+  }
+  struct Shape {
+    std::size_t n, c, h, w, k, f, stride, pad, groups;
+  };
+  for (const char* kpn : {"2", "3"}) {
+    axle_test::ScopedEnv env("AXLE_CONV_KPN", kpn);
+    SCOPED_TRACE(std::string("AXLE_CONV_KPN=") + kpn);
+    for (TensorLayout l : {TensorLayout::NCHW, TensorLayout::NHWC})
+      for (const Shape& sh : {Shape{2, 19, 5, 7, 70, 1, 1, 0, 1}, Shape{1, 5, 7, 9, 70, 3, 1, 1, 1},
+                              Shape{1, 6, 6, 5, 140, 3, 2, 1, 2}, Shape{3, 7, 4, 3, 200, 1, 2, 0, 1}}) {
+        Conv2dDesc d = make(sh.n, sh.c, sh.h, sh.w, sh.k, sh.f, sh.f, l);
+        d.stride_h = d.stride_w = sh.stride;
+        d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = sh.pad;
+        d.groups = sh.groups;
+        run_conv<float, float>(dev(), d, Algorithm::ImplicitGemm);
+        Epi e;
+        e.bias = true, e.residual = true, e.act = Activation::GELU, e.alpha = 0.5f, e.beta = 0.25f;
+        run_conv<float, float>(dev(), d, Algorithm::ImplicitGemm, e);
+        run_conv<half_t, bfloat16_t>(dev(), d, Algorithm::ImplicitGemm);
+      }
+  }
+}
+
 // Both CPU kernels keep state in the workspace (filter panels and the zero row; the
 // in-place kernel's zero rows): a caller's workspace full of garbage must not matter.
 TEST_P(ConvTest, CpuImplicitGemmsUseTheCallersWorkspace) {
@@ -462,6 +501,14 @@ TEST_P(ConvTest, SelectorAndDescribe) {
   if (cpu) EXPECT_TRUE(axle_test::contains_all(p1.describe(), {"64 output pixels", "x read in place"})) << p1.describe();
   Conv2dDesc many = make(2, 16, 48, 48, 8, 1, 1, TensorLayout::NHWC);  // 4608 pixels
   EXPECT_EQ(axle::dnn::Conv2dPlan(dev(), many, f32).algorithm(), Algorithm::Gemm1x1);
+  {
+    // Filters packed once by the caller: the implicit GEMM over many pixels too (CPUs).
+    axle::dnn::Conv2dOptions once;
+    once.packed_weights = true;
+    axle::dnn::Conv2dPlan pp(dev(), many, f32, axle::dnn::Direction::Forward, {}, once);
+    EXPECT_EQ(pp.algorithm(), cpu ? Algorithm::ImplicitGemm : Algorithm::Gemm1x1) << pp.describe();
+    if (cpu) EXPECT_TRUE(axle_test::contains_all(pp.describe(), {"filters packed once", "packed MR="})) << pp.describe();
+  }
   one.layout = TensorLayout::NCHW;
   EXPECT_EQ(axle::dnn::Conv2dPlan(dev(), one, f32).algorithm(), Algorithm::Gemm1x1);
   one.layout = TensorLayout::NHWC;

@@ -20,7 +20,9 @@
 //    (C / G - 1) * H * W + 1 long). With KC > 0 the reduction is walked tap by tap in
 //    KC-deep channel slices, each slice of the panel (KC x NR, L1-sized) reused by the
 //    MB blocks, whose partial sums wait in private memory between slices.
-//    dims (ceil(pixel blocks / MB), K / G panels, G).
+//    dims (ceil(pixel blocks / MB), ceil(K / G panels / KPN), G). With KPN > 1 (KC = 0;
+//    1x1 layers) a work-item takes KPN consecutive panels for each of its blocks, the
+//    block's input rows staying in L1 while the panels pass.
 //  * WIN=1 (NHWC, f32): the forward pass over dy of a stride-1 backward data. The panel
 //    rows are read in place from the layer's own KRSC filters, flipped and transposed:
 //    row (tap t, channel c) of output channels kf.. is w[g kg' + c][taps-1-t][kf..],
@@ -62,6 +64,9 @@
 #endif
 #ifndef ROWRUN
 #define ROWRUN 0
+#endif
+#ifndef KPN
+#define KPN 1
 #endif
 #define NR (VW * NV)
 #define CP_CAT_(a, b) a##b
@@ -265,7 +270,7 @@ AXLE_KERNEL void axle_conv_packed_fwd(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x,
                                       AXLE_GLOBAL const Y_ELEM* AXLE_RESTRICT z, ulong z_off, AXLE_CONV_GEOMETRY,
                                       float alpha, float beta, int has_bias, int has_z, int act, int zero_rows) {
   const int blk0 = (int)AXLE_GLOBAL_ID(0) * MB;
-  const int kp = (int)AXLE_GLOBAL_ID(1);
+  const int kp0 = (int)AXLE_GLOBAL_ID(1) * KPN;
   const int g = (int)AXLE_GLOBAL_ID(2);
   const int cg = C / G, kg = K / G, kp_n = (kg + NR - 1) / NR, taps = R * S;
   const int PQ = P * Q, M = N * PQ, HW = H * W;
@@ -289,13 +294,17 @@ AXLE_KERNEL void axle_conv_packed_fwd(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x,
   wsrc += wsrc_off;
 #else
   AXLE_GLOBAL const X_ELEM* zrow = (AXLE_GLOBAL const X_ELEM*)(ws + zero_off);
-  AXLE_GLOBAL const float* wpan = ws + wp_off + (ulong)(g * kp_n + kp) * taps * (ulong)cg * NR;
+  AXLE_GLOBAL const float* wpan0 = ws + wp_off + (ulong)(g * kp_n) * taps * (ulong)cg * NR;
 #endif
   int ih0[MR], iw0[MR];
   ulong xb[MR];
   AXLE_GLOBAL const X_ELEM* xp[MR];
   VT acc[MR * NV];
 #if KC > 0
+  const int kp = kp0;  // KPN is 1 with KC
+#if !WIN
+  AXLE_GLOBAL const float* wpan = wpan0 + (ulong)kp * taps * (ulong)cg * NR;
+#endif
   VT part[MB * MR * NV];
   int bh[MB * MR], bw[MB * MR];  // the blocks' row coordinates, computed once
   ulong bb[MB * MR];
@@ -340,34 +349,39 @@ AXLE_KERNEL void axle_conv_packed_fwd(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x,
     }
   }
 #else
-  for (int blk = blk0; blk < blk1; ++blk) {
-#pragma unroll
-    for (int e = 0; e < MR * NV; ++e) acc[e] = AXLE_SPLAT(VT, 0.0f);
-    AXLE_CONVP_ROWS(blk)
-#if ROWRUN
-    // NHWC, one group, dilation_w 1: where every row's S taps of a filter row lie inside
-    // the image, the taps' channels are one contiguous run of S * C inputs, as the
-    // panel's rows (tap, c) are: one reduction of S * C steps per filter row instead of
-    // S of C (conv1's C = 3: a pointer set-up per 3 steps). Rows outside the image read
-    // the zero row (S * C zeros).
-    bool run = true;
-#pragma unroll
-    for (int i = 0; i < MR; ++i) run = run && iw0[i] >= 0 && iw0[i] + S <= W;
-    if (run) {
-      for (int r = 0; r < R; ++r) {
-        AXLE_CONVP_POINTERS(r, 0)
-        AXLE_GLOBAL const float* wq = AXLE_CONVP_WQ(r * S, 0);
-        AXLE_CONVP_LOOP(0, S * cg)
-      }
-    } else
+  const int kp1 = min(kp_n, kp0 + KPN);
+  for (int blk = blk0; blk < blk1; ++blk)
+    for (int kp = kp0; kp < kp1; ++kp) {
+#if !WIN
+      AXLE_GLOBAL const float* wpan = wpan0 + (ulong)kp * taps * (ulong)cg * NR;
 #endif
-    for (int r = 0; r < R; ++r)
-      for (int s = 0; s < S; ++s) {
-        AXLE_CONVP_POINTERS(r, s)
-        AXLE_GLOBAL const float* wq = AXLE_CONVP_WQ(r * S + s, 0);
-        AXLE_CONVP_LOOP(0, cg)
-      }
-    axle_convp_store(acc, blk * MR, kp * NR, g, y, bias, z, M, PQ, K, kg, alpha, beta, has_bias, has_z, act);
-  }
+#pragma unroll
+      for (int e = 0; e < MR * NV; ++e) acc[e] = AXLE_SPLAT(VT, 0.0f);
+      AXLE_CONVP_ROWS(blk)
+#if ROWRUN
+      // NHWC, one group, dilation_w 1: where every row's S taps of a filter row lie inside
+      // the image, the taps' channels are one contiguous run of S * C inputs, as the
+      // panel's rows (tap, c) are: one reduction of S * C steps per filter row instead of
+      // S of C (conv1's C = 3: a pointer set-up per 3 steps). Rows outside the image read
+      // the zero row (S * C zeros).
+      bool run = true;
+#pragma unroll
+      for (int i = 0; i < MR; ++i) run = run && iw0[i] >= 0 && iw0[i] + S <= W;
+      if (run) {
+        for (int r = 0; r < R; ++r) {
+          AXLE_CONVP_POINTERS(r, 0)
+          AXLE_GLOBAL const float* wq = AXLE_CONVP_WQ(r * S, 0);
+          AXLE_CONVP_LOOP(0, S * cg)
+        }
+      } else
+#endif
+      for (int r = 0; r < R; ++r)
+        for (int s = 0; s < S; ++s) {
+          AXLE_CONVP_POINTERS(r, s)
+          AXLE_GLOBAL const float* wq = AXLE_CONVP_WQ(r * S + s, 0);
+          AXLE_CONVP_LOOP(0, cg)
+        }
+      axle_convp_store(acc, blk * MR, kp * NR, g, y, bias, z, M, PQ, K, kg, alpha, beta, has_bias, has_z, act);
+    }
 #endif
 }

@@ -186,10 +186,16 @@ Algorithm select(const ConvProblem& pb, std::string& why) {
     // read in place, one launch) than as a GEMM that packs both operands; with many
     // pixels the GEMM's blocking wins (ResNet-50's 1x1 layers on PoCL AVX-512: batch 1,
     // 784-3136 pixels, 1.1-1.4x; batch 8 the GEMM 1.05-1.4x).
+    // Filters packed once by the caller, the implicit GEMM wins over many pixels too
+    // (batch 8: 1.05-1.25x), the GEMM packing both operands on every run.
     const std::size_t m = d.n * pb.p * pb.q;
-    if (few_pixels_1x1_on_cpu(pb, m) && algo_unsupported_reason(Algorithm::ImplicitGemm, pb).empty()) {
-      why = "1x1 filter over " + std::to_string(m) + " output pixels (at most " + std::to_string(kFewPixels1x1) +
-            ") on a CPU: the implicit GEMM, x read in place";
+    const bool packed_once = pb.options.packed_weights && pb.device.info().type == DeviceType::CPU &&
+                             d.layout == TensorLayout::NHWC;
+    if ((packed_once || few_pixels_1x1_on_cpu(pb, m)) &&
+        algo_unsupported_reason(Algorithm::ImplicitGemm, pb).empty()) {
+      why = packed_once ? "1x1 filter, filters packed once, on a CPU: the implicit GEMM, x read in place"
+                        : "1x1 filter over " + std::to_string(m) + " output pixels (at most " +
+                              std::to_string(kFewPixels1x1) + ") on a CPU: the implicit GEMM, x read in place";
       return Algorithm::ImplicitGemm;
     }
     why = "1x1 filter at stride 1 without padding: a plain GEMM";
