@@ -3,6 +3,8 @@
 // axle-variant: -DX_T=1 -DY_T=1 -DLAYOUT=1 -DMR=6 -DVW=8 -DNV=2 -DMB=2 -DKC=32
 // axle-variant: -DX_T=2 -DY_T=0 -DLAYOUT=0 -DMR=4 -DVW=8 -DNV=1 -DMB=1 -DKC=0
 // axle-variant: -DX_T=0 -DY_T=0 -DLAYOUT=1 -DMR=6 -DVW=16 -DNV=2 -DMB=2 -DKC=64 -DWIN=1
+// axle-variant: -DX_T=0 -DY_T=0 -DLAYOUT=1 -DMR=6 -DVW=8 -DNV=2 -DMB=4 -DKC=0 -DROWRUN=1 -DKPN=4
+// axle-variant: -DX_T=1 -DY_T=2 -DLAYOUT=1 -DMR=6 -DVW=16 -DNV=4 -DMB=1 -DKC=0 -DKPN=3
 //
 // Axle 2-D convolution, packed CPU kernels (portable dialect; also compiles as CUDA
 // under NVRTC). The implicit GEMM (N P Q) x (K / G) x (R S C / G) per group, modelled
