@@ -405,6 +405,7 @@ void packed_filters_case(const axle::Device& dev, const Conv2dDesc& d, const Epi
     s.synchronize();
     EXPECT_EQ(check_forward(d, h, e, out, [](double) { return 0.0; }), 0u);
   }
+  EXPECT_EQ(s.workspace_bytes(), 0u);  // the panels came with packed_w: no workspace taken
   // A run without packed_w packs as it goes, made for packed filters or not.
   s.copy(h.w, b.w.template view<TX>());
   s.copy(h.y, b.y.template view<TY>());

@@ -235,7 +235,8 @@ class Conv2dPlan {
   /// reorders and cuDNN's filter transforms are done once: pack_weights(stream, w,
   /// packed) enqueues the rearrangement into `packed` (at least packed_weights_bytes()
   /// bytes, starting at a multiple of 64 bytes), and runs given Conv2dArgs::packed_w =
-  /// packed then skip it. Packed filters are a snapshot: pack again after w changes.
+  /// packed then skip it (and need no workspace: the CPU implicit GEMM's panels are
+  /// what its workspace held). Packed filters are a snapshot: pack again after w changes.
   /// packed_weights_bytes() is 0 when the plan's algorithm reads w as given (nothing
   /// to prepare; pack_weights then throws Unsupported, and so does run() given packed_w).
   std::size_t packed_weights_bytes() const;

@@ -406,7 +406,7 @@ void Conv2dPlan::run(Stream& stream, const Conv2dArgs& args) const {
     detail::check_tensor("z", args.z, p.pb.types.y, d.y_elems(), dev, d);
   else if (args.z.valid())
     throw InvalidArgument("conv2d: a residual z was given but the plan fuses none (Conv2dFusion::residual)");
-  const std::size_t ws = p.algo->workspace_bytes();
+  const std::size_t ws = args.packed_w.valid() ? p.algo->packed_run_workspace_bytes() : p.algo->workspace_bytes();
   const Buffer* ws_buf = nullptr;
   std::size_t ws_off = 0;
   if (args.workspace.valid()) {

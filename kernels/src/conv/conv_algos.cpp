@@ -266,7 +266,8 @@ class PackedIgemmAlgo final : public ConvAlgo {
       : pb_(pb), t_(packed_params(pb)), win_(pb.w_transposed && transposed_ok(pb, t_)) {
     const Conv2dDesc& d = pb.desc;
     BuildOptions opt;
-    opt.define("MR", t_.mr).define("VW", t_.vw).define("NV", t_.nv).define("MB", t_.mb).define("KC", t_.kc).define("KPN", t_.kpn);
+    opt.define("MR", t_.mr).define("VW", t_.vw).define("NV", t_.nv).define("MB", t_.mb).define("KC", t_.kc);
+    opt.define("KPN", t_.kpn);
     opt.define("WIN", win_ ? 1 : 0);
     rowrun_ = d.layout == TensorLayout::NHWC && d.groups == 1 && d.dilation_w == 1 && d.s > 1 && !win_ && t_.kc == 0;
     opt.define("ROWRUN", rowrun_ ? 1 : 0);
@@ -307,6 +308,8 @@ class PackedIgemmAlgo final : public ConvAlgo {
   std::size_t packed_weights_bytes() const override {
     return win_ || pb_.direction != Direction::Forward ? 0 : (wp_floats_ + round_up(zero_len_, 16)) * sizeof(float);
   }
+  // The zero row comes with the packed filters: nothing else.
+  std::size_t packed_run_workspace_bytes() const override { return 0; }
   void pack_weights(Stream& stream, const TensorRef& w, const Buffer& dst, std::size_t off) const override {
     const std::size_t wp_off = off / sizeof(float);
     enqueue_pack(stream, w, dst, wp_off, wp_off + wp_floats_);

@@ -39,6 +39,8 @@ class ConvAlgo {
   /// Bytes of the filters prepared once (Conv2dPlan::pack_weights); 0 when the
   /// algorithm reads w as given.
   virtual std::size_t packed_weights_bytes() const { return 0; }
+  /// The workspace a run given args.packed_w needs.
+  virtual std::size_t packed_run_workspace_bytes() const { return workspace_bytes(); }
   /// Enqueue the preparation of `w` into `dst` from byte `off` (a multiple of 64); only
   /// called when packed_weights_bytes() > 0. run() then finds the result in
   /// args.packed_w.
