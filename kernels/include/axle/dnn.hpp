@@ -164,8 +164,9 @@ struct Conv2dOptions {
   /// The runs will pass filters packed once (Conv2dPlan::pack_weights and
   /// Conv2dArgs::packed_w): choose for that. On CPU devices the implicit GEMM then
   /// takes its packed kernel on layers where packing on every run would cost more than
-  /// reading the filters in place (many channels over few pixels). Runs without
-  /// packed_w still work (they pack as they go).
+  /// reading the filters in place (many channels over few pixels), and serves 1x1
+  /// layers over any number of pixels (else a GEMM that packs both operands per run).
+  /// Runs without packed_w still work (they pack as they go).
   bool packed_weights = false;
 };
 
