@@ -243,6 +243,15 @@ void check_tensor(const char* name, const TensorRef& t, DataType want, std::size
                      " elements but its view holds " + std::to_string(t.size));
 }
 
+// The stream a plan's work goes to: valid and on the plan's device. Returns its device.
+const Device& check_stream(const Conv2dPlanImpl& p, const Stream& stream) {
+  if (!stream.valid()) throw InvalidArgument("conv2d: the stream is empty (moved-from)");
+  const Device& dev = stream.device();
+  if (dev != p.pb.device)
+    throw InvalidArgument("conv2d: the plan was made for " + p.pb.device.id() + " but the stream is on " + dev.id());
+  return dev;
+}
+
 // A view of packed filters (Conv2dArgs::packed_w, or pack_weights' destination).
 void check_packed(const char* name, const BufferView<unsigned char>& v, const Conv2dPlanImpl& p, const Device& dev) {
   const std::size_t bytes = p.algo->packed_weights_bytes();
@@ -378,10 +387,7 @@ std::string Conv2dPlan::describe() const {
 
 void Conv2dPlan::run(Stream& stream, const Conv2dArgs& args) const {
   const auto& p = need(impl_);
-  if (!stream.valid()) throw InvalidArgument("conv2d: the stream is empty (moved-from)");
-  const Device& dev = stream.device();
-  if (dev != p.pb.device)
-    throw InvalidArgument("conv2d: the plan was made for " + p.pb.device.id() + " but the stream is on " + dev.id());
+  const Device& dev = detail::check_stream(p, stream);
   const Conv2dDesc& d = p.pb.desc;
   detail::check_tensor("x", args.x, p.pb.types.x, d.x_elems(), dev, d);
   if (args.packed_w.valid()) {
@@ -431,10 +437,7 @@ std::size_t Conv2dPlan::packed_weights_bytes() const { return need(impl_).algo->
 
 void Conv2dPlan::pack_weights(Stream& stream, const TensorRef& w, const BufferView<unsigned char>& packed) const {
   const auto& p = need(impl_);
-  if (!stream.valid()) throw InvalidArgument("conv2d: the stream is empty (moved-from)");
-  const Device& dev = stream.device();
-  if (dev != p.pb.device)
-    throw InvalidArgument("conv2d: the plan was made for " + p.pb.device.id() + " but the stream is on " + dev.id());
+  const Device& dev = detail::check_stream(p, stream);
   if (!packed.valid()) throw InvalidArgument("conv2d: pack_weights needs a destination view (packed is empty)");
   detail::check_packed("packed", packed, p, dev);
   detail::check_tensor("w", w, p.pb.types.w, p.pb.desc.w_elems(), dev, p.pb.desc);
