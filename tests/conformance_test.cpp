@@ -385,6 +385,7 @@ TEST_P(DeviceTest, InfoMatchesNativeQuery) {
   EXPECT_EQ(i.global_mem_bytes, val(CL_DEVICE_GLOBAL_MEM_SIZE, cl_ulong{0}));
   EXPECT_EQ(i.max_alloc_bytes, val(CL_DEVICE_MAX_MEM_ALLOC_SIZE, cl_ulong{0}));
   EXPECT_EQ(i.local_mem_bytes, val(CL_DEVICE_LOCAL_MEM_SIZE, cl_ulong{0}));
+  EXPECT_EQ(i.cache_bytes, val(CL_DEVICE_GLOBAL_MEM_CACHE_SIZE, cl_ulong{0}));
   EXPECT_EQ(i.max_work_group_size, val(CL_DEVICE_MAX_WORK_GROUP_SIZE, std::size_t{0}));
   EXPECT_EQ(i.max_clock_mhz, val(CL_DEVICE_MAX_CLOCK_FREQUENCY, cl_uint{0}));
   const cl_device_type t = val(CL_DEVICE_TYPE, cl_device_type{0});

@@ -32,9 +32,11 @@ using namespace axle_test::conv;
 // algo is Auto and one_shot) and checks every element of y against the reference,
 // and that nothing around y changed.
 template <typename TX, typename TY>
-void run_conv(const axle::Device& dev, const Conv2dDesc& d, Algorithm algo, const Epi& e = {}, bool one_shot = false) {
-  SCOPED_TRACE(d.str() + " algo " + axle::dnn::to_string(algo) + " on " + dev.id() + " " + describe(e));
-  const std::size_t off = 5, guard = 7;  // view offsets and trailing elements that must not change
+void run_conv(const axle::Device& dev, const Conv2dDesc& d, Algorithm algo, const Epi& e = {}, bool one_shot = false,
+              std::size_t off = 5) {
+  SCOPED_TRACE(d.str() + " algo " + axle::dnn::to_string(algo) + " on " + dev.id() + " " + describe(e) +
+               " views at element " + std::to_string(off));
+  const std::size_t guard = 7;  // trailing elements that must not change; off: the views' offsets
   const ForwardHost<TX, TY> h(d, e, off, guard,
                               static_cast<unsigned>(d.n * 7 + d.c * 131 + d.k * 17 + d.h * 3 + d.r));
   axle::Stream s = dev.create_stream();
@@ -304,6 +306,66 @@ TEST_P(ConvTest, PackedKernelPanelGroups) {
         run_conv<float, float>(dev(), d, Algorithm::ImplicitGemm, e);
         run_conv<half_t, bfloat16_t>(dev(), d, Algorithm::ImplicitGemm);
       }
+  }
+}
+
+// Streaming stores of y (NTS in conv_packed.cl): where the plan chooses them, and results
+// with y's view aligned to a vector (the streaming path) and not (the plain one), with
+// and without the epilogue (beta != 0 reads y: the plain path).
+TEST_P(ConvTest, PackedKernelStreamingStores) {
+  if (dev().info().type != axle::DeviceType::CPU || dev().info().backend != "opencl")
+    GTEST_SKIP() << "the packed kernel's streaming stores are the OpenCL CPU ones";
+  axle_test::ScopedEnv variant("AXLE_CONV_IGEMM", "packed");
+  axle::dnn::Conv2dOptions opt;
+  opt.algorithm = Algorithm::ImplicitGemm;
+  auto described = [&](const Conv2dDesc& d, axle::dnn::DataType y) {
+    return axle::dnn::Conv2dPlan(dev(), d, {axle::dnn::DataType::F32, axle::dnn::DataType::F32, y},
+                                 axle::dnn::Direction::Forward, {}, opt)
+        .describe();
+  };
+  const Conv2dDesc small = make(1, 8, 6, 6, 32, 1, 1, TensorLayout::NHWC);
+  {
+    // Auto: a y of a quarter of the device's cache or more (here K x 16 x 16 pixels).
+    const std::uint64_t cache = dev().info().cache_bytes;
+    ASSERT_GT(cache, 0u) << "PoCL reports its cache size";
+    Conv2dDesc big = make(1, 4, 16, 16, 1, 1, 1, TensorLayout::NHWC);
+    big.k = static_cast<std::size_t>((cache / 4 + 16 * 16 * 4 - 1) / (16 * 16 * 4));
+    EXPECT_NE(described(big, axle::dnn::DataType::F32).find("streaming stores"), std::string::npos);
+    big.k -= 1;
+    EXPECT_EQ(described(big, axle::dnn::DataType::F32).find("streaming stores"), std::string::npos);
+    EXPECT_EQ(described(small, axle::dnn::DataType::F32).find("streaming stores"), std::string::npos);
+  }
+  {
+    axle_test::ScopedEnv off("AXLE_CONV_STREAM_STORES", "off");
+    Conv2dDesc big = make(1, 4, 16, 16, 1, 1, 1, TensorLayout::NHWC);
+    big.k = static_cast<std::size_t>(dev().info().cache_bytes / (16 * 16 * 4));
+    EXPECT_EQ(described(big, axle::dnn::DataType::F32).find("streaming stores"), std::string::npos);
+  }
+  axle_test::ScopedEnv on("AXLE_CONV_STREAM_STORES", "on");
+  EXPECT_NE(described(small, axle::dnn::DataType::F32).find("streaming stores"), std::string::npos);
+  // Not for 16-bit outputs, nor NCHW (its stores are not full vectors along k).
+  EXPECT_EQ(described(small, axle::dnn::DataType::F16).find("streaming stores"), std::string::npos);
+  Conv2dDesc nchw = small;
+  nchw.layout = TensorLayout::NCHW;
+  EXPECT_EQ(described(nchw, axle::dnn::DataType::F32).find("streaming stores"), std::string::npos);
+  struct Shape {
+    std::size_t n, c, h, w, k, f, stride, pad, groups;
+  };
+  for (const Shape& sh : {Shape{2, 19, 5, 7, 70, 1, 1, 0, 1}, Shape{1, 5, 7, 9, 64, 3, 1, 1, 1},
+                          Shape{1, 6, 6, 5, 160, 3, 2, 1, 2}}) {
+    Conv2dDesc d = make(sh.n, sh.c, sh.h, sh.w, sh.k, sh.f, sh.f, TensorLayout::NHWC);
+    d.stride_h = d.stride_w = sh.stride;
+    d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = sh.pad;
+    d.groups = sh.groups;
+    for (std::size_t off : {std::size_t{0}, std::size_t{16}, std::size_t{5}}) {
+      run_conv<float, float>(dev(), d, Algorithm::ImplicitGemm, {}, false, off);
+      Epi fused;  // beta 0: streaming, with the epilogue
+      fused.bias = true, fused.residual = true, fused.act = Activation::ReLU, fused.alpha = 0.5f;
+      run_conv<float, float>(dev(), d, Algorithm::ImplicitGemm, fused, false, off);
+      Epi reads_y;  // beta != 0: y is read, the plain stores
+      reads_y.bias = true, reads_y.beta = 0.25f;
+      run_conv<float, float>(dev(), d, Algorithm::ImplicitGemm, reads_y, false, off);
+    }
   }
 }
 

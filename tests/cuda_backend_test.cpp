@@ -128,6 +128,7 @@ TEST_F(CudaDeviceTest, InfoIsFilledIn) {
   EXPECT_GT(i.max_clock_mhz, 0u);
   EXPECT_GT(i.global_mem_bytes, 0u);
   EXPECT_GE(i.local_mem_bytes, 48u * 1024);
+  EXPECT_GE(i.cache_bytes, 1u << 20);  // every sm_70+ GPU has at least 1 MiB of L2
   EXPECT_GE(i.max_work_group_size, 1024u);
   EXPECT_GE(i.max_work_item_sizes[0], 1024u);
   EXPECT_TRUE(i.fp64);

@@ -58,6 +58,7 @@ int query(bool json) {
                                 {"global_mem_bytes", d.global_mem_bytes},
                                 {"max_alloc_bytes", d.max_alloc_bytes},
                                 {"local_mem_bytes", d.local_mem_bytes},
+                                {"cache_bytes", d.cache_bytes},
                                 {"max_work_group_size", d.max_work_group_size},
                                 {"max_work_item_sizes",
                                  {d.max_work_item_sizes[0], d.max_work_item_sizes[1], d.max_work_item_sizes[2]}},
@@ -95,6 +96,7 @@ int query(bool json) {
     row("Global memory (bytes)", human_bytes(d.global_mem_bytes));
     row("Max allocation (bytes)", human_bytes(d.max_alloc_bytes));
     row("Local memory (bytes)", human_bytes(d.local_mem_bytes));
+    row("Global memory cache (bytes)", d.cache_bytes ? human_bytes(d.cache_bytes) : std::string("unknown"));
     row("Max work-group size", std::to_string(d.max_work_group_size));
     row("Max work-item sizes", std::to_string(d.max_work_item_sizes[0]) + " x " + std::to_string(d.max_work_item_sizes[1]) +
                                    " x " + std::to_string(d.max_work_item_sizes[2]));

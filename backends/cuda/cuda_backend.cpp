@@ -667,6 +667,7 @@ CudaDevice::CudaDevice(int ordinal, const std::string& backend_name) {
     const int optin = attr(dev_, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN);
     shared_optin_ = static_cast<std::size_t>(std::max(per_block, optin));
     info_.local_mem_bytes = shared_optin_;
+    info_.cache_bytes = static_cast<std::uint64_t>(std::max(0, attr(dev_, CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE)));
     info_.max_work_group_size = static_cast<std::size_t>(attr(dev_, CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK));
     info_.max_work_item_sizes[0] = static_cast<std::size_t>(attr(dev_, CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_X));
     info_.max_work_item_sizes[1] = static_cast<std::size_t>(attr(dev_, CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Y));

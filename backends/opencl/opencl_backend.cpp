@@ -698,6 +698,7 @@ class ClDevice final : public DeviceImpl {
     i.global_mem_bytes = device_value<cl_ulong>(dev_, CL_DEVICE_GLOBAL_MEM_SIZE);
     i.max_alloc_bytes = device_value<cl_ulong>(dev_, CL_DEVICE_MAX_MEM_ALLOC_SIZE);
     i.local_mem_bytes = device_value<cl_ulong>(dev_, CL_DEVICE_LOCAL_MEM_SIZE);
+    i.cache_bytes = device_value<cl_ulong>(dev_, CL_DEVICE_GLOBAL_MEM_CACHE_SIZE);
     i.max_work_group_size = device_value<std::size_t>(dev_, CL_DEVICE_MAX_WORK_GROUP_SIZE);
     std::size_t sizes[3] = {0, 0, 0};
     api().clGetDeviceInfo(dev_, CL_DEVICE_MAX_WORK_ITEM_SIZES, sizeof(sizes), sizes, nullptr);

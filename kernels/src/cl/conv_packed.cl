@@ -23,8 +23,11 @@
 //    KC-deep channel slices, each slice of the panel (KC x NR, L1-sized) reused by the
 //    MB blocks, whose partial sums wait in private memory between slices.
 //    dims (ceil(pixel blocks / MB), ceil(K / G panels / KPN), G). With KPN > 1 (KC = 0;
-//    1x1 layers) a work-item takes KPN consecutive panels for each of its blocks, the
-//    block's input rows staying in L1 while the panels pass.
+//    1x1 layers) a work-item takes KPN consecutive panels, each over its MB blocks: the
+//    blocks' input rows are read from memory once, not once per panel.
+//  * NTS=1 (OpenCL, NHWC f32 output): full vectors of y are written with streaming
+//    (non-temporal) stores where beta is 0: the plan sets it when y is too large to stay
+//    in the device's cache, and a store through the cache costs a read of the line.
 //  * WIN=1 (NHWC, f32): the forward pass over dy of a stride-1 backward data. The panel
 //    rows are read in place from the layer's own KRSC filters, flipped and transposed:
 //    row (tap t, channel c) of output channels kf.. is w[g kg' + c][taps-1-t][kf..],
@@ -69,6 +72,9 @@
 #endif
 #ifndef KPN
 #define KPN 1
+#endif
+#ifndef NTS
+#define NTS 0
 #endif
 #define NR (VW * NV)
 #define CP_CAT_(a, b) a##b
@@ -162,6 +168,14 @@ AXLE_FUNC void axle_convp_store(VT* acc, int m0, int kf0, int g, AXLE_GLOBAL Y_E
             a = VLOADW(0, t);
 #endif
           }
+#if defined(AXLE_OPENCL) && NTS
+          // Streaming store (y too large to stay in cache for its reader): no read for
+          // ownership. Aligned vectors only; y is not read (beta == 0).
+          if (beta == 0.0f && (((ulong)(y + o)) & (sizeof(VT) - 1)) == 0) {
+            __builtin_nontemporal_store(a, (AXLE_GLOBAL VT*)(y + o));
+            continue;
+          }
+#endif
           VSTOREW(a, 0, y + o);
           continue;
         }
@@ -352,8 +366,10 @@ AXLE_KERNEL void axle_conv_packed_fwd(AXLE_GLOBAL const X_ELEM* AXLE_RESTRICT x,
   }
 #else
   const int kp1 = min(kp_n, kp0 + KPN);
-  for (int blk = blk0; blk < blk1; ++blk)
-    for (int kp = kp0; kp < kp1; ++kp) {
+  // Panel by panel, each over the work-item's MB blocks: the panel stays in L1 for the
+  // blocks, whose input rows stay in L2 (or L1) for the panels.
+  for (int kp = kp0; kp < kp1; ++kp)
+    for (int blk = blk0; blk < blk1; ++blk) {
 #if !WIN
       AXLE_GLOBAL const float* wpan = wpan0 + (ulong)kp * taps * (ulong)cg * NR;
 #endif

@@ -198,8 +198,26 @@ bool taps_reach_padding(const ConvProblem& pb) {
          (pb.q - 1) * d.stride_w + (d.s - 1) * d.dilation_w >= d.w;
 }
 
+// Whether y is written with streaming stores (NTS in conv_packed.cl): an NHWC f32 output
+// of at least a quarter of the device's cache would not stay there for its reader, and
+// stores through the cache read every line first (ResNet-50's 1x1 C64->K256 at batch 8,
+// 26 MB, PoCL AVX-512 with a 32 MiB cache: 1.2x; 1x1/2 C256->K512, 13 MB: 1.07x).
+// AXLE_CONV_STREAM_STORES=on|off forces the choice.
+bool streaming_stores(const ConvProblem& pb) {
+  enum class Nts { Auto, On, Off };
+  const Nts v = blas::detail::env_choice("AXLE_CONV_STREAM_STORES", {{"auto", Nts::Auto}, {"on", Nts::On}, {"off", Nts::Off}},
+                                         Nts::Auto, "auto, on, off");
+  if (pb.desc.layout != TensorLayout::NHWC || pb.types.y != DataType::F32 || pb.device.info().backend != "opencl")
+    return false;
+  if (v != Nts::Auto) return v == Nts::On;
+  const std::uint64_t cache = pb.device.info().cache_bytes;
+  const std::uint64_t y_bytes = static_cast<std::uint64_t>(pb.desc.n) * pb.p * pb.q * pb.desc.k * sizeof(float);
+  return cache > 0 && y_bytes >= cache / 4;
+}
+
 struct PackedParams {
   int mr, vw, nv, mb, kc, kpn = 1;
+  bool nts = false;  // streaming stores of y
   std::size_t nr() const { return static_cast<std::size_t>(vw) * nv; }
 };
 
@@ -257,6 +275,7 @@ PackedParams packed_params(const ConvProblem& pb) {
     kpn = std::min<std::size_t>(static_cast<std::size_t>(v), kp_n);
   }
   t.kpn = t.kc == 0 ? static_cast<int>(kpn) : 1;
+  t.nts = streaming_stores(pb);
   return t;
 }
 
@@ -268,6 +287,7 @@ class PackedIgemmAlgo final : public ConvAlgo {
     BuildOptions opt;
     opt.define("MR", t_.mr).define("VW", t_.vw).define("NV", t_.nv).define("MB", t_.mb).define("KC", t_.kc);
     opt.define("KPN", t_.kpn);
+    opt.define("NTS", t_.nts ? 1 : 0);
     opt.define("WIN", win_ ? 1 : 0);
     rowrun_ = d.layout == TensorLayout::NHWC && d.groups == 1 && d.dilation_w == 1 && d.s > 1 && !win_ && t_.kc == 0;
     opt.define("ROWRUN", rowrun_ ? 1 : 0);
@@ -302,7 +322,7 @@ class PackedIgemmAlgo final : public ConvAlgo {
            (t_.kpn > 1 ? " KPN=" + std::to_string(t_.kpn) : "") +
            (win_ ? ", the layer's filters read flipped in place as " + std::to_string(t_.nr()) + "-wide panels"
                  : ", filters packed in " + std::to_string(t_.nr()) + "-wide panels") +
-           (rowrun_ ? ", a filter row's taps as one run" : "");
+           (rowrun_ ? ", a filter row's taps as one run" : "") + (t_.nts ? ", streaming stores" : "");
   }
   // The panels and the zero row, packed once (forward plans; WIN reads w in place).
   std::size_t packed_weights_bytes() const override {

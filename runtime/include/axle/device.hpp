@@ -55,6 +55,7 @@ struct DeviceInfo {
   std::uint64_t global_mem_bytes = 0;
   std::uint64_t max_alloc_bytes = 0;  ///< largest single allocation
   std::uint64_t local_mem_bytes = 0;  ///< local (shared) memory per work-group
+  std::uint64_t cache_bytes = 0;      ///< global memory cache (L2 on CUDA; the last level on CPUs), 0 if unknown
   std::size_t max_work_group_size = 0;
   std::size_t max_work_item_sizes[3] = {0, 0, 0};
   unsigned sub_group_size = 0;  ///< warp size on CUDA, 0 when unknown
