@@ -348,6 +348,13 @@ TEST_P(ConvBackward, BwdDataReadsTheFiltersInPlace) {
     if (sh.f == 1) EXPECT_LE(plan.workspace_bytes(), 64u) << plan.describe();
     check_with<float, float>(d, dnn::Algorithm::ImplicitGemm, 1.0f, 0.0f, true, false);
     check_with<float, float>(d, dnn::Algorithm::ImplicitGemm, 0.5f, 1.0f, true, false);
+    {  // the reduction (dy's channels) in slices, the last one partial
+      axle_test::ScopedEnv kc("AXLE_CONV_KC", "16");
+      SCOPED_TRACE("AXLE_CONV_KC=16");
+      EXPECT_NE(dnn::Conv2dPlan(dev(), d, {}, dnn::Direction::BackwardData, {}, opt).describe().find(" KC=16"),
+                std::string::npos);
+      check_with<float, float>(d, dnn::Algorithm::ImplicitGemm, 0.5f, 1.0f, true, false);
+    }
   }
   EXPECT_GE(in_place, 3u);  // both ways were taken
   EXPECT_GE(flipped, 1u);

@@ -309,6 +309,49 @@ TEST_P(ConvTest, PackedKernelPanelGroups) {
   }
 }
 
+// The packed kernel's reduction in KC-deep channel slices shared by MB blocks (the plan
+// takes them for panels too large to stream; AXLE_CONV_KC forces them): slices that do
+// not divide C / G, several taps, groups, both layouts, 16-bit storage, the epilogue.
+TEST_P(ConvTest, PackedKernelChannelSlices) {
+  if (dev().info().type != axle::DeviceType::CPU) GTEST_SKIP() << "the packed kernel is the CPU one";
+  axle_test::ScopedEnv variant("AXLE_CONV_IGEMM", "packed");
+  axle::dnn::Conv2dOptions opt;
+  opt.algorithm = Algorithm::ImplicitGemm;
+  const Conv2dDesc d0 = make(1, 40, 6, 6, 20, 3, 3, TensorLayout::NHWC);
+  for (const char* bad : {"-1", "16x", "5000"}) {
+    axle_test::ScopedEnv env("AXLE_CONV_KC", bad);
+    AXLE_EXPECT_THROW_MSG(axle::dnn::Conv2dPlan(dev(), d0, {}, axle::dnn::Direction::Forward, {}, opt),
+                          axle::InvalidArgument, {std::string("AXLE_CONV_KC = '") + bad + "'", "0 (no slices) to 4096"});
+  }
+  {
+    axle_test::ScopedEnv env("AXLE_CONV_KC", "0");
+    const std::string desc = axle::dnn::Conv2dPlan(dev(), d0, {}, axle::dnn::Direction::Forward, {}, opt).describe();
+    EXPECT_NE(desc.find(" KC=0"), std::string::npos) << desc;
+  }
+  struct Shape {
+    std::size_t n, c, h, w, k, f, stride, pad, groups;
+  };
+  for (const char* kc : {"7"}) {  // no shape's C / G is a multiple of 7: every last slice partial
+    axle_test::ScopedEnv env("AXLE_CONV_KC", kc);
+    SCOPED_TRACE(std::string("AXLE_CONV_KC=") + kc);
+    const std::string desc = axle::dnn::Conv2dPlan(dev(), d0, {}, axle::dnn::Direction::Forward, {}, opt).describe();
+    EXPECT_NE(desc.find(std::string(" KC=") + kc), std::string::npos) << desc;
+    for (TensorLayout l : {TensorLayout::NCHW, TensorLayout::NHWC})
+      for (const Shape& sh : {Shape{2, 37, 5, 7, 70, 3, 1, 1, 1}, Shape{1, 40, 6, 6, 20, 1, 1, 0, 1},
+                              Shape{1, 36, 7, 5, 48, 3, 2, 1, 2}, Shape{3, 16, 4, 3, 9, 3, 1, 2, 1}}) {
+        Conv2dDesc d = make(sh.n, sh.c, sh.h, sh.w, sh.k, sh.f, sh.f, l);
+        d.stride_h = d.stride_w = sh.stride;
+        d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = sh.pad;
+        d.groups = sh.groups;
+        run_conv<float, float>(dev(), d, Algorithm::ImplicitGemm);
+        Epi e;
+        e.bias = true, e.residual = true, e.act = Activation::GELU, e.alpha = 0.5f, e.beta = 0.25f;
+        run_conv<float, float>(dev(), d, Algorithm::ImplicitGemm, e);
+        run_conv<half_t, bfloat16_t>(dev(), d, Algorithm::ImplicitGemm);
+      }
+  }
+}
+
 // Streaming stores of y (NTS in conv_packed.cl): where the plan chooses them, and results
 // with y's view aligned to a vector (the streaming path) and not (the plain one), with
 // and without the epilogue (beta != 0 reads y: the plain path).
