@@ -623,8 +623,18 @@ TEST_P(ConvTest, SelectorAndDescribe) {
   axle::dnn::Conv2dPlan pdx(dev(), one, f32, axle::dnn::Direction::BackwardData);
   EXPECT_EQ(pdx.algorithm(), cpu ? Algorithm::ImplicitGemm : Algorithm::Gemm1x1) << pdx.describe();
   if (cpu) EXPECT_TRUE(axle_test::contains_all(pdx.describe(), {"over dy", "flipped in place"})) << pdx.describe();
-  EXPECT_EQ(axle::dnn::Conv2dPlan(dev(), many, f32, axle::dnn::Direction::BackwardData).algorithm(),
-            Algorithm::Gemm1x1);
+  {
+    // Backward data over many pixels: the implicit GEMM on CPUs where it reads the filters
+    // in place (C / G a multiple of the panel width: 64 suits 8- and 16-wide devices),
+    // else the GEMM.
+    Conv2dDesc in_place = make(2, 64, 48, 48, 8, 1, 1, TensorLayout::NHWC);
+    axle::dnn::Conv2dPlan pb(dev(), in_place, f32, axle::dnn::Direction::BackwardData);
+    EXPECT_EQ(pb.algorithm(), cpu ? Algorithm::ImplicitGemm : Algorithm::Gemm1x1) << pb.describe();
+    if (cpu) EXPECT_TRUE(axle_test::contains_all(pb.describe(), {"its filters read in place", "flipped in place"}));
+    Conv2dDesc flipped = make(2, 40, 48, 48, 8, 1, 1, TensorLayout::NHWC);
+    EXPECT_EQ(axle::dnn::Conv2dPlan(dev(), flipped, f32, axle::dnn::Direction::BackwardData).algorithm(),
+              Algorithm::Gemm1x1);
+  }
   Conv2dDesc dw = make(1, 32, 12, 12, 32, 3, 3, TensorLayout::NHWC);
   dw.groups = 32;
   axle::dnn::Conv2dPlan p2(dev(), dw, f32);

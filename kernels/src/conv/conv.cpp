@@ -314,13 +314,15 @@ Conv2dPlan::Conv2dPlan(const Device& device, const Conv2dDesc& desc, const Conv2
       impl->algorithm = Algorithm::ImplicitGemm;
       impl->why = "1x1 filter, CPU device: the register-blocked implicit GEMM over x and dy, split rows summed in order";
     } else if (direction == Direction::BackwardData && desc.r * desc.s == 1 && desc.stride_h == 1 &&
-               desc.stride_w == 1 && detail::few_pixels_1x1_on_cpu(pb, desc.n * desc.h * desc.w) &&
+               desc.stride_w == 1 && pb.device.info().type == DeviceType::CPU &&
+               desc.layout == TensorLayout::NHWC &&
                detail::algo_unsupported_reason(Algorithm::ImplicitGemm, pb).empty() &&
                detail::bwd_data_reads_filters_in_place(pb)) {
-      // As in the forward pass: over few pixels the implicit GEMM over dy (w read in place).
+      // As in the forward pass with filters packed once: the implicit GEMM over dy reads w
+      // in place (nothing packed per run) where the GEMM packs both operands, at any pixel
+      // count (ResNet-50's 1x1 layers at batch 8, PoCL AVX-512: 1.0-1.49x the GEMM).
       impl->algorithm = Algorithm::ImplicitGemm;
-      impl->why = "1x1 filter over " + std::to_string(desc.n * desc.h * desc.w) +
-                  " pixels on a CPU: the forward implicit GEMM over dy";
+      impl->why = "1x1 filter on a CPU, its filters read in place: the forward implicit GEMM over dy";
     } else if (detail::algo_unsupported_reason(Algorithm::Gemm1x1, pb).empty()) {
       impl->algorithm = Algorithm::Gemm1x1;
       impl->why = desc.stride_h == 1 && desc.stride_w == 1
