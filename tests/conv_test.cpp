@@ -80,6 +80,25 @@ class ConvTest : public ::testing::TestWithParam<axle::Device> {
  protected:
   const axle::Device& dev() const { return GetParam(); }
   void implicit_gemm_in_callers_workspace(const char* variant, std::size_t c);
+  struct Shape {
+    std::size_t n, c, h, w, k, f, stride, pad, groups;
+  };
+  // The implicit GEMM forced on each shape in both layouts: plain, the whole epilogue,
+  // and 16-bit storage.
+  void packed_kernel_shapes(std::initializer_list<Shape> shapes) {
+    for (TensorLayout l : {TensorLayout::NCHW, TensorLayout::NHWC})
+      for (const Shape& sh : shapes) {
+        Conv2dDesc d = make(sh.n, sh.c, sh.h, sh.w, sh.k, sh.f, sh.f, l);
+        d.stride_h = d.stride_w = sh.stride;
+        d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = sh.pad;
+        d.groups = sh.groups;
+        run_conv<float, float>(dev(), d, Algorithm::ImplicitGemm);
+        Epi e;
+        e.bias = true, e.residual = true, e.act = Activation::GELU, e.alpha = 0.5f, e.beta = 0.25f;
+        run_conv<float, float>(dev(), d, Algorithm::ImplicitGemm, e);
+        run_conv<half_t, bfloat16_t>(dev(), d, Algorithm::ImplicitGemm);
+      }
+  }
   // Every algorithm that claims the problem, forced, plus Auto.
   template <typename TX, typename TY>
   void all_algos(const Conv2dDesc& d, const Epi& e = {}) {
@@ -287,25 +306,11 @@ TEST_P(ConvTest, PackedKernelPanelGroups) {
     AXLE_EXPECT_THROW_MSG(axle::dnn::Conv2dPlan(dev(), d, {}, axle::dnn::Direction::Forward, {}, opt),
                           axle::InvalidArgument, {"AXLE_CONV_KPN = '0'", "at least 1"});
   }
-  struct Shape {
-    std::size_t n, c, h, w, k, f, stride, pad, groups;
-  };
   for (const char* kpn : {"2", "3"}) {
     axle_test::ScopedEnv env("AXLE_CONV_KPN", kpn);
     SCOPED_TRACE(std::string("AXLE_CONV_KPN=") + kpn);
-    for (TensorLayout l : {TensorLayout::NCHW, TensorLayout::NHWC})
-      for (const Shape& sh : {Shape{2, 19, 5, 7, 70, 1, 1, 0, 1}, Shape{1, 5, 7, 9, 70, 3, 1, 1, 1},
-                              Shape{1, 6, 6, 5, 140, 3, 2, 1, 2}, Shape{3, 7, 4, 3, 200, 1, 2, 0, 1}}) {
-        Conv2dDesc d = make(sh.n, sh.c, sh.h, sh.w, sh.k, sh.f, sh.f, l);
-        d.stride_h = d.stride_w = sh.stride;
-        d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = sh.pad;
-        d.groups = sh.groups;
-        run_conv<float, float>(dev(), d, Algorithm::ImplicitGemm);
-        Epi e;
-        e.bias = true, e.residual = true, e.act = Activation::GELU, e.alpha = 0.5f, e.beta = 0.25f;
-        run_conv<float, float>(dev(), d, Algorithm::ImplicitGemm, e);
-        run_conv<half_t, bfloat16_t>(dev(), d, Algorithm::ImplicitGemm);
-      }
+    packed_kernel_shapes({Shape{2, 19, 5, 7, 70, 1, 1, 0, 1}, Shape{1, 5, 7, 9, 70, 3, 1, 1, 1},
+                          Shape{1, 6, 6, 5, 140, 3, 2, 1, 2}, Shape{3, 7, 4, 3, 200, 1, 2, 0, 1}});
   }
 }
 
@@ -328,27 +333,13 @@ TEST_P(ConvTest, PackedKernelChannelSlices) {
     const std::string desc = axle::dnn::Conv2dPlan(dev(), d0, {}, axle::dnn::Direction::Forward, {}, opt).describe();
     EXPECT_NE(desc.find(" KC=0"), std::string::npos) << desc;
   }
-  struct Shape {
-    std::size_t n, c, h, w, k, f, stride, pad, groups;
-  };
   for (const char* kc : {"7"}) {  // no shape's C / G is a multiple of 7: every last slice partial
     axle_test::ScopedEnv env("AXLE_CONV_KC", kc);
     SCOPED_TRACE(std::string("AXLE_CONV_KC=") + kc);
     const std::string desc = axle::dnn::Conv2dPlan(dev(), d0, {}, axle::dnn::Direction::Forward, {}, opt).describe();
     EXPECT_NE(desc.find(std::string(" KC=") + kc), std::string::npos) << desc;
-    for (TensorLayout l : {TensorLayout::NCHW, TensorLayout::NHWC})
-      for (const Shape& sh : {Shape{2, 37, 5, 7, 70, 3, 1, 1, 1}, Shape{1, 40, 6, 6, 20, 1, 1, 0, 1},
-                              Shape{1, 36, 7, 5, 48, 3, 2, 1, 2}, Shape{3, 16, 4, 3, 9, 3, 1, 2, 1}}) {
-        Conv2dDesc d = make(sh.n, sh.c, sh.h, sh.w, sh.k, sh.f, sh.f, l);
-        d.stride_h = d.stride_w = sh.stride;
-        d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = sh.pad;
-        d.groups = sh.groups;
-        run_conv<float, float>(dev(), d, Algorithm::ImplicitGemm);
-        Epi e;
-        e.bias = true, e.residual = true, e.act = Activation::GELU, e.alpha = 0.5f, e.beta = 0.25f;
-        run_conv<float, float>(dev(), d, Algorithm::ImplicitGemm, e);
-        run_conv<half_t, bfloat16_t>(dev(), d, Algorithm::ImplicitGemm);
-      }
+    packed_kernel_shapes({Shape{2, 37, 5, 7, 70, 3, 1, 1, 1}, Shape{1, 40, 6, 6, 20, 1, 1, 0, 1},
+                          Shape{1, 36, 7, 5, 48, 3, 2, 1, 2}, Shape{3, 16, 4, 3, 9, 3, 1, 2, 1}});
   }
 }
 
