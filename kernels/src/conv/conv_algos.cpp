@@ -3,7 +3,9 @@
 // serves (algo_unsupported_reason) and is built once per plan (make_algo).
 #include <algorithm>
 #include <array>
+#include <climits>
 #include <cstdlib>
+#include <optional>
 #include <string_view>
 
 #include "axle/blas.hpp"
@@ -215,6 +217,17 @@ bool streaming_stores(const ConvProblem& pb) {
   return cache > 0 && y_bytes >= cache / 4;
 }
 
+// A whole number in [lo, hi] from `var` (unset or empty: nothing); any other value throws
+// InvalidArgument "<var> = '<value>': want <want>".
+std::optional<long> env_whole_number(const char* var, long lo, long hi, const char* want) {
+  const char* e = std::getenv(var);
+  if (!e || !*e) return std::nullopt;
+  char* end = nullptr;
+  const long v = std::strtol(e, &end, 10);
+  if (*end != '\0' || v < lo || v > hi) throw InvalidArgument(std::string(var) + " = '" + e + "': want " + want);
+  return v;
+}
+
 struct PackedParams {
   int mr, vw, nv, mb, kc, kpn = 1;
   bool nts = false;  // streaming stores of y
@@ -248,14 +261,8 @@ PackedParams packed_params(const ConvProblem& pb) {
   // work-items per compute unit remain. The blocks are spread evenly. AXLE_CONV_KC=N
   // forces N-deep slices (0: none).
   t.kc = panel > kPanelStreamBytes && cg >= 64 ? 64 : 0;
-  if (const char* e = std::getenv("AXLE_CONV_KC"); e && *e) {
-    char* end = nullptr;
-    const long v = std::strtol(e, &end, 10);
-    if (*end != '\0' || v < 0 || v > 4096)
-      throw InvalidArgument(std::string("AXLE_CONV_KC = '") + e +
-                            "': want a whole number of channels per slice, 0 (no slices) to 4096");
-    t.kc = static_cast<int>(v);
-  }
+  if (const auto v = env_whole_number("AXLE_CONV_KC", 0, 4096, "a whole number of channels per slice, 0 (no slices) to 4096"))
+    t.kc = static_cast<int>(*v);
   std::size_t mb;
   if (t.kc > 0) {
     // Each block group reads its whole panel once from outside L2: as few groups as
@@ -280,13 +287,8 @@ PackedParams packed_params(const ConvProblem& pb) {
     while (kpn > 1 && grid_x * div_up(kp_n, kpn) * d.groups < 4 * units) kpn = div_up(kpn, 2);
     kpn = div_up(kp_n, div_up(kp_n, kpn));  // the panels spread evenly
   }
-  if (const char* e = std::getenv("AXLE_CONV_KPN"); e && *e) {
-    char* end = nullptr;
-    const long v = std::strtol(e, &end, 10);
-    if (*end != '\0' || v < 1)
-      throw InvalidArgument(std::string("AXLE_CONV_KPN = '") + e + "': want a whole number of panels, at least 1");
-    kpn = std::min<std::size_t>(static_cast<std::size_t>(v), kp_n);
-  }
+  if (const auto v = env_whole_number("AXLE_CONV_KPN", 1, LONG_MAX, "a whole number of panels, at least 1"))
+    kpn = std::min<std::size_t>(static_cast<std::size_t>(*v), kp_n);
   t.kpn = t.kc == 0 ? static_cast<int>(kpn) : 1;
   t.nts = streaming_stores(pb);
   return t;
